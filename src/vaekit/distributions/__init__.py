@@ -1,0 +1,1 @@
+"""Distributions torch lacks (sphere families, reparameterised mixtures); KLs registered on import."""

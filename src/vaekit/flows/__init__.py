@@ -1,0 +1,1 @@
+"""Invertible transforms with log-determinants, usable as posterior refinements."""

@@ -1,0 +1,9 @@
+"""Observation models p(x|z): Bernoulli, Gaussian, categorical over pixel values."""
+
+from .base import LIKELIHOODS, Likelihood
+from .bernoulli import BernoulliLikelihood
+from .categorical import CategoricalLikelihood, QuantizedCategorical
+from .gaussian import GaussianLikelihood
+
+__all__ = ["LIKELIHOODS", "Likelihood", "BernoulliLikelihood", "GaussianLikelihood", "CategoricalLikelihood",
+           "QuantizedCategorical"]

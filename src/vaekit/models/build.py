@@ -1,0 +1,51 @@
+"""Build models from config specs (``model.type`` picks the builder; every key is checked first)."""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any, Sequence
+
+from torch import nn
+
+from ..latents import LATENTS
+from ..likelihoods import LIKELIHOODS
+from ..nets import NETS
+from ..registry import ConfigError, build, check_kwargs
+from .base import MODELS
+from .vae import VAE
+
+
+def build_net(spec: dict[str, Any], path: str, in_features: int, out_features: int | None,
+              image_shape: Sequence[int] | None) -> nn.Module:
+    """Build a network from ``spec`` with the widths the model dictates."""
+    fixed: dict[str, Any] = {"in_features": in_features}
+    fn = NETS.get(spec.get("type", "?"), path)
+    params = inspect.signature(fn).parameters
+    if out_features is not None:
+        fixed["out_features"] = out_features
+    elif "out_features" in params and params["out_features"].default is inspect.Parameter.empty:
+        raise ConfigError(f"{path}: network type {spec['type']!r} needs out_features")
+    if "image_shape" in params and image_shape is not None and "image_shape" not in spec:
+        fixed["image_shape"] = tuple(image_shape)
+    return build(NETS, spec, path, **fixed)
+
+
+@MODELS.register("vae")
+def build_vae(data_dim: int, image_shape: Sequence[int] | None, encoder: dict, latent: dict, decoder: dict,
+              likelihood: dict) -> VAE:
+    """``model: {type: vae, encoder: {...}, latent: {...}, decoder: {...}, likelihood: {...}}``."""
+    lik = build(LIKELIHOODS, likelihood, "model.likelihood", data_dim=data_dim)
+    enc = build_net(encoder, "model.encoder", data_dim, None, image_shape)
+    lat = build(LATENTS, latent, "model.latent", in_features=enc.out_features)
+    dec = build_net(decoder, "model.decoder", lat.dim, lik.out_features, image_shape)
+    return VAE(enc, lat, dec, lik)
+
+
+def build_model(spec: dict[str, Any], data_dim: int, image_shape: Sequence[int] | None = None) -> nn.Module:
+    """Build ``MODELS[spec['type']]`` for data of flattened size ``data_dim``."""
+    if not isinstance(spec, dict) or "type" not in spec:
+        raise ConfigError(f"model: expected a mapping with a 'type' key, got {spec!r}")
+    fn = MODELS.get(spec["type"], "model")
+    kwargs = {k: v for k, v in spec.items() if k != "type"}
+    check_kwargs(fn, kwargs, "model", fixed=("data_dim", "image_shape"))
+    return fn(data_dim=data_dim, image_shape=image_shape, **kwargs)

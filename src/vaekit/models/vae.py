@@ -1,0 +1,114 @@
+"""The VAE: encoder -> latent layer -> decoder -> likelihood (Kingma & Welling 2013)."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+from torch.distributions import Distribution, Independent, Normal, kl_divergence
+
+from ..latents.base import LatentLayer, has_analytic_kl
+from ..likelihoods.base import Likelihood
+from .base import VAEOutput
+
+
+def _per_dim_kl(q: Distribution, p: Distribution) -> Tensor | None:
+    """Analytic KL per latent dimension, ``(B, D)``, when both are ``Independent`` over a registered base pair."""
+    if isinstance(q, Independent) and isinstance(p, Independent) and q.reinterpreted_batch_ndims == 1 \
+            and p.reinterpreted_batch_ndims == 1 and has_analytic_kl(q.base_dist, p.base_dist):
+        return kl_divergence(q.base_dist, p.base_dist)
+    return None
+
+
+class VAE(nn.Module):
+    r"""A one-stochastic-layer VAE speaking vaekit's model protocol.
+
+    .. math::
+        \log p(x) \ge \mathcal L(x) = \mathbb E_{q(z|x)}[\log p(x|z)] - \mathrm{KL}(q(z|x)\,\|\,p(z))
+
+    (Kingma & Welling 2013, arXiv:1312.6114). Any :class:`LatentLayer` gives
+    ``q`` and ``p``; any :class:`Likelihood` gives ``p(x|z)``. ``forward``
+    computes no loss: it returns a :class:`VAEOutput` from which
+    :mod:`vaekit.objectives` and :mod:`vaekit.evaluation` compute theirs.
+
+    Args:
+        encoder: ``(…, data_dim) -> (…, latent.in_features)``.
+        latent: the stochastic layer.
+        decoder: ``(…, latent.dim) -> (…, likelihood.out_features)``.
+        likelihood: the observation model.
+    """
+
+    def __init__(self, encoder: nn.Module, latent: LatentLayer, decoder: nn.Module, likelihood: Likelihood) -> None:
+        super().__init__()
+        self.encoder = encoder
+        self.latent = latent
+        self.decoder = decoder
+        self.likelihood = likelihood
+
+    @property
+    def data_dim(self) -> int:
+        return self.likelihood.data_dim
+
+    @property
+    def latent_dim(self) -> int:
+        return self.latent.dim
+
+    # ----- the protocol -------------------------------------------------------------------------
+    def posterior(self, x: Tensor) -> Distribution:
+        """q(z|x): batch shape ``(B,)``, event shape ``(D,)``."""
+        return self.latent(self.encoder(x))
+
+    def prior(self) -> Distribution:
+        """p(z): empty batch shape, event shape ``(D,)``."""
+        return self.latent.prior()
+
+    def decode(self, z: Tensor) -> Distribution:
+        """p(x|z) for z of shape ``(*S, D)``: batch shape ``S``, event shape ``(data_dim,)``."""
+        return self.likelihood(self.decoder(z))
+
+    def log_likelihood(self, x: Tensor, z: Tensor) -> Tensor:
+        """log p(x|z), summed over data dims; ``z`` ``(*S, B, D)``, ``x`` ``(B, data_dim)`` -> ``(*S, B)``."""
+        return self.decode(z).log_prob(x)
+
+    def log_joint(self, x: Tensor, z: Tensor) -> Tensor:
+        """log p(x, z) = log p(x|z) + log p(z); shape as :meth:`log_likelihood`."""
+        return self.log_likelihood(x, z) + self.prior().log_prob(z)
+
+    def forward(self, x: Tensor, k: int = 1) -> VAEOutput:
+        """Draw ``k`` reparameterised samples per input and score them (see :class:`VAEOutput`)."""
+        q = self.posterior(x)
+        z = q.rsample((k,)) if q.has_rsample else q.sample((k,))
+        p = self.prior()
+        log_q = q.log_prob(z)
+        log_p = p.log_prob(z)
+        log_lik = self.log_likelihood(x, z)
+        if has_analytic_kl(q, p):
+            kl = kl_divergence(q, p)
+            kl_dim = _per_dim_kl(q, p)
+        else:
+            kl, kl_dim = log_q - log_p, None
+        return VAEOutput(z=z, log_likelihood=log_lik, log_prior=log_p, log_posterior=log_q, kl=kl, kl_per_dim=kl_dim)
+
+    def log_weights(self, x: Tensor, k: int) -> Tensor:
+        """``(k, B)`` log w_i = log p(x, z_i) - log q(z_i|x), z_i ~ q(z|x)."""
+        q = self.posterior(x)
+        z = q.sample((k,))
+        return self.log_joint(x, z) - q.log_prob(z)
+
+    def encode(self, x: Tensor) -> Tensor:
+        """The posterior's point estimate (mean, or mean direction on a sphere), ``(B, D)``."""
+        return self.latent.point_estimate(self.posterior(x))
+
+    def reconstruct(self, x: Tensor) -> Tensor:
+        """The mean of p(x | encode(x)), ``(B, data_dim)``."""
+        return self.decode(self.encode(x)).mean
+
+    @torch.no_grad()
+    def sample(self, n: int, mean: bool = True) -> Tensor:
+        """``n`` draws z ~ p(z) decoded to ``(n, data_dim)``: the mean of p(x|z), or a sample if ``mean`` is False."""
+        z = self.prior().sample((n,))
+        px = self.decode(z)
+        return px.mean if mean else px.sample()
+
+    def validate_input(self, x: Tensor, name: str = "x") -> None:
+        """Raise a ``ValueError`` naming the problem if this model cannot score ``x``."""
+        self.likelihood.validate(x, name)

@@ -1,0 +1,70 @@
+"""Evidence lower bounds and the schedules/regularisers around them.
+
+Each function takes tensors from a :class:`~vaekit.models.VAEOutput` and
+returns a per-example value of shape ``(B,)`` (higher is better) or a scalar
+loss; none of them hides a gradient surrogate behind a bound's name.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor
+
+
+def elbo(log_likelihood: Tensor, kl: Tensor) -> Tensor:
+    r"""Per-example ELBO, ``(B,)``.
+
+    .. math:: \mathcal L(x) = \frac1k\sum_{i=1}^k \log p(x|z_i) - \mathrm{KL}(q(z|x)\|p(z)),\quad z_i\sim q(z|x)
+
+    (Kingma & Welling 2013, Eq. 7 — "SGVB estimator B"). ``log_likelihood`` is
+    ``(k, B)``; ``kl`` is ``(B,)`` (analytic) or ``(k, B)`` (Monte Carlo).
+    """
+    return log_likelihood.mean(0) - (kl.mean(0) if kl.dim() == log_likelihood.dim() else kl)
+
+
+def beta_elbo(log_likelihood: Tensor, kl: Tensor, beta: float) -> Tensor:
+    r"""``E_q[log p(x|z)] - beta * KL`` per example, ``(B,)`` (Higgins et al. 2017).
+
+    A lower bound on log p(x) only for ``beta >= 1``; used with ``beta < 1`` as the KL warm-up
+    of Bowman et al. (2016) and Sønderby et al. (2016).
+    """
+    if beta < 0:
+        raise ValueError(f"beta must be >= 0, got {beta}")
+    return log_likelihood.mean(0) - beta * (kl.mean(0) if kl.dim() == log_likelihood.dim() else kl)
+
+
+def kl_warmup(step: int, warmup_steps: int, start: float = 0.0) -> float:
+    r"""Linear KL weight ``beta_t = min(1, start + (1 - start) t / T)`` (Bowman et al. 2016; Sønderby et al. 2016).
+
+    ``warmup_steps = 0`` means no warm-up (``beta = 1`` from the first step).
+    """
+    if warmup_steps < 0 or not 0.0 <= start <= 1.0:
+        raise ValueError(f"need warmup_steps >= 0 and 0 <= start <= 1, got {warmup_steps}, {start}")
+    if warmup_steps == 0:
+        return 1.0
+    return min(1.0, start + (1.0 - start) * step / warmup_steps)
+
+
+def free_bits_kl(kl_per_dim: Tensor, lambda_: float) -> Tensor:
+    r"""The free-bits KL penalty of Kingma et al. (2016, IAF paper, Eq. 15), a scalar.
+
+    .. math:: \tilde{\mathcal K} = \sum_j \max\bigl(\lambda,\ \mathbb E_{x\in\text{batch}}[\mathrm{KL}_j(x)]\bigr)
+
+    ``kl_per_dim`` is ``(B, D)``; each latent dimension gets ``lambda_`` nats free,
+    averaged over the minibatch. The returned value is a training penalty, not a bound.
+    """
+    if lambda_ < 0:
+        raise ValueError(f"free bits lambda must be >= 0, got {lambda_}")
+    return torch.clamp(kl_per_dim.mean(0), min=lambda_).sum()
+
+
+def iwae_bound(log_weights: Tensor) -> Tensor:
+    r"""Importance-weighted bound per example, ``(B,)`` (Burda et al. 2015, Eq. 8).
+
+    .. math:: \mathcal L_k(x) = \log \frac1k \sum_{i=1}^k w_i,\qquad w_i = \frac{p(x, z_i)}{q(z_i|x)}
+
+    ``log_weights`` is ``(k, B)``; ``L_1`` is the ELBO and ``L_k <= L_{k+1} <= log p(x)`` in expectation.
+    """
+    return torch.logsumexp(log_weights, 0) - math.log(log_weights.shape[0])
