@@ -1,0 +1,179 @@
+"""Tests for vaekit.viz: every plot writes a PNG of the expected size and rejects bad input."""
+
+from __future__ import annotations
+
+import json
+
+import matplotlib.image as mpimg
+import numpy as np
+import pytest
+import torch
+from scipy.stats import norm
+
+from vaekit import viz
+from vaekit.viz import grid_pixel_size, manifold_grid
+
+
+@pytest.fixture(autouse=True)
+def _seed():
+    torch.manual_seed(0)
+
+
+def _png(path):
+    assert path.suffix == ".png" and path.is_file() and path.stat().st_size > 0
+    return mpimg.imread(path)
+
+
+def test_sample_grid_pixel_exact(tmp_path):
+    x = torch.rand(10, 64)
+    p = viz.sample_grid(x, (1, 8, 8), tmp_path / "s.png", nrow=4, scale=3)
+    img = _png(p)
+    assert img.shape[:2] == grid_pixel_size(10, (1, 8, 8), 4, 3) == ((3 * 9 + 1) * 3, (4 * 9 + 1) * 3)
+    # the first image's top-left pixel is drawn exactly (grey colormap: R = G = B = value)
+    pad, s = 1, 3
+    np.testing.assert_allclose(img[pad * s, pad * s, 0], x[0, 0].item(), atol=1 / 255 + 1e-6)
+    # the last image's bottom-right data pixel
+    r, c = divmod(9, 4)
+    yy, xx = (pad + r * 9 + 7) * s, (pad + c * 9 + 7) * s
+    np.testing.assert_allclose(img[yy, xx, 0], x[9, 63].item(), atol=1 / 255 + 1e-6)
+    titled = _png(viz.sample_grid(x, (1, 8, 8), tmp_path / "t.png", nrow=4, scale=3, title="samples"))
+    assert titled.shape[:2] == grid_pixel_size(10, (1, 8, 8), 4, 3, title=True)
+
+
+def test_sample_grid_rgb_and_default_layout(tmp_path):
+    img = _png(viz.sample_grid(torch.rand(9, 3 * 5 * 4), (3, 5, 4), tmp_path / "rgb.png", scale=2))
+    assert img.shape[:2] == grid_pixel_size(9, (3, 5, 4), 3, 2)
+
+
+@pytest.mark.parametrize("images,shape,err", [
+    (torch.rand(4, 63), (1, 8, 8), "D = 63"),
+    (torch.rand(4, 8, 8), (1, 8, 8), r"shape \(N, D\)"),
+    (torch.rand(4, 128), (2, 8, 8), "1 \\(grey\\) or 3"),
+    (torch.rand(4, 64), (8, 8), r"\(C, H, W\)"),
+    (torch.rand(0, 64), (1, 8, 8), "N = 0"),
+    (torch.full((2, 64), float("nan")), (1, 8, 8), "NaN"),
+])
+def test_sample_grid_rejects_bad_shapes(tmp_path, images, shape, err):
+    with pytest.raises(ValueError, match=err):
+        viz.sample_grid(images, shape, tmp_path / "bad.png")
+    assert not (tmp_path / "bad.png").exists()
+
+
+def test_paths_must_be_png(tmp_path):
+    with pytest.raises(ValueError, match=r"\.png"):
+        viz.sample_grid(torch.rand(2, 4), (1, 2, 2), tmp_path / "x.jpg")
+
+
+def test_reconstruction_grid_alternates_rows(tmp_path):
+    x = torch.zeros(5, 16)
+    x_rec = torch.ones(5, 16)
+    img = _png(viz.reconstruction_grid(x, x_rec, (1, 4, 4), tmp_path / "r.png", n=5, ncol=3, scale=2))
+    assert img.shape[:2] == grid_pixel_size(12, (1, 4, 4), 3, 2)
+    # row 0 originals (black), row 1 reconstructions (white), row 2 originals, row 3 reconstructions
+    centre = lambda r, c: img[(1 + r * 5 + 2) * 2, (1 + c * 5 + 2) * 2, 0]  # noqa: E731
+    assert [centre(r, 0) for r in range(4)] == [0.0, 1.0, 0.0, 1.0]
+    with pytest.raises(ValueError, match="same shape"):
+        viz.reconstruction_grid(x, torch.ones(4, 16), (1, 4, 4), tmp_path / "r2.png")
+    with pytest.raises(ValueError, match="image_shape"):
+        viz.reconstruction_grid(x, x_rec, (1, 4, 5), tmp_path / "r3.png")
+
+
+def test_interpolation_strip(tmp_path):
+    img = _png(viz.interpolation_strip(torch.rand(7, 28 * 20), (1, 28, 20), tmp_path / "i.png", scale=2))
+    assert img.shape[:2] == grid_pixel_size(7, (1, 28, 20), 7, 2)
+    with pytest.raises(ValueError, match="at least 2 steps"):
+        viz.interpolation_strip(torch.rand(1, 560), (1, 28, 20), tmp_path / "i2.png")
+
+
+def test_manifold_grid_is_normal_ppf_of_even_quantiles():
+    n, lo, hi = 7, 0.05, 0.95
+    z = manifold_grid(n, (lo, hi))
+    assert z.shape == (n * n, 2) and z.dtype == torch.float32
+    expected = norm.ppf(np.linspace(lo, hi, n))  # independent reference: scipy's inverse normal CDF
+    zz = z.reshape(n, n, 2).numpy()
+    np.testing.assert_allclose(zz[0, :, 0], expected, rtol=1e-6, atol=1e-6)   # z1 grows to the right
+    np.testing.assert_allclose(zz[:, 0, 1], expected[::-1], rtol=1e-6, atol=1e-6)  # z2 grows upward
+    assert np.allclose(zz[:, :, 0], zz[:1, :, 0]) and np.allclose(zz[:, :, 1], zz[:, :1, 1])
+    for bad in [(0.0, 0.9), (0.1, 1.0), (0.6, 0.4)]:
+        with pytest.raises(ValueError, match="quantiles"):
+            manifold_grid(5, bad)
+    with pytest.raises(ValueError, match="n must be"):
+        manifold_grid(1)
+
+
+def test_latent_manifold_decodes_the_grid(tmp_path):
+    seen = []
+
+    def decode_mean(z):
+        seen.append(z.clone())
+        return torch.sigmoid(z.sum(1, keepdim=True)).expand(-1, 36)
+
+    img = _png(viz.latent_manifold(decode_mean, (1, 6, 6), tmp_path / "m.png", n=5, scale=2))
+    assert img.shape[:2] == grid_pixel_size(25, (1, 6, 6), 5, 2)
+    assert len(seen) == 1 and torch.equal(seen[0], manifold_grid(5))
+    # top-left cell decodes (z1 lowest, z2 highest); its centre shows sigmoid(z1 + z2)
+    z0 = manifold_grid(5)[0]
+    np.testing.assert_allclose(img[(1 + 3) * 2, (1 + 3) * 2, 0], torch.sigmoid(z0.sum()).item(), atol=1 / 255 + 1e-6)
+    with pytest.raises(ValueError, match="returned"):
+        viz.latent_manifold(lambda z: torch.rand(3, 36), (1, 6, 6), tmp_path / "m2.png", n=5)
+    with pytest.raises(ValueError, match="D = 35"):
+        viz.latent_manifold(lambda z: torch.rand(len(z), 35), (1, 6, 6), tmp_path / "m3.png", n=5)
+
+
+def test_latent_scatter_2d_and_pca(tmp_path):
+    z = torch.randn(200, 2)
+    y = torch.randint(0, 10, (200,))
+    img = _png(viz.latent_scatter(z, y, tmp_path / "z2.png"))
+    assert img.shape[:2] == (600, 600)
+    img = _png(viz.latent_scatter(torch.randn(200, 8), y, tmp_path / "z8.png", size_px=(400, 300)))
+    assert img.shape[:2] == (300, 400)
+    _png(viz.latent_scatter(z, None, tmp_path / "nolab.png"))
+    _png(viz.latent_scatter(z, torch.arange(200) % 30, tmp_path / "many.png"))
+    with pytest.raises(ValueError, match="D >= 2"):
+        viz.latent_scatter(torch.randn(10, 1), None, tmp_path / "b.png")
+    with pytest.raises(ValueError, match=r"labels must have shape \(10,\)"):
+        viz.latent_scatter(torch.randn(10, 2), torch.zeros(9), tmp_path / "b.png")
+
+
+def test_latent_scatter_title_says_pca(tmp_path, monkeypatch):
+    titles = []
+    from matplotlib.axes import Axes
+
+    orig = Axes.set_title
+    monkeypatch.setattr(Axes, "set_title", lambda self, t, *a, **k: (titles.append(t), orig(self, t, *a, **k))[1])
+    viz.latent_scatter(torch.randn(50, 5), None, tmp_path / "p.png")
+    viz.latent_scatter(torch.randn(50, 2), None, tmp_path / "q.png")
+    assert "PCA of 5-D latents" in titles[0] and "PCA" not in titles[1]
+
+
+def _records():
+    recs = []
+    for step in range(0, 500, 50):
+        recs.append({"step": step, "epoch": step // 100, "split": "train", "elbo": -200 + step / 10, "kl": 10.0})
+        if step % 100 == 0:
+            recs.append({"step": step, "epoch": step // 100, "split": "val", "elbo": -210 + step / 10})
+    return recs
+
+
+def test_training_curves_from_list_and_jsonl(tmp_path):
+    img = _png(viz.training_curves(_records(), tmp_path / "c.png", keys=("elbo", "kl")))
+    assert img.shape[:2] == (400, 1000)
+    path = tmp_path / "metrics.jsonl"
+    path.write_text("\n".join(json.dumps(r) for r in _records()) + "\n\n")
+    img = _png(viz.training_curves(path, tmp_path / "c2.png", panel_px=(300, 200)))
+    assert img.shape[:2] == (200, 300)
+
+
+def test_training_curves_errors(tmp_path):
+    with pytest.raises(ValueError, match=r"\['loss'\] occur in no record; available: \['elbo', 'kl'\]"):
+        viz.training_curves(_records(), tmp_path / "c.png", keys=("loss",))
+    with pytest.raises(ValueError, match="no records"):
+        viz.training_curves([], tmp_path / "c.png")
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"step": 1, "elbo": 2}\n{oops\n')
+    with pytest.raises(ValueError, match="bad.jsonl:2: not valid JSON"):
+        viz.training_curves(bad, tmp_path / "c.png")
+    with pytest.raises(ValueError, match="record 1 has non-numeric elbo='x'"):
+        viz.training_curves([{"step": 0, "elbo": 1.0}, {"step": 1, "elbo": "x"}], tmp_path / "c.png")
+    with pytest.raises(ValueError, match="x-axis key 'epoch'"):
+        viz.training_curves([{"elbo": 1.0}], tmp_path / "c.png")
