@@ -4,3 +4,13 @@ from .base import LATENTS, LatentLayer, has_analytic_kl, kl_term, slerp
 from .gaussian import GaussianLatent
 
 __all__ = ["LATENTS", "LatentLayer", "GaussianLatent", "has_analytic_kl", "kl_term", "slerp"]
+from .categorical import RelaxedCategoricalLatent
+from .full_cov import FullCovGaussianLatent
+from .iaf import IAFLatent, IAFPosterior
+from .mixture import MixtureLatent
+
+__all__ += ["RelaxedCategoricalLatent", "FullCovGaussianLatent", "IAFLatent", "IAFPosterior", "MixtureLatent"]
+from .power_spherical import PowerSphericalLatent
+from .vmf import SphereLatent, VMFLatent
+
+__all__ += ["SphereLatent", "VMFLatent", "PowerSphericalLatent"]

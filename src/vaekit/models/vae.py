@@ -19,6 +19,43 @@ def _per_dim_kl(q: Distribution, p: Distribution) -> Tensor | None:
     return None
 
 
+class _LazyDensityOutput(VAEOutput):
+    """A :class:`VAEOutput` whose ``log_prior`` and ``log_posterior`` are computed on first read.
+
+    ``log p(z_i)`` and ``log q(z_i|x)`` are pure functions of ``(q, p, z)`` (no random draws), so
+    reading them later gives the values an eager pass would; only the cost moves. A value first
+    read under ``torch.no_grad`` is not kept, so a later read with grad enabled still gets a graph.
+    """
+
+    def __init__(self, q: Distribution, p: Distribution, **fields: Tensor | None) -> None:
+        self._q, self._p = q, p
+        super().__init__(**fields)
+
+    def _lazy(self, name: str, dist: Distribution) -> Tensor:
+        v = self.__dict__.get(name)
+        if v is None:
+            v = dist.log_prob(self.z)
+            if torch.is_grad_enabled() or not self.z.requires_grad:
+                self.__dict__[name] = v
+        return v
+
+    @property  # type: ignore[override]
+    def log_prior(self) -> Tensor:
+        return self._lazy("_log_prior", self._p)
+
+    @log_prior.setter
+    def log_prior(self, value: Tensor | None) -> None:
+        self.__dict__["_log_prior"] = value
+
+    @property  # type: ignore[override]
+    def log_posterior(self) -> Tensor:
+        return self._lazy("_log_posterior", self._q)
+
+    @log_posterior.setter
+    def log_posterior(self, value: Tensor | None) -> None:
+        self.__dict__["_log_posterior"] = value
+
+
 class VAE(nn.Module):
     r"""A one-stochastic-layer VAE speaking vaekit's model protocol.
 
@@ -76,21 +113,31 @@ class VAE(nn.Module):
     def forward(self, x: Tensor, k: int = 1) -> VAEOutput:
         """Draw ``k`` reparameterised samples per input and score them (see :class:`VAEOutput`)."""
         q = self.posterior(x)
-        z = q.rsample((k,)) if q.has_rsample else q.sample((k,))
+        if hasattr(q, "rsample_and_log_prob"):  # flows: log q from the same pass, no O(D) inversion
+            z, log_q = q.rsample_and_log_prob((k,))
+        else:
+            z = q.rsample((k,)) if q.has_rsample else q.sample((k,))
+            log_q = None
         p = self.prior()
-        log_q = q.log_prob(z)
-        log_p = p.log_prob(z)
         log_lik = self.log_likelihood(x, z)
         if has_analytic_kl(q, p):
-            kl = kl_divergence(q, p)
+            # speed: the analytic-KL ELBO never reads log q / log p, so they are computed on first read
+            # only; and the per-dimension KL is computed once and summed rather than twice
             kl_dim = _per_dim_kl(q, p)
-        else:
-            kl, kl_dim = log_q - log_p, None
-        return VAEOutput(z=z, log_likelihood=log_lik, log_prior=log_p, log_posterior=log_q, kl=kl, kl_per_dim=kl_dim)
+            kl = kl_dim.sum(-1) if kl_dim is not None else kl_divergence(q, p)
+            return _LazyDensityOutput(q, p, z=z, log_likelihood=log_lik, log_prior=None, log_posterior=log_q,
+                                      kl=kl, kl_per_dim=kl_dim)
+        log_q = q.log_prob(z) if log_q is None else log_q
+        log_p = p.log_prob(z)
+        return VAEOutput(z=z, log_likelihood=log_lik, log_prior=log_p, log_posterior=log_q, kl=log_q - log_p,
+                         kl_per_dim=None)
 
     def log_weights(self, x: Tensor, k: int) -> Tensor:
         """``(k, B)`` log w_i = log p(x, z_i) - log q(z_i|x), z_i ~ q(z|x)."""
         q = self.posterior(x)
+        if hasattr(q, "rsample_and_log_prob"):  # flows: log q from the same pass, no O(D) inversion
+            z, log_q = q.rsample_and_log_prob((k,))
+            return self.log_joint(x, z) - log_q
         z = q.sample((k,))
         return self.log_joint(x, z) - q.log_prob(z)
 

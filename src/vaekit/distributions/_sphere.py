@@ -1,0 +1,54 @@
+"""Sampling helpers shared by the sphere families: uniform tangent directions and the Householder map e1 -> mu."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor
+
+
+def log_sphere_area(m: int) -> float:
+    r""":math:`\log |S^{m-1}| = \log 2 + \tfrac m2 \log\pi - \log\Gamma(\tfrac m2)` (surface area of the unit sphere in R^m)."""
+    return math.log(2.0) + 0.5 * m * math.log(math.pi) - math.lgamma(0.5 * m)
+
+
+def uniform_sphere(shape: tuple[int, ...], m: int, dtype: torch.dtype, device: torch.device) -> Tensor:
+    """``(*shape, m)`` uniform draws on S^{m-1}: normalised standard normals (Muller 1959)."""
+    while True:
+        x = torch.randn(*shape, m, dtype=dtype, device=device)
+        n = torch.linalg.vector_norm(x, dim=-1, keepdim=True)
+        if bool((n > 0).all()):  # a zero vector has probability 0, but never divide by it
+            return x / n
+
+
+def assemble(one_minus_w: Tensor, tangent: Tensor) -> Tensor:
+    r"""``[w, sqrt(1 - w^2) v]`` from ``1 - w`` (``(*S,)``) and a unit tangent ``v`` (``(*S, m-1)``) -> ``(*S, m)``.
+
+    Works from ``1 - w`` so that :math:`\sqrt{1-w^2} = \sqrt{(1-w)(1+w)}` keeps its
+    precision when ``w`` is within 1e-5 of 1 (kappa ~ 1e5).
+    """
+    om = one_minus_w.unsqueeze(-1)
+    radius = torch.sqrt((om * (2 - om)).clamp_min(0))
+    return torch.cat([1 - om, radius * tangent], dim=-1)
+
+
+def householder(loc: Tensor, x: Tensor) -> Tensor:
+    r"""Apply the reflection :math:`H = I - 2uu^\top/u^\top u`, :math:`u = e_1 - \mu`, which maps e1 to ``loc``.
+
+    Args:
+        loc: ``(*B, m)`` unit vectors (broadcast against ``x``).
+        x: ``(*S, *B, m)``.
+
+    Returns:
+        ``(*S, *B, m)``. Where ``loc == e1`` (``u = 0``) ``H`` is the identity,
+        written with the double-``where`` guard so no NaN reaches the gradient.
+    """
+    e1 = torch.zeros_like(loc)
+    e1[..., 0] = 1
+    u = e1 - loc
+    uu = (u * u).sum(-1, keepdim=True)
+    degenerate = uu < torch.finfo(loc.dtype).tiny ** 0.5
+    uu_safe = torch.where(degenerate, torch.ones_like(uu), uu)
+    reflected = x - 2 * u * (u * x).sum(-1, keepdim=True) / uu_safe
+    return torch.where(degenerate, x, reflected)
