@@ -1,0 +1,1 @@
+"""The ``vaekit`` command line: ``train``, ``eval``, ``sample``, ``reconstruct``, ``interpolate`` (and ``reproduce``)."""

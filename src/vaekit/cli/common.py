@@ -1,0 +1,150 @@
+"""Helpers shared by the subcommands: evaluation, plots, tables."""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from ..config import RunConfig
+from ..evaluation import elbo_estimate, evaluate_bound, iwae_bound
+
+__all__ = ["run_estimators", "evaluate", "write_eval_json", "format_table", "write_plots", "decode_mean",
+           "eval_data"]
+
+
+def _parse_spec(spec: str) -> list[tuple[str, str, int | None]]:
+    out = []
+    for tok in (t.strip() for t in spec.split(",")):
+        if not tok:
+            continue
+        name, _, arg = tok.partition(":")
+        try:
+            n = int(arg) if arg else None
+        except ValueError:
+            raise ValueError(f"estimator {tok!r}: the number after ':' must be an integer") from None
+        if name not in ("elbo", "iwae"):
+            raise ValueError(f"unknown estimator {name!r} (without vaekit.evaluation.estimators only elbo and "
+                             "iwae:K are available)")
+        if name == "iwae" and (n is None or n < 1):
+            raise ValueError(f"estimator {tok!r}: write iwae:K with K >= 1 samples, e.g. iwae:1000")
+        out.append((tok, name, n))
+    if not out:
+        raise ValueError(f"no estimator in {spec!r}; e.g. 'elbo,iwae:1000'")
+    return out
+
+
+def _fallback_estimators(model: nn.Module, x: Tensor, spec: str, seed: int, batch_size: int = 100) -> dict[str, Any]:
+    """ELBO and IWAE-k via :mod:`vaekit.evaluation.bounds`, each under its own seeded, forked RNG."""
+    results: dict[str, Any] = {}
+    devices = [x.device.index or 0] if x.device.type == "cuda" else []
+    for tok, name, n in _parse_spec(spec):
+        t0 = time.perf_counter()
+        with torch.random.fork_rng(devices=devices):
+            torch.manual_seed(seed)
+            if name == "elbo":
+                b = evaluate_bound(elbo_estimate, model, x, batch_size=batch_size, k=n or 1)
+                settings = {"k": n or 1}
+            else:
+                b = evaluate_bound(iwae_bound, model, x, batch_size=batch_size, k=n)
+                settings = {"k": n}
+        results[tok] = {**b.as_dict(), "settings": settings, "seconds": time.perf_counter() - t0}
+    return results
+
+
+def run_estimators(model: nn.Module, x: Tensor, spec: str, seed: int, batch_size: int = 100) -> dict[str, Any]:
+    """``vaekit.evaluation.estimators.run_estimators`` when installed, else ELBO/IWAE-k only."""
+    try:
+        from ..evaluation.estimators import run_estimators as full
+    except ImportError:
+        return _fallback_estimators(model, x, spec, seed, batch_size)
+    return full(model, x, spec, seed=seed, batch_size=batch_size)
+
+
+def eval_data(cfg: RunConfig, split: str, device: torch.device | str = "cpu") -> tuple[Tensor, Tensor | None, Any]:
+    """The evaluation tensor of ``split`` as training saw it (fixed binarisation), its labels, and the data set."""
+    from ..train.loop import prepare_data
+
+    data = prepare_data(cfg, torch.device(device))
+    ds = data.dataset
+    if split == "train":
+        x = data.train
+        if data.dynamic:
+            from ..data import static_binarize
+            from ..train.seeding import derive_seed
+
+            x = static_binarize(x, derive_seed(cfg.seed, "binarize-fixed", "train-eval"))
+        return x, ds.train.y, ds
+    if split == "val":
+        if data.val is None:
+            raise ValueError(f"data set {cfg.data.name!r} has no validation split in this run (data.val_size=0)")
+        return data.val, ds.val.y, ds
+    if split == "test":
+        return data.test, ds.test.y, ds
+    raise ValueError(f"split must be train, val or test, got {split!r}")
+
+
+def evaluate(model: nn.Module, x: Tensor, spec: str, seed: int, batch_size: int = 100) -> dict[str, Any]:
+    """Run the estimators; returns ``{"estimates": ..., "n": N, "seed": seed, "seconds": ...}``."""
+    t0 = time.perf_counter()
+    est = run_estimators(model, x, spec, seed, batch_size)
+    return {"estimates": est, "n": int(x.shape[0]), "seed": seed, "spec": spec, "seconds": time.perf_counter() - t0}
+
+
+def format_table(estimates: dict[str, Any]) -> str:
+    """A small text table: estimator, mean log p(x) bound, s.e., NLL, seconds."""
+    rows = [("estimator", "log p(x) est.", "s.e.", "NLL", "seconds")]
+    for tok, r in estimates.items():
+        mean = float(r["mean"]) if isinstance(r, dict) else float(r)
+        se = float(r.get("stderr", math.nan)) if isinstance(r, dict) else math.nan
+        sec = float(r.get("seconds", math.nan)) if isinstance(r, dict) else math.nan
+        rows.append((tok, f"{mean:.3f}", f"{se:.3f}", f"{-mean:.3f}", f"{sec:.1f}"))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    return "\n".join("  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths)))
+                     for r in rows)
+
+
+def write_eval_json(path: Path, payload: dict[str, Any]) -> None:
+    path.write_text(json.dumps(payload, indent=2, default=float) + "\n")
+
+
+def decode_mean(model: nn.Module):
+    """``z -> E[x|z]``, the decoder mean (what the image plots show)."""
+
+    def fn(z: Tensor) -> Tensor:
+        return model.decode(z.to(next(model.parameters()).device)).mean.cpu()
+
+    return fn
+
+
+@torch.no_grad()
+def write_plots(run_dir: Path, model: nn.Module, x: Tensor, y: Tensor | None, image_shape: Any,
+                seed: int = 0) -> list[Path]:
+    """Samples, reconstructions, a latent plot (manifold if 2-D, else scatter by label), training curves."""
+    from .. import viz
+
+    plots = run_dir / "plots"
+    plots.mkdir(exist_ok=True)
+    out: list[Path] = []
+    model.eval()
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        if image_shape is not None:
+            out.append(viz.sample_grid(model.sample(64).cpu(), image_shape, plots / "samples.png"))
+            xs = x[:32]
+            out.append(viz.reconstruction_grid(xs.cpu(), model.reconstruct(xs).cpu(), image_shape,
+                                               plots / "reconstructions.png", n=32))
+            if getattr(model, "latent_dim", None) == 2:
+                out.append(viz.latent_manifold(decode_mean(model), image_shape, plots / "latent_manifold.png"))
+        z = torch.cat([model.encode(x[i:i + 500]).cpu() for i in range(0, x.shape[0], 500)])
+        if z.shape[1] >= 2:
+            out.append(viz.latent_scatter(z, None if y is None else y.cpu(), plots / "latent_scatter.png"))
+    metrics = run_dir / "metrics.jsonl"
+    if metrics.exists() and metrics.stat().st_size > 0:
+        out.append(viz.training_curves(metrics, plots / "training_curves.png", keys=("elbo", "kl")))
+    return out

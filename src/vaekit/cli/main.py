@@ -1,0 +1,60 @@
+"""``vaekit`` entry point: argparse subcommands, each in its own module with ``add_parser(subparsers)``.
+
+Bad input (unknown config key, wrong type, missing data, corrupted checkpoint,
+data a model cannot score) ends with one ``vaekit: error: ...`` message and exit
+status 2, not a traceback. Set ``VAEKIT_DEBUG=1`` to see the traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import Sequence
+
+from ..registry import ConfigError
+from ..train.checkpoint import CheckpointError
+from . import eval as eval_cmd
+from . import interpolate, reconstruct, sample, train
+
+#: Errors that mean "your input is wrong" and are reported in one message.
+USER_ERRORS = (ConfigError, CheckpointError, FileNotFoundError, ValueError, TypeError, NotImplementedError)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``vaekit`` parser with every available subcommand registered."""
+    parser = argparse.ArgumentParser(prog="vaekit", description="Variational autoencoders from pluggable latent layers.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for mod in (train, eval_cmd, sample, reconstruct, interpolate):
+        mod.add_parser(sub)
+    try:  # written by another module; optional so the rest of the CLI never depends on it
+        from . import reproduce
+    except ImportError:
+        pass
+    else:
+        reproduce.add_parser(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``vaekit`` with ``argv`` (default ``sys.argv[1:]``); returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        rc = args.func(args)
+    except USER_ERRORS as e:
+        if os.environ.get("VAEKIT_DEBUG"):
+            raise
+        msg = str(e) if str(e) else type(e).__name__
+        if isinstance(e, KeyError):
+            msg = f"missing key {e}"
+        print(f"vaekit: error: {msg}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("vaekit: interrupted", file=sys.stderr)
+        return 130
+    return int(rc or 0)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

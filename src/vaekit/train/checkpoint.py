@@ -1,0 +1,267 @@
+"""Checkpoints as safetensors (tensors) + JSON (everything else), written atomically, loaded without code.
+
+Layout in ``RUN_DIR/checkpoints/``::
+
+    last.json                      metadata: epoch, step, config, optimizer groups, RNG states,
+                                   the name and sha256 of the tensor file, every tensor's dtype/shape
+    last-e000012.safetensors       model.*, optim.*, rng.* tensors
+    best.json / best-e000009.safetensors
+
+Why the tensor file name carries the epoch: the JSON is the commit point. A
+save writes the tensor file (tmp file in the same directory, fsync,
+``os.replace``), then the JSON the same way, then deletes tensor files no JSON
+names. A process killed at any instant leaves either the old pair or the new
+pair, never a JSON pointing at a half-written or mismatched tensor file.
+
+Loading never executes code: ``json.loads`` and ``safetensors.torch.load_file``
+only. The tensor file's sha256 is checked against the JSON, and every expected
+key and shape is checked against the model, so truncation or corruption gives a
+:class:`CheckpointError` saying what is wrong rather than a cryptic failure.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import random
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+__all__ = ["CheckpointError", "save_checkpoint", "load_checkpoint", "read_checkpoint", "checkpoint_path",
+           "atomic_write_bytes", "capture_rng_state", "restore_rng_state", "FORMAT", "FORMAT_VERSION"]
+
+FORMAT = "vaekit-checkpoint"
+FORMAT_VERSION = 1
+
+
+class CheckpointError(ValueError):
+    """A checkpoint is missing, truncated, corrupted, or does not fit the model it is loaded into."""
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` so that ``path`` is either the old file or the complete new one.
+
+    Writes a temporary file in the same directory (same file system, so the
+    rename is atomic), flushes and fsyncs it, then ``os.replace``s it over ``path``
+    and fsyncs the directory so the rename itself is durable.
+    """
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+    try:
+        dfd = os.open(path.parent, os.O_RDONLY)
+    except OSError:  # e.g. platforms without directory fds
+        return
+    try:
+        os.fsync(dfd)
+    finally:
+        os.close(dfd)
+
+
+def capture_rng_state() -> tuple[dict[str, Tensor], dict[str, Any]]:
+    """The global RNG states: torch CPU (a uint8 tensor), numpy's MT19937, Python's ``random``."""
+    np_state = np.random.get_state()
+    tensors = {
+        "rng.torch": torch.get_rng_state(),
+        "rng.numpy_key": torch.from_numpy(np.asarray(np_state[1], dtype=np.int64)),
+    }
+    py_version, py_internal, py_gauss = random.getstate()
+    meta = {
+        "numpy": {"kind": np_state[0], "pos": int(np_state[2]), "has_gauss": int(np_state[3]),
+                  "cached_gaussian": float(np_state[4])},
+        "python": {"version": py_version, "state": list(py_internal), "gauss_next": py_gauss},
+    }
+    return tensors, meta
+
+
+def restore_rng_state(tensors: dict[str, Tensor], meta: dict[str, Any]) -> None:
+    """Inverse of :func:`capture_rng_state`."""
+    torch.set_rng_state(tensors["rng.torch"])
+    n = meta["numpy"]
+    np.random.set_state((n["kind"], tensors["rng.numpy_key"].numpy().astype(np.uint32), n["pos"], n["has_gauss"],
+                         n["cached_gaussian"]))
+    p = meta["python"]
+    random.setstate((p["version"], tuple(p["state"]), p["gauss_next"]))
+
+
+def _optimizer_to_flat(opt: torch.optim.Optimizer) -> tuple[dict[str, Tensor], dict[str, Any]]:
+    sd = opt.state_dict()
+    tensors: dict[str, Tensor] = {}
+    scalars: dict[str, dict[str, Any]] = {}
+    for idx, st in sd["state"].items():
+        for key, val in st.items():
+            if torch.is_tensor(val):
+                tensors[f"optim.{idx}.{key}"] = val
+            else:
+                scalars.setdefault(str(idx), {})[key] = val
+    return tensors, {"param_groups": sd["param_groups"], "scalars": scalars}
+
+
+def _optimizer_from_flat(tensors: dict[str, Tensor], meta: dict[str, Any]) -> dict[str, Any]:
+    state: dict[int, dict[str, Any]] = {}
+    for name, val in tensors.items():
+        if name.startswith("optim."):
+            _, idx, key = name.split(".", 2)
+            state.setdefault(int(idx), {})[key] = val
+    for idx, extra in meta.get("scalars", {}).items():
+        state.setdefault(int(idx), {}).update(extra)
+    groups = []
+    for g in meta["param_groups"]:
+        g = dict(g)
+        if isinstance(g.get("betas"), list):
+            g["betas"] = tuple(g["betas"])
+        groups.append(g)
+    return {"state": state, "param_groups": groups}
+
+
+def checkpoint_path(ckpt_dir: str | Path, name: str) -> Path:
+    """The JSON file of checkpoint ``name`` (``"last"`` or ``"best"``) in ``ckpt_dir``."""
+    return Path(ckpt_dir) / f"{name}.json"
+
+
+def save_checkpoint(ckpt_dir: str | Path, name: str, model: nn.Module, optimizer: torch.optim.Optimizer | None,
+                    *, epoch: int, step: int, config: dict[str, Any] | None = None,
+                    extra: dict[str, Any] | None = None, extra_tensors: dict[str, Tensor] | None = None,
+                    rng: bool = True) -> Path:
+    """Save ``model`` (unwrap DDP first), ``optimizer``, RNG states and counters as checkpoint ``name``.
+
+    ``extra`` is JSON-ready metadata (e.g. the best validation ELBO, data sizes);
+    ``extra_tensors`` are added under their own names. Returns the JSON path.
+    """
+    from safetensors.torch import save
+
+    ckpt_dir = Path(ckpt_dir)
+    ckpt_dir.mkdir(parents=True, exist_ok=True)
+    tensors: dict[str, Tensor] = {f"model.{k}": v.detach() for k, v in model.state_dict().items()}
+    meta: dict[str, Any] = {"format": FORMAT, "version": FORMAT_VERSION, "epoch": int(epoch), "step": int(step)}
+    if optimizer is not None:
+        ot, om = _optimizer_to_flat(optimizer)
+        tensors.update(ot)
+        meta["optimizer"] = om
+    if rng:
+        rt, rm = capture_rng_state()
+        tensors.update(rt)
+        meta["rng"] = rm
+    if extra_tensors:
+        tensors.update(extra_tensors)
+    # safetensors wants contiguous CPU tensors that share no storage
+    tensors = {k: v.detach().to("cpu").contiguous().clone() for k, v in tensors.items()}
+    data = save(tensors)
+    tensor_file = f"{name}-e{int(epoch):06d}.safetensors"
+    meta.update({
+        "tensors_file": tensor_file,
+        "sha256": hashlib.sha256(data).hexdigest(),
+        "tensors": {k: [str(v.dtype).replace("torch.", ""), list(v.shape)] for k, v in tensors.items()},
+        "config": config,
+        "extra": extra or {},
+    })
+    atomic_write_bytes(ckpt_dir / tensor_file, data)
+    json_path = checkpoint_path(ckpt_dir, name)
+    atomic_write_bytes(json_path, (json.dumps(meta, indent=1) + "\n").encode())
+    # Only now is the old tensor file unreferenced.
+    for old in ckpt_dir.glob(f"{name}-e*.safetensors"):
+        if old.name != tensor_file:
+            old.unlink(missing_ok=True)
+    return json_path
+
+
+def read_checkpoint(ckpt_dir: str | Path, name: str = "last") -> tuple[dict[str, Any], dict[str, Tensor]]:
+    """Read and verify checkpoint ``name``; returns ``(metadata, tensors)``.
+
+    Raises:
+        CheckpointError: the JSON or tensor file is missing, unreadable, truncated,
+            corrupted (sha256 mismatch), or lacks tensors its JSON lists.
+    """
+    from safetensors import SafetensorError
+    from safetensors.torch import load
+
+    json_path = checkpoint_path(ckpt_dir, name)
+    if not json_path.is_file():
+        raise CheckpointError(f"no checkpoint {name!r}: {json_path} does not exist")
+    try:
+        meta = json.loads(json_path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise CheckpointError(f"checkpoint {json_path} is corrupted (not valid JSON: {e})") from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise CheckpointError(f"{json_path} is not a vaekit checkpoint (format {meta.get('format')!r})"
+                              if isinstance(meta, dict) else f"{json_path} is not a vaekit checkpoint")
+    if meta.get("version") != FORMAT_VERSION:
+        raise CheckpointError(f"{json_path}: checkpoint format version {meta.get('version')} is not supported "
+                              f"(this vaekit reads version {FORMAT_VERSION})")
+    for key in ("tensors_file", "sha256", "tensors", "epoch", "step"):
+        if key not in meta:
+            raise CheckpointError(f"checkpoint {json_path} is corrupted: missing field {key!r}")
+    tensor_path = Path(ckpt_dir) / meta["tensors_file"]
+    if not tensor_path.is_file():
+        raise CheckpointError(f"checkpoint {json_path} names {tensor_path.name}, which does not exist")
+    data = tensor_path.read_bytes()
+    digest = hashlib.sha256(data).hexdigest()
+    if digest != meta["sha256"]:
+        raise CheckpointError(
+            f"checkpoint tensor file {tensor_path} is corrupted or truncated: sha256 {digest[:12]}... does not match "
+            f"{meta['sha256'][:12]}... recorded in {json_path.name} ({len(data)} bytes on disk)"
+        )
+    try:
+        tensors = load(data)
+    except (SafetensorError, ValueError, RuntimeError) as e:
+        raise CheckpointError(f"checkpoint tensor file {tensor_path} cannot be read: {e}") from None
+    for k, (dtype, shape) in meta["tensors"].items():
+        if k not in tensors:
+            raise CheckpointError(f"checkpoint {tensor_path} lacks tensor {k!r} listed in {json_path.name}")
+        t = tensors[k]
+        if list(t.shape) != shape or str(t.dtype).replace("torch.", "") != dtype:
+            raise CheckpointError(f"checkpoint tensor {k!r} has {t.dtype} {list(t.shape)}, "
+                                  f"{json_path.name} says {dtype} {shape}")
+    return meta, tensors
+
+
+def load_checkpoint(ckpt_dir: str | Path, name: str, model: nn.Module, optimizer: torch.optim.Optimizer | None = None,
+                    *, restore_rng: bool = False, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Load checkpoint ``name`` into ``model`` (and ``optimizer``, and the global RNGs); returns the metadata.
+
+    Every model key and shape is checked first, so a checkpoint of a different
+    architecture fails with a :class:`CheckpointError` naming the first mismatch.
+    """
+    meta, tensors = read_checkpoint(ckpt_dir, name)
+    expected = model.state_dict()
+    got = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
+    missing = sorted(set(expected) - set(got))
+    unexpected = sorted(set(got) - set(expected))
+    if missing or unexpected:
+        raise CheckpointError(f"checkpoint {name!r} does not fit this model: missing {missing[:5]}, "
+                              f"unexpected {unexpected[:5]}")
+    for k, v in expected.items():
+        if v.shape != got[k].shape:
+            raise CheckpointError(f"checkpoint {name!r}: model.{k} has shape {list(got[k].shape)}, "
+                                  f"the model expects {list(v.shape)}")
+    model.load_state_dict({k: v.to(map_location) for k, v in got.items()})
+    if optimizer is not None:
+        if "optimizer" not in meta:
+            raise CheckpointError(f"checkpoint {name!r} holds no optimizer state; cannot resume training from it")
+        sd = _optimizer_from_flat(tensors, meta["optimizer"])
+        try:
+            optimizer.load_state_dict(sd)
+        except (ValueError, KeyError) as e:
+            raise CheckpointError(f"checkpoint {name!r}: optimizer state does not fit: {e}") from None
+    if restore_rng:
+        if "rng" not in meta:
+            raise CheckpointError(f"checkpoint {name!r} holds no RNG state")
+        restore_rng_state(tensors, meta["rng"])
+    return meta

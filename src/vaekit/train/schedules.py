@@ -1,0 +1,80 @@
+"""Learning-rate schedules: stateless maps from the epoch to a multiplier of the base learning rate.
+
+A schedule is a pure function of the epoch, so resuming needs only the epoch
+counter (nothing to serialise, nothing to drift). Register new ones with
+``@SCHEDULES.register("name")``; ``train.lr_schedule: {type: name, ...}`` picks one,
+with its keys checked strictly by :func:`vaekit.registry.build`.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from ..registry import ConfigError, Registry, build
+
+__all__ = ["Schedule", "SCHEDULES", "build_schedule", "Constant", "Exponential", "IWAESchedule"]
+
+
+class Schedule(Protocol):
+    def __call__(self, epoch: int) -> float:
+        """Multiplier of the base learning rate during (0-based) ``epoch``."""
+        ...
+
+
+SCHEDULES: Registry[Schedule] = Registry("learning-rate schedule")
+
+
+@SCHEDULES.register("constant")
+class Constant:
+    r"""``lr_e = lr`` for every epoch."""
+
+    def __call__(self, epoch: int) -> float:
+        return 1.0
+
+
+@SCHEDULES.register("exponential")
+class Exponential:
+    r"""``lr_e = lr * gamma^e`` (decay once per epoch)."""
+
+    def __init__(self, gamma: float) -> None:
+        if not 0.0 < gamma <= 1.0:
+            raise ConfigError(f"train.lr_schedule.gamma: must be in (0, 1], got {gamma}")
+        self.gamma = gamma
+
+    def __call__(self, epoch: int) -> float:
+        return self.gamma ** epoch
+
+
+@SCHEDULES.register("iwae")
+class IWAESchedule:
+    r"""The schedule of Burda et al. (2015, arXiv:1509.00519, Sec. 5):
+
+    .. math:: \text{stage } i = 0,\dots,S \text{ lasts } 3^i \text{ passes at } \mathrm{lr}\cdot 10^{-i/7}
+
+    With ``max_stage = 7`` that is :math:`\sum_{i=0}^{7} 3^i = 3280` passes. Epochs past the
+    last stage keep its rate. :meth:`total_epochs` gives the schedule's length.
+    """
+
+    def __init__(self, max_stage: int = 7) -> None:
+        if max_stage < 0:
+            raise ConfigError(f"train.lr_schedule.max_stage: must be >= 0, got {max_stage}")
+        self.max_stage = max_stage
+
+    def stage(self, epoch: int) -> int:
+        """The stage ``i`` with ``sum_{j<i} 3^j <= epoch < sum_{j<=i} 3^j`` (capped at ``max_stage``)."""
+        i, end = 0, 1
+        while epoch >= end and i < self.max_stage:
+            i += 1
+            end += 3 ** i
+        return i
+
+    def total_epochs(self) -> int:
+        return sum(3 ** i for i in range(self.max_stage + 1))
+
+    def __call__(self, epoch: int) -> float:
+        return 10.0 ** (-self.stage(epoch) / 7.0)
+
+
+def build_schedule(spec: dict[str, Any]) -> Schedule:
+    """Build ``SCHEDULES[spec['type']]`` with the remaining keys checked against its signature."""
+    return build(SCHEDULES, spec, "train.lr_schedule")

@@ -1,0 +1,26 @@
+"""Shared fixtures: a seeding fixture and the digits data set (small; keep it that way)."""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import pytest
+import torch
+
+
+@pytest.fixture
+def seed() -> int:
+    """Seed torch, numpy and Python's ``random`` with 0 for the test; returns the seed."""
+    torch.manual_seed(0)
+    np.random.seed(0)
+    random.seed(0)
+    return 0
+
+
+@pytest.fixture(scope="session")
+def digits():
+    """scikit-learn's 8x8 digits through ``vaekit.data`` (1297 train / 250 val / 250 test, 64 features)."""
+    from vaekit.data import load_dataset
+
+    return load_dataset("digits", seed=0)
