@@ -72,7 +72,23 @@ def test_eval_sample_reconstruct_interpolate(run_dir, capsys):
     assert "iwae:20" in out and "NLL" in out
     ev = json.loads((run_dir / "eval_last.json").read_text())
     assert ev["n"] == 40 and ev["checkpoint"] == "last" and ev["split"] == "test" and ev["seconds"] > 0
-    assert ev["estimates"]["iwae:20"]["n"] == 40
+    assert ev["estimates"]["iwae:20"]["n"] == 40 and ev["binarize"] == "dynamic"
+
+
+def test_eval_ais_and_bdmc(run_dir, capsys):
+    torch.set_num_threads(1)
+    out_json = run_dir / "eval_ais.json"
+    assert main(["eval", str(run_dir), "--estimators", "iwae:100,ais:30", "--n", "6", "--ais-chains", "4",
+                 "--ais-leapfrog", "2", "--bdmc", "--bdmc-n", "3", "--bdmc-T", "10,100", "--out", str(out_json)]) == 0
+    assert "BDMC" in capsys.readouterr().out
+    ev = json.loads(out_json.read_text())
+    ais_res = ev["estimates"]["ais:30"]
+    assert ais_res["n"] == 6 and ais_res["settings"]["n_chains"] == 4
+    rows = ev["bdmc"]["rows"]
+    assert [r["T"] for r in rows] == [10, 100]
+    # forward AIS is a stochastic lower bound and reverse AIS an upper bound on the same simulated data
+    assert all(np.isfinite(r["lower"]) and np.isfinite(r["upper"]) for r in rows)
+    assert rows[1]["gap"] < rows[0]["gap"]
     for argv, png in ((["sample", str(run_dir), "--n", "16"], "samples.png"),
                       (["reconstruct", str(run_dir), "--n", "8"], "reconstructions.png"),
                       (["interpolate", str(run_dir), "--steps", "5", "--pairs", "2"], "interpolation.png")):

@@ -12,7 +12,6 @@ import torch
 from torch import Tensor, nn
 
 from ..config import RunConfig
-from ..evaluation import elbo_estimate, evaluate_bound, iwae_bound
 
 __all__ = ["run_estimators", "evaluate", "write_eval_json", "format_table", "write_plots", "decode_mean",
            "eval_data"]
@@ -39,31 +38,12 @@ def _parse_spec(spec: str) -> list[tuple[str, str, int | None]]:
     return out
 
 
-def _fallback_estimators(model: nn.Module, x: Tensor, spec: str, seed: int, batch_size: int = 100) -> dict[str, Any]:
-    """ELBO and IWAE-k via :mod:`vaekit.evaluation.bounds`, each under its own seeded, forked RNG."""
-    results: dict[str, Any] = {}
-    devices = [x.device.index or 0] if x.device.type == "cuda" else []
-    for tok, name, n in _parse_spec(spec):
-        t0 = time.perf_counter()
-        with torch.random.fork_rng(devices=devices):
-            torch.manual_seed(seed)
-            if name == "elbo":
-                b = evaluate_bound(elbo_estimate, model, x, batch_size=batch_size, k=n or 1)
-                settings = {"k": n or 1}
-            else:
-                b = evaluate_bound(iwae_bound, model, x, batch_size=batch_size, k=n)
-                settings = {"k": n}
-        results[tok] = {**b.as_dict(), "settings": settings, "seconds": time.perf_counter() - t0}
-    return results
+def run_estimators(model: nn.Module, x: Tensor, spec: str, seed: int, batch_size: int = 100,
+                   **opts: Any) -> dict[str, Any]:
+    """:func:`vaekit.evaluation.estimators.run_estimators` (ELBO, IWAE-k, AIS)."""
+    from ..evaluation.estimators import run_estimators as full
 
-
-def run_estimators(model: nn.Module, x: Tensor, spec: str, seed: int, batch_size: int = 100) -> dict[str, Any]:
-    """``vaekit.evaluation.estimators.run_estimators`` when installed, else ELBO/IWAE-k only."""
-    try:
-        from ..evaluation.estimators import run_estimators as full
-    except ImportError:
-        return _fallback_estimators(model, x, spec, seed, batch_size)
-    return full(model, x, spec, seed=seed, batch_size=batch_size)
+    return full(model, x, spec, seed=seed, batch_size=batch_size, **opts)
 
 
 def eval_data(cfg: RunConfig, split: str, device: torch.device | str = "cpu") -> tuple[Tensor, Tensor | None, Any]:
@@ -89,10 +69,11 @@ def eval_data(cfg: RunConfig, split: str, device: torch.device | str = "cpu") ->
     raise ValueError(f"split must be train, val or test, got {split!r}")
 
 
-def evaluate(model: nn.Module, x: Tensor, spec: str, seed: int, batch_size: int = 100) -> dict[str, Any]:
-    """Run the estimators; returns ``{"estimates": ..., "n": N, "seed": seed, "seconds": ...}``."""
+def evaluate(model: nn.Module, x: Tensor, spec: str, seed: int, batch_size: int = 100, **opts: Any) -> dict[str, Any]:
+    """Run the estimators (``opts`` go to ``run_estimators``, e.g. ``ais_chains``); returns
+    ``{"estimates": ..., "n": N, "seed": seed, "seconds": ...}``."""
     t0 = time.perf_counter()
-    est = run_estimators(model, x, spec, seed, batch_size)
+    est = run_estimators(model, x, spec, seed, batch_size, **opts)
     return {"estimates": est, "n": int(x.shape[0]), "seed": seed, "spec": spec, "seconds": time.perf_counter() - t0}
 
 

@@ -25,6 +25,12 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--device", choices=["cpu", "cuda", "auto"], default="cpu")
     p.add_argument("--data-dir", help="override data.data_dir")
     p.add_argument("--out", help="where to write the JSON (default RUN_DIR/eval.json)")
+    p.add_argument("--ais-chains", type=int, default=16, help="AIS chains per example (default 16)")
+    p.add_argument("--ais-leapfrog", type=int, default=10, help="HMC leapfrog steps per AIS transition (default 10)")
+    p.add_argument("--bdmc", action="store_true",
+                   help="also run bidirectional Monte Carlo on data simulated from the model (Wu et al. 2017)")
+    p.add_argument("--bdmc-n", type=int, default=16, help="simulated examples for --bdmc (default 16)")
+    p.add_argument("--bdmc-T", default="100,1000", help="comma-separated AIS lengths for --bdmc (default 100,1000)")
     p.set_defaults(func=run)
 
 
@@ -47,12 +53,30 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--n must be >= 1, got {n}")
     x, _, _ = eval_data(cfg, split, device)
     x = x if n is None else x[:n]
-    res = evaluate(lr.model, x, spec, seed, args.batch_size or cfg.eval.batch_size)
+    if args.ais_chains < 1 or args.ais_leapfrog < 1:
+        raise ValueError(f"--ais-chains and --ais-leapfrog must be >= 1, got {args.ais_chains}, {args.ais_leapfrog}")
+    res = evaluate(lr.model, x, spec, seed, args.batch_size or cfg.eval.batch_size,
+                   ais_chains=args.ais_chains, ais_leapfrog=args.ais_leapfrog)
     payload = {"run_dir": str(lr.run_dir), "checkpoint": lr.which, "epoch": lr.meta["epoch"], "step": lr.meta["step"],
-               "split": split, **res}
+               "split": split, "binarize": cfg.data.binarize, **res}
+    if args.bdmc:
+        from ..evaluation import run_bdmc
+
+        try:
+            ts = [int(t) for t in args.bdmc_T.split(",") if t.strip()]
+        except ValueError:
+            raise ValueError(f"--bdmc-T must be comma-separated integers, got {args.bdmc_T!r}") from None
+        if not ts or min(ts) < 1 or args.bdmc_n < 1:
+            raise ValueError(f"--bdmc-T needs positive integers and --bdmc-n >= 1, got {args.bdmc_T!r}, {args.bdmc_n}")
+        payload["bdmc"] = run_bdmc(lr.model, args.bdmc_n, ts, seed=seed, n_chains=args.ais_chains,
+                                   leapfrog_steps=args.ais_leapfrog)
     out = Path(args.out) if args.out else lr.run_dir / "eval.json"
     write_eval_json(out, payload)
     print(f"{split} set ({x.shape[0]} examples), {lr.which} checkpoint (epoch {lr.meta['epoch']}):")
     print(format_table(res["estimates"]))
+    if args.bdmc:
+        print(f"BDMC on {args.bdmc_n} simulated examples (lower = forward AIS, upper = reverse AIS):")
+        for r in payload["bdmc"]["rows"]:
+            print(f"  T={r['T']:>6}  lower {r['lower']:.3f}  upper {r['upper']:.3f}  gap {r['gap']:.3f}")
     print(f"wrote {out}")
     return 0
