@@ -1,4 +1,5 @@
-"""Sampling helpers shared by the sphere families: uniform tangent directions and the Householder map e1 -> mu."""
+"""What the sphere families share: the (loc, concentration) constructor, uniform tangent directions and the
+Householder map e1 -> mu."""
 
 from __future__ import annotations
 
@@ -6,6 +7,9 @@ import math
 
 import torch
 from torch import Tensor
+from torch.distributions import Distribution, constraints
+
+from .constraints import sphere
 
 
 def log_sphere_area(m: int) -> float:
@@ -52,3 +56,43 @@ def householder(loc: Tensor, x: Tensor) -> Tensor:
     uu_safe = torch.where(degenerate, torch.ones_like(uu), uu)
     reflected = x - 2 * u * (u * x).sum(-1, keepdim=True) / uu_safe
     return torch.where(degenerate, x, reflected)
+
+
+class DirectionalDistribution(Distribution):
+    """Common constructor and ``expand`` of the (mean direction, concentration) families on S^{m-1}.
+
+    Subclasses (:class:`~vaekit.distributions.VonMisesFisher`, :class:`~vaekit.distributions.PowerSpherical`)
+    add the density and the sampler; the parameters broadcast to ``batch_shape`` and the event is ``(m,)``.
+    """
+
+    arg_constraints = {"loc": sphere, "concentration": constraints.nonnegative}
+    support = sphere
+    has_rsample = True
+
+    def __init__(self, loc: Tensor, concentration: Tensor | float, validate_args: bool | None = None) -> None:
+        if not isinstance(loc, Tensor) or not loc.is_floating_point():
+            raise TypeError(f"loc must be a floating-point tensor, got {type(loc).__name__}"
+                            + (f" of dtype {loc.dtype}" if isinstance(loc, Tensor) else ""))
+        if loc.dim() < 1 or loc.shape[-1] < 2:
+            raise ValueError(f"loc must have shape (*batch, m) with m >= 2, got {tuple(loc.shape)}")
+        if isinstance(concentration, (int, float)) and not isinstance(concentration, bool):
+            concentration = torch.tensor(float(concentration), dtype=loc.dtype, device=loc.device)
+        if not isinstance(concentration, Tensor) or not concentration.is_floating_point():
+            raise TypeError(f"concentration must be a float or floating-point tensor, got {type(concentration).__name__}")
+        m = loc.shape[-1]
+        batch_shape = torch.broadcast_shapes(loc.shape[:-1], concentration.shape)
+        self.loc = loc.expand(*batch_shape, m)
+        self.concentration = concentration.expand(batch_shape)
+        self._m = m
+        super().__init__(batch_shape, torch.Size((m,)), validate_args=validate_args)
+
+    def expand(self, batch_shape: torch.Size, _instance: "DirectionalDistribution | None" = None):
+        cls = type(self)
+        new = self._get_checked_instance(cls, _instance)
+        batch_shape = torch.Size(batch_shape)
+        new.loc = self.loc.expand(*batch_shape, self._m)
+        new.concentration = self.concentration.expand(batch_shape)
+        new._m = self._m
+        Distribution.__init__(new, batch_shape, self.event_shape, validate_args=False)
+        new._validate_args = self._validate_args
+        return new

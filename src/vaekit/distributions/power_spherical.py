@@ -6,15 +6,14 @@ import math
 
 import torch
 from torch import Tensor
-from torch.distributions import Dirichlet, Distribution, constraints
+from torch.distributions import Dirichlet
 
-from ._sphere import assemble, householder, uniform_sphere
-from .constraints import sphere
+from ._sphere import DirectionalDistribution, assemble, householder, uniform_sphere
 
 __all__ = ["PowerSpherical"]
 
 
-class PowerSpherical(Distribution):
+class PowerSpherical(DirectionalDistribution):
     r"""Power spherical distribution on :math:`S^{m-1} \subset \mathbb R^m`.
 
     .. math::
@@ -45,37 +44,6 @@ class PowerSpherical(Distribution):
     References:
         De Cao & Aziz (2020), The Power Spherical distribution, arXiv:2006.04437.
     """
-
-    arg_constraints = {"loc": sphere, "concentration": constraints.nonnegative}
-    support = sphere
-    has_rsample = True
-
-    def __init__(self, loc: Tensor, concentration: Tensor | float, validate_args: bool | None = None) -> None:
-        if not isinstance(loc, Tensor) or not loc.is_floating_point():
-            raise TypeError(f"loc must be a floating-point tensor, got {type(loc).__name__}"
-                            + (f" of dtype {loc.dtype}" if isinstance(loc, Tensor) else ""))
-        if loc.dim() < 1 or loc.shape[-1] < 2:
-            raise ValueError(f"loc must have shape (*batch, m) with m >= 2, got {tuple(loc.shape)}")
-        if isinstance(concentration, (int, float)) and not isinstance(concentration, bool):
-            concentration = torch.tensor(float(concentration), dtype=loc.dtype, device=loc.device)
-        if not isinstance(concentration, Tensor) or not concentration.is_floating_point():
-            raise TypeError(f"concentration must be a float or floating-point tensor, got {type(concentration).__name__}")
-        m = loc.shape[-1]
-        batch_shape = torch.broadcast_shapes(loc.shape[:-1], concentration.shape)
-        self.loc = loc.expand(*batch_shape, m)
-        self.concentration = concentration.expand(batch_shape)
-        self._m = m
-        super().__init__(batch_shape, torch.Size((m,)), validate_args=validate_args)
-
-    def expand(self, batch_shape: torch.Size, _instance: "PowerSpherical | None" = None) -> "PowerSpherical":
-        new = self._get_checked_instance(PowerSpherical, _instance)
-        batch_shape = torch.Size(batch_shape)
-        new.loc = self.loc.expand(*batch_shape, self._m)
-        new.concentration = self.concentration.expand(batch_shape)
-        new._m = self._m
-        super(PowerSpherical, new).__init__(batch_shape, self.event_shape, validate_args=False)
-        new._validate_args = self._validate_args
-        return new
 
     @property
     def _alpha_beta(self) -> tuple[Tensor, float]:

@@ -8,11 +8,9 @@ import numpy as np
 import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
-from torch.distributions import Distribution, constraints
 
-from ._sphere import assemble, householder, uniform_sphere
+from ._sphere import DirectionalDistribution, assemble, householder, uniform_sphere
 from .bessel import bessel_ratio, log_ive_over_xv
-from .constraints import sphere
 
 __all__ = ["VonMisesFisher", "vmf_marginal_dw_dkappa"]
 
@@ -149,7 +147,7 @@ def _wood_one_minus_w(kappa: Tensor, m: int) -> Tensor:
                        f"(kappa range [{float(k.min())}, {float(k.max())}], m = {m})")
 
 
-class VonMisesFisher(Distribution):
+class VonMisesFisher(DirectionalDistribution):
     r"""von Mises-Fisher distribution on :math:`S^{m-1} \subset \mathbb R^m`.
 
     .. math::
@@ -195,37 +193,6 @@ class VonMisesFisher(Distribution):
         Davidson, Falorsi, De Cao, Kipf, Tomczak (2018), Hyperspherical Variational Auto-Encoders, arXiv:1804.00891.
         Figurnov, Mohamed, Mnih (2018), Implicit Reparameterization Gradients, arXiv:1805.08498.
     """
-
-    arg_constraints = {"loc": sphere, "concentration": constraints.nonnegative}
-    support = sphere
-    has_rsample = True
-
-    def __init__(self, loc: Tensor, concentration: Tensor | float, validate_args: bool | None = None) -> None:
-        if not isinstance(loc, Tensor) or not loc.is_floating_point():
-            raise TypeError(f"loc must be a floating-point tensor, got {type(loc).__name__}"
-                            + (f" of dtype {loc.dtype}" if isinstance(loc, Tensor) else ""))
-        if loc.dim() < 1 or loc.shape[-1] < 2:
-            raise ValueError(f"loc must have shape (*batch, m) with m >= 2, got {tuple(loc.shape)}")
-        if isinstance(concentration, (int, float)) and not isinstance(concentration, bool):
-            concentration = torch.tensor(float(concentration), dtype=loc.dtype, device=loc.device)
-        if not isinstance(concentration, Tensor) or not concentration.is_floating_point():
-            raise TypeError(f"concentration must be a float or floating-point tensor, got {type(concentration).__name__}")
-        m = loc.shape[-1]
-        batch_shape = torch.broadcast_shapes(loc.shape[:-1], concentration.shape)
-        self.loc = loc.expand(*batch_shape, m)
-        self.concentration = concentration.expand(batch_shape)
-        self._m = m
-        super().__init__(batch_shape, torch.Size((m,)), validate_args=validate_args)
-
-    def expand(self, batch_shape: torch.Size, _instance: "VonMisesFisher | None" = None) -> "VonMisesFisher":
-        new = self._get_checked_instance(VonMisesFisher, _instance)
-        batch_shape = torch.Size(batch_shape)
-        new.loc = self.loc.expand(*batch_shape, self._m)
-        new.concentration = self.concentration.expand(batch_shape)
-        new._m = self._m
-        super(VonMisesFisher, new).__init__(batch_shape, self.event_shape, validate_args=False)
-        new._validate_args = self._validate_args
-        return new
 
     # ----- closed forms --------------------------------------------------------------------------
     @property
