@@ -17,12 +17,17 @@ class _BernoulliLogits(Bernoulli):
 
     exact and stable for binary x; for grey-level x in [0,1] it is the
     cross-entropy used by Kingma & Welling (2013) on intensities.
+    Computed as ``-binary_cross_entropy_with_logits(l, x)``, the same function
+    (``x log sigma(l) + (1-x) log(1 - sigma(l)) = x l - softplus(l)``) in one ATen
+    kernel with one fused backward, instead of three elementwise passes and their
+    three autograd nodes (speed: this is the widest tensor of an MLP VAE's step).
     """
 
     support = constraints.unit_interval
 
     def log_prob(self, value: Tensor) -> Tensor:
-        return value * self.logits - F.softplus(self.logits)
+        logits, value = torch.broadcast_tensors(self.logits, value)
+        return -F.binary_cross_entropy_with_logits(logits, value, reduction="none")
 
 
 @LIKELIHOODS.register("bernoulli")

@@ -165,6 +165,10 @@ def prepare_data(cfg: RunConfig, device: torch.device, dataset: Any = None) -> P
     seed = derive_seed(cfg.seed, "binarize-fixed")
     dynamic = d.binarize == "dynamic" and not ds.binary
     train = ds.train.x
+    if dynamic:  # checked once here, so the per-batch draw skips it
+        from ..data.base import check_unit_interval
+
+        check_unit_interval(train, f"data set {d.name!r} (train split, data.binarize=dynamic)")
     if d.binarize == "static" and not ds.binary:
         train = _fixed(train, "static", False, derive_seed(seed, "train"))
     val = None if ds.val is None else _fixed(ds.val.x, d.binarize, ds.binary, derive_seed(seed, "val"))
@@ -173,10 +177,19 @@ def prepare_data(cfg: RunConfig, device: torch.device, dataset: Any = None) -> P
 
 
 def build_optimizer(model: nn.Module, cfg: RunConfig) -> torch.optim.Adam:
-    """Adam with ``train.lr``, ``betas``, ``eps``, ``weight_decay`` (L2, as torch's ``Adam``)."""
+    """Adam with ``train.lr``, ``betas``, ``eps``, ``weight_decay`` (L2, as torch's ``Adam``).
+
+    Uses torch's fused kernel where this torch build has it for the parameters' device (CPU since
+    torch 2.4): the default for-each Adam loops over tensors and cost 4.4 ms of a 15 ms FM-MLP step,
+    fused 1.2 ms. Falls back to the default implementation otherwise.
+    """
     t = cfg.train
-    return torch.optim.Adam(model.parameters(), lr=t.lr, betas=tuple(t.betas), eps=t.eps,
-                            weight_decay=t.weight_decay)
+    kw = dict(lr=t.lr, betas=tuple(t.betas), eps=t.eps, weight_decay=t.weight_decay)
+    params = list(model.parameters())
+    try:
+        return torch.optim.Adam(params, fused=True, **kw)
+    except (RuntimeError, TypeError, ValueError):  # no fused kernel for this device/dtype/torch version
+        return torch.optim.Adam(params, **kw)
 
 
 @torch.no_grad()
@@ -357,7 +370,7 @@ def fit(cfg: RunConfig, run_dir: str | Path | None = None, resume: bool = False,
                     continue  # a rank would get an empty shard; every rank skips it alike
                 xb = data.train[idx.to(device)]
                 if data.dynamic:
-                    xb = dynamic_binarize(xb, bin_gen)
+                    xb = dynamic_binarize(xb, bin_gen, check=False)
                 scale = 1.0
                 if info.enabled:
                     full = xb.shape[0]
