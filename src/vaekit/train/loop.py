@@ -225,14 +225,17 @@ def validate(model: nn.Module, x: Tensor, batch_size: int, seed: int) -> dict[st
 def make_run_dir(cfg: RunConfig, info: DistInfo = DistInfo()) -> Path:
     """``out_dir/run_name`` (default name ``<data>-<UTC time>``); refuses to reuse a directory that holds a run."""
     name = cfg.run_name or f"{cfg.data.name}-{datetime.now(timezone.utc).strftime('%Y%m%d-%H%M%S')}"
-    if info.enabled:  # ranks may disagree on the clock: take rank 0's name
+    taken = (Path(cfg.out_dir) / name / "config.json").exists()
+    if info.enabled:
+        # Rank 0's name (ranks may disagree on the clock) and rank 0's verdict: a rank that looked
+        # after rank 0 had written config.json would otherwise refuse a run that is its own.
         import torch.distributed as dist
 
-        box = [name]
+        box = [name, taken]
         dist.broadcast_object_list(box, src=0)
-        name = box[0]
+        name, taken = box
     run_dir = Path(cfg.out_dir) / name
-    if (run_dir / "config.json").exists():  # checked on every rank, so all of them stop, none hangs
+    if taken:  # the verdict is shared, so every rank stops and none hangs
         raise ConfigError(f"run_name: {run_dir} already holds a run; resume it with --resume {run_dir} "
                           "or choose another run_name")
     if info.is_main:
