@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import pytest
@@ -205,23 +206,89 @@ def test_dreg_decoder_gradient_is_iwae_decoder_gradient() -> None:
         model.float()
 
 
-def test_reproduce_schedule_and_resumable_run(tmp_path) -> None:
-    """The 3^i schedule (3280 passes; first 20 = 1 + 3 + 9 + 7 passes of stages 0..3) and a tiny
-    reproduction run that checkpoints (safetensors + JSON), resumes, and evaluates."""
-    from vaekit.reproduce.iwae import RunSpec, epoch_lrs, evaluate_run, iwae_passes, train_run
+# The reproduction driver (vaekit.reproduce.iwae) on sklearn's digits instead of MNIST: the configs'
+# model and schedule, 2 short epochs, so the whole block takes a few seconds.
+DIGITS = ["data.name=digits", "data.val_size=100"]
 
-    assert sum(n for _, n in iwae_passes()) == 3280
-    lrs = epoch_lrs(20)
-    expect = [1e-3 * 10 ** (-i / 7) for i, n in enumerate((1, 3, 9, 7)) for _ in range(n)]
-    assert lrs == pytest.approx(expect)
-    with pytest.raises(ValueError):
-        epoch_lrs(3281)
-    g = torch.Generator().manual_seed(0)
-    x = torch.rand(60, 784, generator=g)
-    run = RunSpec(1, "iwae", 3)
-    res = train_run(run, x, tmp_path, epochs=1, log=lambda s: None)
-    assert res["meta"]["epochs_done"] == 1 and (tmp_path / "l1_iwae_k3.safetensors").is_file()
-    res2 = train_run(run, x, tmp_path, epochs=2, log=lambda s: None)  # resumes from epoch 1
-    assert res2["meta"]["epochs_done"] == 2 and len(res2["meta"]["history"]) == 2
-    out = evaluate_run(res2["model"], x, x[:10], eval_k=4, eval_n=10)
-    assert out["eval_n"] == 10 and math.isfinite(out["test_nll"]) and len(out["active_units"]) == 1
+
+def _reproduce(out, **kw):
+    from vaekit.reproduce.iwae import reproduce_iwae
+
+    args = dict(layers=(1,), ks=(5,), methods=("iwae",), epochs=2, out=out, eval_k=4, eval_n=30,
+                overrides=DIGITS, tensorboard=False, log=lambda s: None)
+    args.update(kw)
+    return reproduce_iwae(**args)
+
+
+def test_reproduce_configs_cover_the_table() -> None:
+    """Every (layers, method, k) of Table 1 has a config whose model/objective match its name, and the
+    configs' schedule is Burda et al.'s 3^i one (3280 passes; first 20 = 1 + 3 + 9 + 7 passes of stages 0..3)."""
+    from vaekit.reproduce.iwae import RunSpec, run_config, run_identity
+    from vaekit.train import build_schedule
+
+    for layers in (1, 2):
+        for method in ("vae", "iwae"):
+            for k in (1, 5, 50):
+                spec = RunSpec(layers, method, k)
+                cfg = run_config(spec, 20, "unused", seed=3)
+                assert run_identity(cfg) == {"layers": layers, "method": method, "k": k}
+                assert cfg.train.epochs == 20 and cfg.seed == 3 and cfg.run_name == spec.name
+                assert cfg.data.name == "mnist" and cfg.data.val_size == 400 and cfg.data.binarize == "dynamic"
+    sched = build_schedule(cfg.train.lr_schedule)
+    assert sched.total_epochs() == 3280
+    expect = [10 ** (-i / 7) for i, n in enumerate((1, 3, 9, 7)) for _ in range(n)]
+    assert [sched(e) for e in range(20)] == pytest.approx(expect)
+    with pytest.raises(FileNotFoundError, match="l3_vae_k1"):
+        RunSpec(3, "vae", 1).config_path()
+
+
+def test_reproduce_budgeted_run_equals_uninterrupted_and_evaluates(tmp_path) -> None:
+    """Epoch-by-epoch training under a (large) budget gives bit-identical weights to one ``fit`` call;
+    the reported NLL is -L_k on the trainer's binarised test split; files and table are written."""
+    from vaekit.cli.common import eval_data
+    from vaekit.train import load_run
+
+    a = _reproduce(tmp_path / "a")
+    b = _reproduce(tmp_path / "b", budget_s=1e6)
+    ra, rb = a["rows"][0], b["rows"][0]
+    assert ra["epochs_done"] == rb["epochs_done"] == 2 and ra["run"] == "l1_iwae_k5"
+    ma, mb = load_run(tmp_path / "a" / "l1_iwae_k5", "last"), load_run(tmp_path / "b" / "l1_iwae_k5", "last")
+    for (n, pa), (_, pb) in zip(ma.model.state_dict().items(), mb.model.state_dict().items()):
+        assert torch.equal(pa, pb), n
+    assert ra["test_nll"] == pytest.approx(rb["test_nll"], abs=1e-9)
+    # independent recomputation of the NLL from the run directory
+    test, _, _ = eval_data(ma.config, "test")
+    torch.manual_seed(0)
+    ref = -float(iwae_bound(ma.model, test[:30], 4).mean())
+    assert ra["eval_n"] == 30 and ra["test_nll"] == pytest.approx(ref, rel=1e-6)
+    assert len(ra["active_units"]) == 1 and 0 <= ra["active_units"][0] <= 50
+    assert (tmp_path / "a" / "table.md").read_text().count("| IWAE | 5 | 2 |") == 1
+    assert json.loads((tmp_path / "a" / "results.json").read_text())["rows"][0]["run"] == "l1_iwae_k5"
+    # re-running with more epochs resumes the run directory instead of starting over
+    c = _reproduce(tmp_path / "a", epochs=3)
+    assert c["rows"][0]["epochs_done"] == 3
+
+
+def test_reproduce_budget_stops_and_hvae_counts_units_per_layer(tmp_path) -> None:
+    """A spent budget stops training before ``epochs`` (the row then has no NLL); the 2-layer model reports
+    one active-unit count per stochastic layer (100 + 50 units)."""
+    s = _reproduce(tmp_path / "h", layers=(2,), epochs=1)
+    au = s["rows"][0]["active_units"]
+    assert len(au) == 2 and 0 <= au[0] <= 100 and 0 <= au[1] <= 50
+    t = _reproduce(tmp_path / "t", epochs=50, budget_s=1e-9)
+    assert t["rows"][0]["epochs_done"] < 50
+    if t["rows"][0]["epochs_done"] == 0:
+        assert "test_nll" not in t["rows"][0] and "n/a" in (tmp_path / "t" / "table.md").read_text()
+    with pytest.raises(ValueError, match="method"):
+        _reproduce(tmp_path / "x", methods=("vae", "bogus"))
+
+
+def test_reproduce_cli_flags_parse() -> None:
+    """``vaekit reproduce iwae`` keeps its flags."""
+    from vaekit.cli.main import build_parser
+
+    a = build_parser().parse_args(["reproduce", "iwae", "--budget", "60", "--epochs", "3", "--layers", "1,2",
+                                   "--k", "1,5", "--methods", "iwae", "--out", "o", "--eval-k", "10",
+                                   "--eval-n", "5", "--threads", "1"])
+    assert (a.budget, a.epochs, a.layers, a.k, a.methods, a.out, a.eval_k, a.eval_n, a.threads) == \
+        (60.0, 3, "1,2", "1,5", "iwae", "o", 10, 5, 1)

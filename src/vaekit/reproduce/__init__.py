@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["PAPER_NLL", "iwae_passes", "reproduce_iwae", "train_run", "evaluate_checkpoint"]
+__all__ = ["PAPER_NLL", "reproduce_iwae", "train_run", "evaluate_run"]
 
 
 def __getattr__(name: str) -> Any:

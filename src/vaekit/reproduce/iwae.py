@@ -1,41 +1,37 @@
 """Reproduce Burda, Grosse & Salakhutdinov (2015), *Importance Weighted Autoencoders*, arXiv:1509.00519, Table 1.
 
-What it runs (PAPERS.md section 2): MNIST with the last 400 training images held out, dynamically
-binarised every time a batch is drawn; batch 20; Adam (lr 1e-3, betas (0.9, 0.999), eps 1e-4);
-the paper's schedule "for i = 0..7: 3^i passes at lr 1e-3 * 10^(-i/7)", truncated to the first
-``epochs`` passes; the decoder's output bias initialised to the logit of the mean training pixel;
-1 stochastic layer (784-200-200-50, tanh, ``sigma = exp(a/2)``) or 2 (x-200-200-z1(100)-100-100-z2(50)).
-Models: "VAE" = the ``elbo`` objective with k samples averaged, "IWAE" = the ``iwae`` objective.
+Each run of the set is the config file ``configs/iwae/l{L}_{method}_k{k}.yaml`` (PAPERS.md section 2:
+MNIST with the last 400 training images held out and dynamically binarised, batch 20, Adam with
+eps 1e-4, the ``{type: iwae}`` schedule "3^i passes at lr 1e-3 * 10^(-i/7)" truncated to the first
+``epochs`` passes, decoder output bias = logit of the mean training pixel; 1 stochastic layer
+784-200-200-50 or 2, x-200-200-z1(100)-100-100-z2(50), tanh, ``sigma = exp(a/2)``). "VAE" is the
+``elbo`` objective with k samples averaged, "IWAE" the ``iwae`` objective. Training is
+:func:`vaekit.train.fit` into ``OUT/l{L}_{method}_k{k}/`` (the trainer's run directory, checkpoints
+and resume).
 
-Evaluation: test NLL = ``-L_{eval_k}`` (IWAE bound, Burda et al. use k = 5000) on the first
-``eval_n`` test images (all 10,000 by default), with its standard error over images; active units
-= latent units whose posterior-mean variance over 500 training images exceeds 0.01 (per layer for
-stacked models).
-
-This module carries its own small training loop (Adam + schedule + dynamic binarisation +
-safetensors/JSON checkpoints every epoch, resumable) built only from library parts, so the
-reproduction does not depend on the general trainer's configuration schema.
+Evaluation: test NLL = ``-L_{eval_k}`` (IWAE bound, Burda et al. use k = 5000) on the first ``eval_n``
+test images (all 10,000 by default), binarised exactly as the trainer binarises its test split, with
+its standard error over images; active units = latent units whose posterior-mean variance over 500
+(fixed-binarised) training images exceeds 0.01, per layer for stacked models.
 """
 
 from __future__ import annotations
 
 import argparse
-import gzip
 import json
-import os
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
-import numpy as np
 import torch
-from torch import Tensor, nn
+from torch import nn
 
-from ..evaluation import active_units, evaluate_bound, iwae_bound
-from ..models import build_model
-from ..objectives import build_objective
+from ..config import RunConfig, load_config
+from ..evaluation import evaluate_bound, iwae_bound, posterior_mean_variance
+from ..train import fit, load_run
+from ..train.checkpoint import checkpoint_path
 
 #: Table 1 of Burda et al. (2015): test NLL (L_5000, nats) on dynamically binarised MNIST, and active units.
 PAPER_NLL: dict[tuple[int, str, int], float] = {
@@ -47,99 +43,12 @@ PAPER_NLL: dict[tuple[int, str, int], float] = {
 #: Only these entries are checked against PAPERS.md in the brief; the others are from memory.
 PAPER_NLL_CHECKED = {(1, "vae", 1), (1, "iwae", 5), (1, "iwae", 50), (2, "vae", 1), (2, "iwae", 5), (2, "iwae", 50)}
 
-MNIST_FILES = ("train-images-idx3-ubyte.gz", "t10k-images-idx3-ubyte.gz")
+#: Where the run configs live (the repository's ``configs/iwae``).
+CONFIG_DIR = Path(__file__).resolve().parents[3] / "configs" / "iwae"
 
-
-def iwae_passes(max_stage: int = 7, base_lr: float = 1e-3) -> list[tuple[float, int]]:
-    r"""The schedule of Burda et al. (2015, Sec. 5): stage ``i = 0..max_stage`` trains ``3^i`` passes at
-    ``lr = base_lr * 10^{-i/7}``. Returns ``[(lr, passes), ...]`` (``max_stage = 7``: 3280 passes)."""
-    if max_stage < 0:
-        raise ValueError(f"max_stage must be >= 0, got {max_stage}")
-    return [(base_lr * 10 ** (-i / 7), 3 ** i) for i in range(max_stage + 1)]
-
-
-def epoch_lrs(epochs: int, max_stage: int = 7, base_lr: float = 1e-3) -> list[float]:
-    """Learning rate of each of the first ``epochs`` passes of :func:`iwae_passes` (the truncated schedule)."""
-    if epochs < 1:
-        raise ValueError(f"epochs must be >= 1, got {epochs}")
-    lrs = [lr for lr, n in iwae_passes(max_stage, base_lr) for _ in range(n)]
-    if epochs > len(lrs):
-        raise ValueError(f"the schedule with max_stage={max_stage} has only {len(lrs)} passes, asked for {epochs}")
-    return lrs[:epochs]
-
-
-def _read_idx_images(path: Path) -> Tensor:
-    with gzip.open(path, "rb") as f:
-        raw = f.read()
-    magic, n, rows, cols = np.frombuffer(raw[:16], dtype=">i4")
-    if magic != 2051:
-        raise ValueError(f"{path}: not an IDX image file (magic {magic})")
-    arr = np.frombuffer(raw[16:], dtype=np.uint8).reshape(n, rows * cols)
-    return torch.from_numpy(arr.astype(np.float32) / 255.0)
-
-
-def load_mnist(val_size: int = 400) -> tuple[Tensor, Tensor]:
-    """MNIST grey levels in [0, 1] as ``(train, test)``, ``(N, 784)`` float32, the last ``val_size`` training
-    images removed. Uses ``vaekit.data.load_dataset("mnist")`` when registered, else reads the IDX files
-    from ``$VAEKIT_DATA_DIR/mnist`` or ``../shared/data/mnist``."""
-    try:
-        from ..data import load_dataset
-
-        ds = load_dataset("mnist", val_size=val_size)
-        return ds.train.x, ds.test.x
-    except Exception as err:  # loader not registered yet: read the raw files
-        fallback_reason = err
-    dirs = []
-    if os.environ.get("VAEKIT_DATA_DIR"):
-        dirs.append(Path(os.environ["VAEKIT_DATA_DIR"]) / "mnist")
-    repo = Path(__file__).resolve().parents[3]
-    dirs += [Path.cwd() / "../shared/data/mnist", repo / "../shared/data/mnist"]
-    for d in dirs:
-        if all((d / f).is_file() for f in MNIST_FILES):
-            train = _read_idx_images(d / MNIST_FILES[0])
-            test = _read_idx_images(d / MNIST_FILES[1])
-            return train[: train.shape[0] - val_size].contiguous(), test
-    raise FileNotFoundError(f"MNIST not found in {[str(d) for d in dirs]} (and load_dataset failed: {fallback_reason})")
-
-
-def model_spec(layers: int) -> dict[str, Any]:
-    """The model config of Burda et al. for 1 or 2 stochastic layers (tanh MLPs, ``sigma = exp(a/2)``)."""
-    if layers == 1:
-        return {"type": "vae", "encoder": {"type": "mlp", "hidden": [200, 200], "activation": "tanh"},
-                "latent": {"type": "gaussian", "dim": 50, "scale": "exp", "min_scale": 0.0},
-                "decoder": {"type": "mlp", "hidden": [200, 200], "activation": "tanh"},
-                "likelihood": {"type": "bernoulli"}}
-    if layers == 2:
-        return {"type": "hvae", "layers": [
-            {"encoder": {"type": "mlp", "hidden": [200, 200], "activation": "tanh"},
-             "latent": {"type": "gaussian", "dim": 100, "scale": "exp", "min_scale": 0.0},
-             "decoder": {"type": "mlp", "hidden": [200, 200], "activation": "tanh"}},
-            {"encoder": {"type": "mlp", "hidden": [100, 100], "activation": "tanh"},
-             "latent": {"type": "gaussian", "dim": 50, "scale": "exp", "min_scale": 0.0},
-             "decoder": {"type": "mlp", "hidden": [100, 100], "activation": "tanh"}}],
-            "likelihood": {"type": "bernoulli"}}
-    raise ValueError(f"layers must be 1 or 2, got {layers}")
-
-
-def output_layer(model: nn.Module) -> nn.Linear:
-    """The last ``nn.Linear`` of the network that produces the likelihood's parameters."""
-    net = model.decoder if hasattr(model, "decoder") else model.decoders[0]
-    lin = [m for m in net.modules() if isinstance(m, nn.Linear)]
-    if not lin:
-        raise TypeError(f"no Linear output layer in {type(net).__name__}")
-    return lin[-1]
-
-
-@torch.no_grad()
-def init_output_bias(model: nn.Module, train_x: Tensor, eps: float = 1e-3) -> None:
-    r"""Set the decoder's output bias to ``logit(mean training pixel)``, clipped to ``[eps, 1-eps]``
-    (Burda et al.'s code; it makes the initial model predict the average image)."""
-    p = train_x.mean(0).clamp(eps, 1 - eps)
-    layer = output_layer(model)
-    if layer.bias is None or layer.bias.shape != p.shape:
-        raise ValueError(f"output bias has shape {None if layer.bias is None else tuple(layer.bias.shape)}, "
-                         f"expected {tuple(p.shape)}")
-    layer.bias.copy_(torch.log(p) - torch.log1p(-p))
+#: Active-unit threshold and number of training images (Burda et al. 2015, Sec. 5.2).
+AU_THRESHOLD = 1e-2
+AU_IMAGES = 500
 
 
 @dataclass
@@ -154,149 +63,102 @@ class RunSpec:
     def name(self) -> str:
         return f"l{self.layers}_{self.method}_k{self.k}"
 
-    def objective(self) -> dict[str, Any]:
-        return {"type": "elbo", "k": self.k} if self.method == "vae" else {"type": "iwae", "k": self.k}
+    def config_path(self, config_dir: str | Path = CONFIG_DIR) -> Path:
+        """``config_dir/l{L}_{method}_k{k}.yaml``; raises FileNotFoundError naming the run if absent."""
+        p = Path(config_dir) / f"{self.name}.yaml"
+        if not p.is_file():
+            raise FileNotFoundError(f"no config for run {self.name}: {p} (available: layers 1,2; k 1,5,50)")
+        return p
 
 
-def _with(path: Path, suffix: str) -> Path:
-    """``path`` + ``suffix`` (not ``with_suffix``: snapshot names such as ``run.e5`` contain dots)."""
-    return Path(str(path) + suffix)
+def run_config(run: RunSpec, epochs: int, out: str | Path, seed: int = 0, overrides: Sequence[str] = (),
+               config_dir: str | Path = CONFIG_DIR) -> RunConfig:
+    """The run's YAML config with ``train.epochs``, ``out_dir``, ``run_name``, ``seed`` and ``overrides`` applied."""
+    if epochs < 1:
+        raise ValueError(f"epochs must be >= 1, got {epochs}")
+    base = [f"train.epochs={epochs}", f"out_dir={out}", f"run_name={run.name}", f"seed={seed}"]
+    return load_config(run.config_path(config_dir), [*base, *overrides])
 
 
-def _save(path: Path, model: nn.Module, opt: torch.optim.Optimizer, meta: dict[str, Any]) -> None:
-    """Checkpoint as ``path.safetensors`` (model + Adam moments) and ``path.json`` (everything else)."""
-    from safetensors.torch import save_file
+def train_run(cfg: RunConfig, budget_s: float | None = None, tensorboard: bool = True,
+              log: Any = print) -> Path:
+    """Train ``cfg`` with :func:`vaekit.train.fit` into ``cfg.out_dir/cfg.run_name``; returns the run directory.
 
-    tensors = {f"model.{k}": v.detach().contiguous() for k, v in model.state_dict().items()}
-    for i, st in opt.state_dict()["state"].items():
-        for k, v in st.items():
-            tensors[f"opt.{i}.{k}"] = torch.as_tensor(v).contiguous()
-    tmp = _with(path, ".safetensors.tmp")
-    save_file(tensors, str(tmp))
-    os.replace(tmp, _with(path, ".safetensors"))
-    tmpj = _with(path, ".json.tmp")
-    tmpj.write_text(json.dumps(meta, indent=1))
-    os.replace(tmpj, _with(path, ".json"))
-
-
-def _load(path: Path, model: nn.Module, opt: torch.optim.Optimizer | None) -> dict[str, Any]:
-    from safetensors.torch import load_file
-
-    tensors = load_file(str(_with(path, ".safetensors")))
-    model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
-    if opt is not None:
-        sd = opt.state_dict()
-        state: dict[int, dict[str, Tensor]] = {}
-        for k, v in tensors.items():
-            if k.startswith("opt."):
-                _, i, name = k.split(".", 2)
-                state.setdefault(int(i), {})[name] = v
-        sd["state"] = state
-        opt.load_state_dict(sd)
-    return json.loads(_with(path, ".json").read_text())
-
-
-def train_run(run: RunSpec, train_x: Tensor, out_dir: Path, epochs: int, budget_s: float | None = None,
-              seed: int = 0, batch_size: int = 20, log: Any = print) -> dict[str, Any]:
-    """Train one run for ``epochs`` passes of the truncated schedule (or until ``budget_s`` seconds),
-    checkpointing after every epoch to ``out_dir/run.name.{safetensors,json}``; resumes from it if present."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    ckpt = out_dir / run.name
-    torch.manual_seed(seed)
-    model = build_model(model_spec(run.layers), data_dim=train_x.shape[1])
-    init_output_bias(model, train_x)
-    objective = build_objective(run.objective())
-    lrs = epoch_lrs(epochs)
-    opt = torch.optim.Adam(model.parameters(), lr=lrs[0], betas=(0.9, 0.999), eps=1e-4)
-    meta: dict[str, Any] = {"run": run.name, "layers": run.layers, "method": run.method, "k": run.k,
-                            "objective": run.objective(), "model": model_spec(run.layers), "seed": seed,
-                            "batch_size": batch_size, "epochs_done": 0, "train_seconds": 0.0, "history": []}
-    if _with(ckpt, ".json").is_file():
-        meta = _load(ckpt, model, opt)
-        log(f"[{run.name}] resumed at epoch {meta['epochs_done']}")
-    gen = torch.Generator().manual_seed(seed + 1000 * meta["epochs_done"] + 1)
-    t_start = time.perf_counter()
-    n = train_x.shape[0]
-    model.train()
-    while meta["epochs_done"] < epochs:
-        if budget_s is not None and time.perf_counter() - t_start >= budget_s:
-            log(f"[{run.name}] budget reached after {meta['epochs_done']} epochs")
+    Resumes from the run directory's ``last`` checkpoint when there is one. Without ``budget_s`` one
+    ``fit`` call trains to ``cfg.train.epochs``. With it, training goes one epoch per call
+    (``stop_after_epoch``, then ``resume``) and stops before an epoch once ``budget_s`` seconds of this
+    call have passed (so it may overrun by at most one epoch; fit's resume is exact, so the result equals
+    an uninterrupted run of the same length).
+    """
+    run_dir = Path(cfg.out_dir) / str(cfg.run_name)
+    resume = checkpoint_path(run_dir / "checkpoints", "last").is_file()
+    if resume:
+        done = json.loads(checkpoint_path(run_dir / "checkpoints", "last").read_text())["epoch"]
+        log(f"[{cfg.run_name}] resuming at epoch {done}")
+    if budget_s is None:
+        fit(cfg, run_dir=run_dir, resume=resume, tensorboard=tensorboard)
+        return run_dir
+    t0 = time.perf_counter()
+    done = json.loads(checkpoint_path(run_dir / "checkpoints", "last").read_text())["epoch"] if resume else 0
+    while done < cfg.train.epochs:
+        if time.perf_counter() - t0 >= budget_s:
+            log(f"[{cfg.run_name}] budget of {budget_s:.0f} s spent after {done} epochs")
             break
-        lr = lrs[meta["epochs_done"]]
-        for g in opt.param_groups:
-            g["lr"] = lr
-        t0 = time.perf_counter()
-        sums: dict[str, float] = {}
-        nb = 0
-        order = torch.randperm(n, generator=gen)
-        for s in range(0, n - batch_size + 1, batch_size):
-            x = torch.bernoulli(train_x[order[s:s + batch_size]], generator=gen)
-            loss, metrics = objective(model, x, meta["epochs_done"])
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            nb += 1
-            if nb % 50 == 0:  # reading metrics syncs; do it rarely
-                for key, v in metrics.items():
-                    sums[key] = sums.get(key, 0.0) + float(v)
-            if budget_s is not None and time.perf_counter() - t_start >= budget_s:
-                break
-        else:
-            dt = time.perf_counter() - t0
-            meta["epochs_done"] += 1
-            meta["train_seconds"] += dt
-            rec = {"epoch": meta["epochs_done"], "lr": lr, "seconds": round(dt, 2),
-                   **{k: v / max(1, nb // 50) for k, v in sums.items()}}
-            meta["history"].append(rec)
-            _save(ckpt, model, opt, meta)
-            log(f"[{run.name}] " + json.dumps(rec))
-            continue
-        log(f"[{run.name}] budget reached inside epoch {meta['epochs_done'] + 1}; that partial epoch is discarded")
-        break
-    if meta["epochs_done"] > 0:
-        _load(ckpt, model, None)  # evaluate the last complete epoch, not a partial one
-    return {"model": model, "meta": meta}
+        res = fit(cfg, run_dir=run_dir, resume=resume, stop_after_epoch=done + 1, tensorboard=tensorboard)
+        done, resume = res.state.epoch, True
+        log(f"[{cfg.run_name}] epoch {done} done, {time.perf_counter() - t0:.0f} s")
+    return run_dir
+
+
+def run_identity(cfg: RunConfig) -> dict[str, Any]:
+    """``layers``, ``method`` and ``k`` of a run, read from its config (model type and objective)."""
+    model, obj = cfg.model, cfg.train.objective
+    layers = len(model["layers"]) if model.get("type") == "hvae" else 1
+    method = {"elbo": "vae", "iwae": "iwae"}.get(obj.get("type"), obj.get("type"))
+    return {"layers": layers, "method": method, "k": int(obj.get("k", 1))}
 
 
 @torch.no_grad()
-def evaluate_run(model: nn.Module, train_x: Tensor, test_x: Tensor, eval_k: int, eval_n: int | None,
-                 seed: int = 0, batch_size: int = 100) -> dict[str, Any]:
-    """Test NLL ``-L_{eval_k}`` on dynamically binarised test images (one fixed binarisation, seed
-    ``seed``) and active units over the first 500 binarised training images."""
-    g = torch.Generator().manual_seed(seed + 12345)
-    test = test_x if eval_n is None else test_x[:eval_n]
-    test_b = torch.bernoulli(test, generator=g)
-    torch.manual_seed(seed)
-    t0 = time.perf_counter()
-    res = evaluate_bound(iwae_bound, model, test_b, batch_size=batch_size, k=eval_k)
-    units_x = torch.bernoulli(train_x[:500], generator=g)
-    model.eval()
+def active_units_per_layer(model: nn.Module, x: torch.Tensor, threshold: float = AU_THRESHOLD) -> list[int]:
+    r"""Active units ``#{u : Var_x(E_q[u|x]) > threshold}`` (Burda et al. 2015, Sec. 5.2), one count per
+    stochastic layer (:func:`vaekit.evaluation.posterior_mean_variance` split by ``encode_layers`` sizes)."""
+    var = posterior_mean_variance(model, x)
     if hasattr(model, "encode_layers"):
-        au = [int((m.double().var(0) > 1e-2).sum()) for m in model.encode_layers(units_x)]
+        sizes = [m.shape[-1] for m in model.encode_layers(x[:1])]
     else:
-        au = [active_units(model, units_x)]
-    model.train()
-    return {"test_nll": -res.mean, "test_nll_se": res.stderr, "eval_k": eval_k, "eval_n": res.n,
-            "active_units": au, "eval_seconds": round(time.perf_counter() - t0, 1)}
+        sizes = [var.numel()]
+    return [int((v > threshold).sum()) for v in var.split(sizes)]
 
 
-def evaluate_checkpoint(path: str | Path, eval_k: int = 5000, eval_n: int | None = None, seed: int = 0,
-                        threads: int | None = None) -> dict[str, Any]:
-    """Evaluate a checkpoint written by :func:`train_run` (``path`` without suffix, or ending in
-    ``.json``/``.safetensors``): test NLL by ``-L_{eval_k}`` and active units, as :func:`evaluate_run`."""
+def evaluate_run(run_dir: str | Path, eval_k: int = 5000, eval_n: int | None = None, seed: int = 0,
+                 threads: int | None = None, batch_size: int = 100) -> dict[str, Any]:
+    r"""Evaluate a run directory's ``last`` checkpoint: test NLL ``-L_{eval_k}`` with
+    :math:`\mathcal L_k(x) = \mathbb E[\log \frac1k \sum_i p(x,z_i)/q(z_i|x)]` (Burda et al. 2015, Eq. 6)
+    on the first ``eval_n`` test images as the trainer binarised them
+    (:func:`vaekit.cli.common.eval_data`), and active units over the first 500 training images."""
+    from ..cli.common import eval_data
+
     if threads is not None:
         torch.set_num_threads(threads)
-    path = Path(path)
-    for suffix in (".json", ".safetensors"):
-        if str(path).endswith(suffix):
-            path = Path(str(path)[: -len(suffix)])
-    meta = json.loads(_with(path, ".json").read_text())
-    train_x, test_x = load_mnist(400)
-    model = build_model(meta["model"], data_dim=train_x.shape[1])
-    _load(path, model, None)
-    row = {"run": meta["run"], "layers": meta["layers"], "method": meta["method"], "k": meta["k"],
-           "epochs_done": meta["epochs_done"], "train_seconds": meta["train_seconds"], "checkpoint": str(path)}
-    row.update(evaluate_run(model, train_x, test_x, eval_k, eval_n, seed))
+    if eval_k < 1:
+        raise ValueError(f"eval_k must be >= 1, got {eval_k}")
+    if eval_n is not None and eval_n < 1:
+        raise ValueError(f"eval_n must be >= 1 or None, got {eval_n}")
+    run = load_run(run_dir, "last")
+    cfg, model = run.config, run.model
+    ex = run.meta.get("extra", {})
+    row: dict[str, Any] = {"run": Path(run_dir).name, **run_identity(cfg), "epochs_done": int(run.meta["epoch"]),
+                           "train_seconds": float(ex.get("elapsed", 0.0)), "run_dir": str(run_dir)}
+    test, _, _ = eval_data(cfg, "test")
+    test = test if eval_n is None else test[:eval_n]
+    train, _, _ = eval_data(cfg, "train")
+    t0 = time.perf_counter()
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        res = evaluate_bound(iwae_bound, model, test, batch_size=batch_size, k=eval_k)
+    au = active_units_per_layer(model, train[:AU_IMAGES])
+    row.update({"test_nll": -res.mean, "test_nll_se": res.stderr, "eval_k": eval_k, "eval_n": res.n,
+                "active_units": au, "eval_seconds": round(time.perf_counter() - t0, 1)})
     return row
 
 
@@ -319,32 +181,39 @@ def markdown_table(rows: Sequence[dict[str, Any]]) -> str:
 def reproduce_iwae(layers: Sequence[int] = (1,), ks: Sequence[int] = (1, 50), methods: Sequence[str] = ("vae", "iwae"),
                    epochs: int = 20, budget_s: float | None = None, out: str | Path = "runs/reproduce_iwae",
                    eval_k: int = 5000, eval_n: int | None = None, seed: int = 0, threads: int | None = None,
-                   log: Any = print) -> dict[str, Any]:
-    """Train and evaluate the selected set; write ``table.md`` and ``results.json`` under ``out``.
+                   log: Any = print, *, overrides: Sequence[str] = (), config_dir: str | Path = CONFIG_DIR,
+                   tensorboard: bool = True) -> dict[str, Any]:
+    """Train (:func:`train_run`) and evaluate (:func:`evaluate_run`) the selected set; write ``table.md``
+    and ``results.json`` under ``out``.
 
     ``budget_s`` is split evenly over the runs (each stops at its share or at ``epochs``). VAE and IWAE with
     ``k = 1`` are the same objective, so IWAE k=1 is not trained twice when VAE k=1 is in the set.
+    ``overrides`` are extra dotted config overrides for every run (e.g. ``data.name=digits`` in tests).
     """
     if threads is not None:
         torch.set_num_threads(threads)
     for m in methods:
         if m not in ("vae", "iwae"):
             raise ValueError(f"method must be 'vae' or 'iwae', got {m!r}")
+    if budget_s is not None and budget_s <= 0:
+        raise ValueError(f"budget_s must be > 0 or None, got {budget_s}")
     runs = [RunSpec(l, m, k) for l in layers for k in ks for m in methods
             if not (m == "iwae" and k == 1 and "vae" in methods)]
+    if not runs:
+        raise ValueError("no run selected (empty layers, ks or methods)")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    train_x, test_x = load_mnist(400)
+    cfgs = [run_config(r, epochs, out, seed, overrides, config_dir) for r in runs]  # fail early on a bad config
     share = None if budget_s is None else budget_s / len(runs)
     rows: list[dict[str, Any]] = []
     t0 = time.perf_counter()
-    for run in runs:
-        res = train_run(run, train_x, out, epochs, share, seed, log=log)
-        meta = res["meta"]
-        row = {"run": run.name, "layers": run.layers, "method": run.method, "k": run.k,
-               "epochs_done": meta["epochs_done"], "train_seconds": meta["train_seconds"]}
-        if meta["epochs_done"] > 0:
-            row.update(evaluate_run(res["model"], train_x, test_x, eval_k, eval_n, seed))
+    for run, cfg in zip(runs, cfgs):
+        run_dir = train_run(cfg, share, tensorboard=tensorboard, log=log)
+        if checkpoint_path(run_dir / "checkpoints", "last").is_file():
+            row = evaluate_run(run_dir, eval_k, eval_n, seed)
+        else:  # the budget ran out before the first epoch
+            row = {"run": run.name, "layers": run.layers, "method": run.method, "k": run.k, "epochs_done": 0,
+                   "train_seconds": 0.0, "run_dir": str(run_dir)}
         rows.append(row)
         log(f"[{run.name}] " + json.dumps(row))
         (out / "results.json").write_text(json.dumps({"rows": rows}, indent=1))
@@ -361,9 +230,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--budget", type=float, default=None, help="total training seconds, split over the runs")
     p.add_argument("--epochs", type=int, default=20, help="passes of the truncated 3^i schedule (paper: 3280)")
     p.add_argument("--layers", type=str, default="1", help="comma list of stochastic layer counts (1,2)")
-    p.add_argument("--k", type=str, default="1,50", help="comma list of sample counts")
+    p.add_argument("--k", type=str, default="1,50", help="comma list of sample counts (1,5,50)")
     p.add_argument("--methods", type=str, default="vae,iwae", help="comma list of vae,iwae")
-    p.add_argument("--out", type=str, default="runs/reproduce_iwae", help="output folder (checkpoints, table, JSON)")
+    p.add_argument("--out", type=str, default="runs/reproduce_iwae",
+                   help="output folder (one run directory per run, table.md, results.json)")
     p.add_argument("--eval-k", type=int, default=5000, help="samples of the IWAE bound for test NLL (paper: 5000)")
     p.add_argument("--eval-n", type=int, default=None, help="number of test images (default: all 10,000)")
     p.add_argument("--seed", type=int, default=0)
