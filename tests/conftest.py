@@ -24,3 +24,16 @@ def digits():
     from vaekit.data import load_dataset
 
     return load_dataset("digits", seed=0)
+
+
+@pytest.fixture
+def one_thread_seeded():
+    """One torch thread and ``torch.manual_seed(0)`` for the test, the thread count restored afterwards.
+
+    For tests on tiny tensors: a second OpenMP thread only spins on the shared CI cores.
+    """
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    yield
+    torch.set_num_threads(threads)

@@ -24,14 +24,7 @@ from vaekit.nets import MLP
 D_Z, D_X, SIGMA = 5, 20, 0.5
 
 
-@pytest.fixture(autouse=True)
-def _seed():
-    # One thread: these tensors are tiny, and a second OpenMP thread only spins on the shared CI cores.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    torch.manual_seed(0)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread_seeded")
 
 
 def linear_gaussian(scale: float = SIGMA):

@@ -11,14 +11,7 @@ from vaekit.evaluation.parzen import (ParzenWarning, parzen_log_density, parzen_
                                       theis_demo)
 
 
-@pytest.fixture(autouse=True)
-def _seed():
-    # One thread: these tensors are tiny, and a second OpenMP thread only spins on the shared CI cores.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    torch.manual_seed(0)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread_seeded")
 
 
 def test_parzen_log_density_matches_scipy_mixture():
