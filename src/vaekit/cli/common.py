@@ -129,3 +129,25 @@ def write_plots(run_dir: Path, model: nn.Module, x: Tensor, y: Tensor | None, im
     if metrics.exists() and metrics.stat().st_size > 0:
         out.append(viz.training_curves(metrics, plots / "training_curves.png", keys=("elbo", "kl")))
     return out
+
+
+def add_image_run_args(p: Any, default_png: str) -> None:
+    """The arguments every "draw from a run's data" command shares (``reconstruct``, ``interpolate``)."""
+    p.add_argument("run_dir")
+    p.add_argument("--split", choices=["train", "val", "test"], default="test")
+    p.add_argument("--checkpoint", choices=["best", "last"], default="best")
+    p.add_argument("--data-dir", help="override data.data_dir")
+    p.add_argument("--out", help=f"PNG path (default RUN_DIR/plots/{default_png})")
+
+
+def load_run_images(args: Any) -> tuple[Any, tuple[int, ...], Tensor]:
+    """The run (``args.run_dir``, ``args.checkpoint``), its image shape, and its ``args.split`` data as training saw it."""
+    from ..train import load_run
+    from .sample import image_shape_of
+
+    lr = load_run(args.run_dir, args.checkpoint)
+    shape = image_shape_of(lr.meta)
+    if args.data_dir is not None:
+        lr.config.data.data_dir = args.data_dir
+    x, _, _ = eval_data(lr.config, args.split)
+    return lr, shape, x

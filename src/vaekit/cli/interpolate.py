@@ -14,14 +14,12 @@ from typing import Any
 
 def add_parser(sub: Any) -> None:
     """Register ``vaekit interpolate`` on the argparse subparsers ``sub``."""
+    from .common import add_image_run_args
+
     p = sub.add_parser("interpolate", help="decode a latent interpolation between two test images")
-    p.add_argument("run_dir")
+    add_image_run_args(p, "interpolation.png")
     p.add_argument("--steps", type=int, default=10)
     p.add_argument("--pairs", type=int, default=4, help="number of image pairs (one strip each)")
-    p.add_argument("--split", choices=["train", "val", "test"], default="test")
-    p.add_argument("--checkpoint", choices=["best", "last"], default="best")
-    p.add_argument("--data-dir", help="override data.data_dir")
-    p.add_argument("--out", help="PNG path (default RUN_DIR/plots/interpolation.png)")
     p.set_defaults(func=run)
 
 
@@ -30,17 +28,11 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from .. import viz
-    from ..train import load_run
-    from .common import eval_data
-    from .sample import image_shape_of
+    from .common import load_run_images
 
     if args.steps < 2 or args.pairs < 1:
         raise ValueError(f"need --steps >= 2 and --pairs >= 1, got {args.steps} and {args.pairs}")
-    lr = load_run(args.run_dir, args.checkpoint)
-    shape = image_shape_of(lr.meta)
-    if args.data_dir is not None:
-        lr.config.data.data_dir = args.data_dir
-    x, _, _ = eval_data(lr.config, args.split)
+    lr, shape, x = load_run_images(args)
     if x.shape[0] < 2 * args.pairs:
         raise ValueError(f"the {args.split} split has {x.shape[0]} examples; {args.pairs} pairs need {2 * args.pairs}")
     model = lr.model

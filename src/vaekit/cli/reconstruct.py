@@ -9,13 +9,11 @@ from typing import Any
 
 def add_parser(sub: Any) -> None:
     """Register ``vaekit reconstruct`` on the argparse subparsers ``sub``."""
+    from .common import add_image_run_args
+
     p = sub.add_parser("reconstruct", help="write originals next to their reconstructions")
-    p.add_argument("run_dir")
+    add_image_run_args(p, "reconstructions.png")
     p.add_argument("--n", type=int, default=32)
-    p.add_argument("--split", choices=["train", "val", "test"], default="test")
-    p.add_argument("--checkpoint", choices=["best", "last"], default="best")
-    p.add_argument("--data-dir", help="override data.data_dir")
-    p.add_argument("--out", help="PNG path (default RUN_DIR/plots/reconstructions.png)")
     p.set_defaults(func=run)
 
 
@@ -24,17 +22,11 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from .. import viz
-    from ..train import load_run
-    from .common import eval_data
-    from .sample import image_shape_of
+    from .common import load_run_images
 
     if args.n < 1:
         raise ValueError(f"--n must be >= 1, got {args.n}")
-    lr = load_run(args.run_dir, args.checkpoint)
-    shape = image_shape_of(lr.meta)
-    if args.data_dir is not None:
-        lr.config.data.data_dir = args.data_dir
-    x, _, _ = eval_data(lr.config, args.split)
+    lr, shape, x = load_run_images(args)
     x = x[:args.n]
     with torch.no_grad():
         rec = lr.model.reconstruct(x)

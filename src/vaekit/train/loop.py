@@ -223,7 +223,10 @@ def validate(model: nn.Module, x: Tensor, batch_size: int, seed: int) -> dict[st
 
 
 def make_run_dir(cfg: RunConfig, info: DistInfo = DistInfo()) -> Path:
-    """``out_dir/run_name`` (default name ``<data>-<UTC time>``); refuses to reuse a directory that holds a run."""
+    """``out_dir/run_name`` (default name ``<data>-<UTC time>``); refuses to reuse a directory that holds a run.
+
+    Only names the directory: :func:`fit` creates it (rank 0), whether it was named here or passed in.
+    """
     name = cfg.run_name or f"{cfg.data.name}-{datetime.now(timezone.utc).strftime('%Y%m%d-%H%M%S')}"
     taken = (Path(cfg.out_dir) / name / "config.json").exists()
     if info.enabled:
@@ -238,9 +241,6 @@ def make_run_dir(cfg: RunConfig, info: DistInfo = DistInfo()) -> Path:
     if taken:  # the verdict is shared, so every rank stops and none hangs
         raise ConfigError(f"run_name: {run_dir} already holds a run; resume it with --resume {run_dir} "
                           "or choose another run_name")
-    if info.is_main:
-        (run_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
-        (run_dir / "plots").mkdir(exist_ok=True)
     return run_dir
 
 
