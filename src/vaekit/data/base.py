@@ -239,7 +239,7 @@ def dynamic_binarize(x: Tensor, generator: torch.Generator | None = None, check:
     if check:
         check_unit_interval(x, "dynamic_binarize input")
     u = torch.rand(x.shape, generator=generator, dtype=x.dtype, device=x.device)
-    return (u < x).to(x.dtype)
+    return u.lt_(x)  # in place: the 0/1 result lands in u's float storage, no bool temporary
 
 
 def check_unit_interval(x: Tensor, name: str) -> None:

@@ -6,6 +6,7 @@ Everything here needs only the protocol method ``log_weights(x, k) -> (k, B)``
 
 from __future__ import annotations
 
+import inspect
 import math
 from dataclasses import dataclass
 
@@ -13,23 +14,39 @@ import torch
 from torch import Tensor, nn
 
 
+def _accepts_chunk_size(model: nn.Module) -> bool:
+    try:
+        return "chunk_size" in inspect.signature(model.log_weights).parameters
+    except (TypeError, ValueError):
+        return False
+
+
 @torch.no_grad()
 def iwae_bound(model: nn.Module, x: Tensor, k: int, chunk_size: int | None = None,
-               max_elements: int = 2_000_000) -> Tensor:
+               max_elements: int = 800_000) -> Tensor:
     r"""Per-example IWAE bound ``L_k(x)``, ``(B,)`` float64, in bounded memory (Burda et al. 2015, Eq. 8).
 
     .. math:: \mathcal L_k(x) = \log\frac1k\sum_{i=1}^k \frac{p(x,z_i)}{q(z_i|x)},\quad z_i \sim q(z|x)
 
-    The ``k`` samples are drawn in chunks of ``chunk_size`` and combined with a
-    running log-sum-exp in float64, so memory is ``O(chunk_size * B * data_dim)``
-    whatever ``k`` is. The default chunk keeps ``chunk * B * data_dim`` under
-    ``max_elements`` (about 8 MB of float32 decoder output).
+    The ``k`` samples are decoded in chunks of ``chunk_size`` per example, so the decoder's
+    memory is ``O(chunk_size * B * data_dim)`` whatever ``k`` is. The default chunk keeps
+    ``chunk * B * data_dim`` near ``max_elements`` (3.2 MB of float32 decoder output: on
+    FM-MLP, 1,000-row chunks ran 1.15x faster than 5,000-row ones, and smaller ones paid
+    per-call overhead).
+    Models whose ``log_weights`` takes ``chunk_size`` (:class:`~vaekit.models.VAE`) encode
+    ``x`` once and return all ``k`` log-weights (``k * B`` floats); for the others this
+    function calls ``log_weights`` once per chunk. The log-sum-exp is taken in float64.
     """
     if k < 1:
         raise ValueError(f"k must be >= 1, got {k}")
     b = x.shape[0]
     if chunk_size is None:
         chunk_size = max(1, min(k, max_elements // max(1, b * x.shape[-1])))
+    elif chunk_size < 1:
+        raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
+    if _accepts_chunk_size(model):
+        lw = model.log_weights(x, k, chunk_size=chunk_size).double()  # (k, B)
+        return torch.logsumexp(lw, 0) - math.log(k)
     running = torch.full((b,), -math.inf, dtype=torch.float64, device=x.device)
     done = 0
     while done < k:

@@ -101,6 +101,32 @@ class LatentLayer(nn.Module):
         """KL(q || p) (default ``p`` = this layer's prior); see :func:`kl_term`."""
         return kl_term(q, self.prior() if p is None else p, z, log_q)
 
+    def rsample_kl(self, params: dict[str, Tensor], k: int) -> tuple[Tensor, Tensor] | None:
+        r"""Optional fast path: ``k`` reparameterised samples and the analytic per-dimension KL to the prior.
+
+        Returns ``(z, kl_per_dim)`` of shapes ``(k, *batch, dim)`` and ``(*batch, dim)``, computed
+        without building ``Distribution`` objects, or ``None`` (the default) when the family has
+        no such path; the model then uses :meth:`distribution` and ``kl_divergence``. A family
+        that implements it must draw ``z`` from the same law as ``distribution(**params).rsample``.
+        """
+        return None
+
+    def rsample_log_ratio(self, params: dict[str, Tensor], sample_shape: tuple[int, ...]) -> tuple[Tensor, Tensor]:
+        r"""``z ~ q(z|x)`` and the log density ratio :math:`\log p(z) - \log q(z|x)` at it.
+
+        The importance weight of Burda et al. (2015) is ``log p(x|z) + log p(z) - log q(z|x)``;
+        this returns its latent part. The default builds ``q`` and ``p`` and evaluates both
+        log-densities (a flow's ``rsample_and_log_prob`` gives ``log q`` from the same pass);
+        families with a cheaper closed form override it.
+        """
+        q = self.distribution(**params)
+        if hasattr(q, "rsample_and_log_prob"):
+            z, log_q = q.rsample_and_log_prob(sample_shape)
+        else:
+            z = q.rsample(sample_shape) if q.has_rsample else q.sample(sample_shape)
+            log_q = q.log_prob(z)
+        return z, self.prior().log_prob(z) - log_q
+
     def point_estimate(self, q: Distribution) -> Tensor:
         """A deterministic code for ``encode``: the posterior mean."""
         return q.mean

@@ -36,6 +36,14 @@ class Likelihood(nn.Module):
     def forward(self, params: Tensor) -> Distribution:  # pragma: no cover - abstract
         raise NotImplementedError
 
+    def log_prob(self, params: Tensor, x: Tensor) -> Tensor:
+        """``log p(x | params)`` summed over the data dim: ``forward(params).log_prob(x)``.
+
+        ``params`` ``(*S, B, out_features)`` and ``x`` ``(B, D)`` give ``(*S, B)``. Families
+        override it to skip building the ``Distribution`` (the hot path of every objective).
+        """
+        return self(params).log_prob(x)
+
     def validate(self, x: Tensor, name: str = "x") -> None:
         """Raise ``ValueError`` naming the problem if ``x`` cannot be scored by this model."""
         if not torch.is_tensor(x):

@@ -5,9 +5,72 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+from torch.autograd.function import once_differentiable
 from torch.distributions import Bernoulli, Distribution, Independent, constraints
 
+from ..compile import maybe_compiled
 from .base import LIKELIHOODS, Likelihood
+
+
+def _bernoulli_log_prob_sum(logits: Tensor, x: Tensor) -> Tensor:
+    r"""``sum_i x_i l_i - softplus(l_i)`` over the last dim, with one ``log`` per 16 values.
+
+    .. math::
+        \sum_i x_i\ell_i - \mathrm{softplus}(\ell_i)
+        = \sum_i \bigl(x_i\ell_i - \max(\ell_i, 0)\bigr) - \sum_g \log \prod_{i\in g} (1 + e^{-|\ell_i|})
+
+    Every factor lies in (1, 2], so a product of 16 lies in (1, 2^16]: no overflow, and its
+    float32 rounding (about 16 ulp) is below that of summing the 784 softplus terms one by
+    one. The transcendental work drops from an ``exp`` and a ``log1p`` per value to an
+    ``exp`` per value and a ``log`` per 16 (speed: softplus was the largest non-GEMM cost of
+    IWAE-5000 evaluation). Values past the last multiple of 16 use ``log1p``.
+    """
+    a = logits.abs()
+    lin = (x * logits - 0.5 * (logits + a)).sum(-1)
+    t = torch.exp(-a)
+    d = logits.shape[-1]
+    m = d - d % 16
+    head = (1.0 + t[..., :m]).unflatten(-1, (16, m // 16)).prod(-2).log().sum(-1)
+    if m == d:
+        return lin - head
+    return lin - head - torch.log1p(t[..., m:]).sum(-1)
+
+
+def _bernoulli_log_prob_sum_eager(logits: Tensor, x: Tensor) -> Tensor:
+    """The same sum as :func:`_bernoulli_log_prob_sum` in the form that is fastest uncompiled (two passes)."""
+    return (x * logits).sum(-1) - F.softplus(logits).sum(-1)
+
+
+class _BernoulliLogLik(torch.autograd.Function):
+    r"""``sum_i x_i l_i - softplus(l_i)`` as one autograd node, with
+
+    .. math:: \partial/\partial \ell_i = x_i - \sigma(\ell_i), \qquad \partial/\partial x_i = \ell_i
+
+    Written by hand because ``binary_cross_entropy_with_logits(reduction="none")`` on a
+    broadcast target costs four extra passes (a ``log_sigmoid`` buffer, a filled weight, copies);
+    on FM-MLP's batch it was 0.46 ms of a 1.3 ms forward.
+    """
+
+    @staticmethod
+    def forward(ctx, logits: Tensor, x: Tensor) -> Tensor:  # type: ignore[override]
+        ctx.save_for_backward(logits, x)
+        return _bernoulli_log_prob_sum_eager(logits, x)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, g: Tensor):  # type: ignore[override]
+        logits, x = ctx.saved_tensors
+        g = g.unsqueeze(-1)
+        gl = gx = None
+        if ctx.needs_input_grad[0]:
+            gl = torch.sigmoid(logits).neg_().add_(x).mul_(g)
+        if ctx.needs_input_grad[1]:
+            gx = (logits * g).sum_to_size(x.shape)
+        return gl, gx
+
+
+#: compiled for large no-grad calls (IWAE evaluation), eager otherwise; see :mod:`vaekit.compile`
+bernoulli_log_prob_sum = maybe_compiled(_bernoulli_log_prob_sum, eager=_bernoulli_log_prob_sum_eager)
 
 
 class _BernoulliLogits(Bernoulli):
@@ -41,6 +104,16 @@ class BernoulliLikelihood(Likelihood):
 
     def forward(self, params: Tensor) -> Distribution:
         return Independent(_BernoulliLogits(logits=params, validate_args=False), 1, validate_args=False)
+
+    def log_prob(self, params: Tensor, x: Tensor) -> Tensor:
+        r"""``sum_i x_i l_i - softplus(l_i)``, without building the ``Distribution``.
+
+        With gradients: one autograd node (:class:`_BernoulliLogLik`). Without (evaluation):
+        :func:`bernoulli_log_prob_sum`, which is cheaper per value.
+        """
+        if torch.is_grad_enabled() and (params.requires_grad or x.requires_grad):
+            return _BernoulliLogLik.apply(params, x)
+        return bernoulli_log_prob_sum(params, x)
 
     def validate(self, x: Tensor, name: str = "x") -> None:
         super().validate(x, name)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Callable
+
 import torch
 from torch import Tensor, nn
 from torch.distributions import Distribution, Independent, Normal, kl_divergence
@@ -23,17 +25,23 @@ class _LazyDensityOutput(VAEOutput):
     """A :class:`VAEOutput` whose ``log_prior`` and ``log_posterior`` are computed on first read.
 
     ``log p(z_i)`` and ``log q(z_i|x)`` are pure functions of ``(q, p, z)`` (no random draws), so
-    reading them later gives the values an eager pass would; only the cost moves. A value first
-    read under ``torch.no_grad`` is not kept, so a later read with grad enabled still gets a graph.
+    reading them later gives the values an eager pass would; only the cost moves. ``q`` and ``p``
+    may be given as zero-argument callables, so that the ``Distribution`` objects themselves are
+    built only if a density is read. A value first read under ``torch.no_grad`` is not kept, so
+    a later read with grad enabled still gets a graph.
     """
 
-    def __init__(self, q: Distribution, p: Distribution, **fields: Tensor | None) -> None:
+    def __init__(self, q: Distribution | Callable[[], Distribution], p: Distribution | Callable[[], Distribution],
+                 **fields: Tensor | None) -> None:
         self._q, self._p = q, p
         super().__init__(**fields)
 
-    def _lazy(self, name: str, dist: Distribution) -> Tensor:
+    def _lazy(self, name: str, which: str) -> Tensor:
         v = self.__dict__.get(name)
         if v is None:
+            dist = self.__dict__[which]
+            if not isinstance(dist, Distribution):
+                dist = self.__dict__[which] = dist()
             v = dist.log_prob(self.z)
             if torch.is_grad_enabled() or not self.z.requires_grad:
                 self.__dict__[name] = v
@@ -41,7 +49,7 @@ class _LazyDensityOutput(VAEOutput):
 
     @property  # type: ignore[override]
     def log_prior(self) -> Tensor:
-        return self._lazy("_log_prior", self._p)
+        return self._lazy("_log_prior", "_p")
 
     @log_prior.setter
     def log_prior(self, value: Tensor | None) -> None:
@@ -49,7 +57,7 @@ class _LazyDensityOutput(VAEOutput):
 
     @property  # type: ignore[override]
     def log_posterior(self) -> Tensor:
-        return self._lazy("_log_posterior", self._q)
+        return self._lazy("_log_posterior", "_q")
 
     @log_posterior.setter
     def log_posterior(self, value: Tensor | None) -> None:
@@ -104,7 +112,7 @@ class VAE(nn.Module):
 
     def log_likelihood(self, x: Tensor, z: Tensor) -> Tensor:
         """log p(x|z), summed over data dims; ``z`` ``(*S, B, D)``, ``x`` ``(B, data_dim)`` -> ``(*S, B)``."""
-        return self.decode(z).log_prob(x)
+        return self.likelihood.log_prob(self.decoder(z), x)
 
     def log_joint(self, x: Tensor, z: Tensor) -> Tensor:
         """log p(x, z) = log p(x|z) + log p(z); shape as :meth:`log_likelihood`."""
@@ -112,7 +120,16 @@ class VAE(nn.Module):
 
     def forward(self, x: Tensor, k: int = 1) -> VAEOutput:
         """Draw ``k`` reparameterised samples per input and score them (see :class:`VAEOutput`)."""
-        q = self.posterior(x)
+        params = self.latent.params(self.encoder(x))
+        fast = self.latent.rsample_kl(params, k)
+        if fast is not None:
+            # speed: a family with a fused sample-and-KL path (the Gaussian) never builds its
+            # Distribution objects unless log q / log p are read (the IWAE objective does)
+            z, kl_dim = fast
+            return _LazyDensityOutput(lambda: self.latent.distribution(**params), self.latent.prior, z=z,
+                                      log_likelihood=self.log_likelihood(x, z), log_prior=None,
+                                      log_posterior=None, kl=kl_dim.sum(-1), kl_per_dim=kl_dim)
+        q = self.latent.distribution(**params)
         if hasattr(q, "rsample_and_log_prob"):  # flows: log q from the same pass, no O(D) inversion
             z, log_q = q.rsample_and_log_prob((k,))
         else:
@@ -132,14 +149,19 @@ class VAE(nn.Module):
         return VAEOutput(z=z, log_likelihood=log_lik, log_prior=log_p, log_posterior=log_q, kl=log_q - log_p,
                          kl_per_dim=None)
 
-    def log_weights(self, x: Tensor, k: int) -> Tensor:
-        """``(k, B)`` log w_i = log p(x, z_i) - log q(z_i|x), z_i ~ q(z|x)."""
-        q = self.posterior(x)
-        if hasattr(q, "rsample_and_log_prob"):  # flows: log q from the same pass, no O(D) inversion
-            z, log_q = q.rsample_and_log_prob((k,))
-            return self.log_joint(x, z) - log_q
-        z = q.sample((k,))
-        return self.log_joint(x, z) - q.log_prob(z)
+    def log_weights(self, x: Tensor, k: int, chunk_size: int | None = None) -> Tensor:
+        r"""``(k, B)`` log w_i = log p(x|z_i) + log p(z_i) - log q(z_i|x), z_i ~ q(z|x) (Burda et al. 2015).
+
+        ``x`` is encoded once; the ``k`` samples are decoded ``chunk_size`` at a time (all at
+        once by default), which bounds the decoder's memory to ``chunk_size * B`` rows.
+        """
+        params = self.latent.params(self.encoder(x))
+        chunk = k if chunk_size is None else max(1, min(int(chunk_size), k))
+        out = []
+        for done in range(0, k, chunk):
+            z, log_ratio = self.latent.rsample_log_ratio(params, (min(chunk, k - done),))
+            out.append(self.log_likelihood(x, z) + log_ratio)
+        return out[0] if len(out) == 1 else torch.cat(out)
 
     def encode(self, x: Tensor) -> Tensor:
         """The posterior's point estimate (mean, or mean direction on a sphere), ``(B, D)``."""
