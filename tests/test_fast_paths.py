@@ -124,7 +124,7 @@ def test_grouped_log_sum_is_as_accurate_as_summing_softplus(d, seed):
 def test_compiled_kernel_matches_eager_and_falls_back(monkeypatch, seed):
     logits, x = torch.randn(50, 20, 784) * 3, (torch.rand(20, 784) < 0.3).float()
     ref = _bern_ref(logits, x)
-    wrapped = vk_compile.maybe_compiled(_bernoulli_log_prob_sum, eager=_bernoulli_log_prob_sum_eager, min_numel=0)
+    wrapped = vk_compile.maybe_compiled(_bernoulli_log_prob_sum, eager=_bernoulli_log_prob_sum_eager, min_numel=0, warmup_numel=0)
     with torch.no_grad():
         got = wrapped(logits, x)
     assert (got.double() - ref).abs().max() < 1e-3
@@ -139,7 +139,7 @@ def test_compiled_kernel_matches_eager_and_falls_back(monkeypatch, seed):
         return run
 
     monkeypatch.setattr(torch, "compile", broken)
-    failing = vk_compile.maybe_compiled(_bernoulli_log_prob_sum, eager=_bernoulli_log_prob_sum_eager, min_numel=0)
+    failing = vk_compile.maybe_compiled(_bernoulli_log_prob_sum, eager=_bernoulli_log_prob_sum_eager, min_numel=0, warmup_numel=0)
     with torch.no_grad(), pytest.warns(RuntimeWarning, match="no C\\+\\+ compiler"):
         out = failing(logits, x)
     torch.testing.assert_close(out, _bernoulli_log_prob_sum_eager(logits, x))
@@ -149,10 +149,19 @@ def test_compiled_kernel_matches_eager_and_falls_back(monkeypatch, seed):
     assert len(calls) == 1
     # VAEKIT_COMPILE=0: never compiles
     monkeypatch.setenv("VAEKIT_COMPILE", "0")
-    off = vk_compile.maybe_compiled(_bernoulli_log_prob_sum, min_numel=0)
+    off = vk_compile.maybe_compiled(_bernoulli_log_prob_sum, min_numel=0, warmup_numel=0)
     with torch.no_grad():
         off(logits, x)
     assert len(calls) == 1
+    # the rent-or-buy warm-up: eager until 2 calls' worth of elements went through, then compiled
+    monkeypatch.setenv("VAEKIT_COMPILE", "1")
+    lazy = vk_compile.maybe_compiled(_bernoulli_log_prob_sum, min_numel=0, warmup_numel=2 * logits.numel())
+    with torch.no_grad(), pytest.warns(RuntimeWarning):
+        lazy(logits, x)
+        lazy(logits, x)
+        assert len(calls) == 1
+        lazy(logits, x)
+    assert len(calls) == 2
 
 
 # ----- the model's fast forward and chunked log-weights ----------------------------------------
