@@ -70,5 +70,4 @@ def maybe_compiled(fn: Callable[..., torch.Tensor], eager: Callable[..., torch.T
                           "using the eager version", RuntimeWarning, stacklevel=2)
             return eager(t, *args)
 
-    wrapper.eager = eager  # type: ignore[attr-defined]
     return wrapper

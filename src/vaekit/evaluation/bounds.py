@@ -6,6 +6,7 @@ Everything here needs only the protocol method ``log_weights(x, k) -> (k, B)``
 
 from __future__ import annotations
 
+import functools
 import inspect
 import math
 from dataclasses import dataclass
@@ -14,10 +15,11 @@ import torch
 from torch import Tensor, nn
 
 
-def _accepts_chunk_size(model: nn.Module) -> bool:
+@functools.lru_cache(maxsize=None)
+def _accepts_chunk_size(model_type: type) -> bool:
     try:
-        return "chunk_size" in inspect.signature(model.log_weights).parameters
-    except (TypeError, ValueError):
+        return "chunk_size" in inspect.signature(model_type.log_weights).parameters
+    except (AttributeError, TypeError, ValueError):
         return False
 
 
@@ -44,7 +46,7 @@ def iwae_bound(model: nn.Module, x: Tensor, k: int, chunk_size: int | None = Non
         chunk_size = max(1, min(k, max_elements // max(1, b * x.shape[-1])))
     elif chunk_size < 1:
         raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
-    if _accepts_chunk_size(model):
+    if _accepts_chunk_size(type(model)):
         lw = model.log_weights(x, k, chunk_size=chunk_size).double()  # (k, B)
         return torch.logsumexp(lw, 0) - math.log(k)
     running = torch.full((b,), -math.inf, dtype=torch.float64, device=x.device)

@@ -13,6 +13,13 @@ from torch.distributions import Distribution, Independent, Normal
 from .base import LATENTS, LatentLayer
 
 
+def _reparam_kl(loc: Tensor, scale: Tensor, eps: Tensor) -> tuple[Tensor, Tensor]:
+    r"""``z = mu + sigma * eps`` and ``KL_j = (mu_j^2 + sigma_j^2 - 1)/2 - log sigma_j`` (no autograd bookkeeping)."""
+    z = torch.addcmul(loc, scale, eps)
+    kl = (loc * loc).add_(scale * scale).sub_(1.0).mul_(0.5).sub_(scale.log())
+    return z, kl
+
+
 class _ReparamKL(torch.autograd.Function):
     r"""``z = mu + sigma * eps`` and the per-dimension ``KL(N(mu, sigma^2) || N(0, 1))`` as one autograd node.
 
@@ -27,10 +34,8 @@ class _ReparamKL(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, loc: Tensor, scale: Tensor, eps: Tensor) -> tuple[Tensor, Tensor]:  # type: ignore[override]
-        z = torch.addcmul(loc, scale, eps)
-        kl = (loc * loc).add_(scale * scale).sub_(1.0).mul_(0.5).sub_(scale.log())
         ctx.save_for_backward(loc, scale, eps)
-        return z, kl
+        return _reparam_kl(loc, scale, eps)
 
     @staticmethod
     @once_differentiable
@@ -102,8 +107,7 @@ class GaussianLatent(LatentLayer):
         eps = torch.randn((k, *loc.shape), dtype=loc.dtype, device=loc.device)
         if torch.is_grad_enabled() and (loc.requires_grad or scale.requires_grad):
             return _ReparamKL.apply(loc, scale, eps)
-        kl = 0.5 * (loc * loc + scale * scale - 1.0) - scale.log()
-        return torch.addcmul(loc, scale, eps), kl
+        return _reparam_kl(loc, scale, eps)
 
     def rsample_log_ratio(self, params: dict[str, Tensor], sample_shape: tuple[int, ...]) -> tuple[Tensor, Tensor]:
         r"""``z = mu + sigma * eps`` and, in closed form from ``eps``,

@@ -2,7 +2,8 @@
 
 Autograd records two nodes per hidden layer (``AddmmBackward``, ``TanhBackward``), each with its
 own Python dispatch, transposed views and temporary tensors; on a small MLP VAE (FM-MLP: batch
-100, widths 784-200-200-50) that overhead is as large as the GEMMs themselves. This module runs
+100, widths 784-200-200-50) that overhead is nearly as large as the GEMMs (a step without autograd
+ran in 2.16 ms, with it 3.2 ms, of which GEMMs ~1.3 ms). This module runs
 the same arithmetic as ``nn.Sequential(Linear, Tanh, ...)`` with the activation applied in place
 to the GEMM output, and back-propagates by hand through the whole chain in one node.
 
