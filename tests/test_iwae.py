@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 
 import pytest
 import torch
@@ -283,12 +284,38 @@ def test_reproduce_budget_stops_and_hvae_counts_units_per_layer(tmp_path) -> Non
         _reproduce(tmp_path / "x", methods=("vae", "bogus"))
 
 
+def test_reproduce_explicit_runs_and_saved_evaluations(tmp_path, monkeypatch) -> None:
+    """``runs=`` trains exactly the named runs; re-running the finished set reuses each run's saved
+    evaluation (no model is scored again) unless the checkpoint changed; bad run names are named."""
+    from vaekit.reproduce import iwae as rep
+
+    runs = rep.parse_runs("l1_vae_k1, l1_iwae_k5")
+    assert [r.name for r in runs] == ["l1_vae_k1", "l1_iwae_k5"]
+    for bad in ("l1_vae", "l1_dreg_k5", "x"):
+        with pytest.raises(ValueError, match=re.escape(repr(bad))):
+            rep.parse_runs(bad)
+    first = _reproduce(tmp_path, runs=runs, epochs=1)
+    assert [r["run"] for r in first["rows"]] == ["l1_vae_k1", "l1_iwae_k5"]
+    saved = tmp_path / "l1_iwae_k5" / "eval" / "iwae_k4_n30_seed0.json"
+    assert saved.is_file()
+
+    calls = []
+    real = rep.evaluate_bound
+    monkeypatch.setattr(rep, "evaluate_bound", lambda *a, **k: calls.append(1) or real(*a, **k))
+    again = _reproduce(tmp_path, runs=runs, epochs=1)
+    assert calls == [] and again["rows"] == first["rows"]
+    more = _reproduce(tmp_path, runs=runs[1:], epochs=2)  # a new checkpoint: evaluated again
+    assert len(calls) == 1 and more["rows"][0]["epochs_done"] == 2
+    assert more["rows"][0]["test_nll"] != first["rows"][1]["test_nll"]
+
+
 def test_reproduce_cli_flags_parse() -> None:
     """``vaekit reproduce iwae`` keeps its flags."""
     from vaekit.cli.main import build_parser
 
     a = build_parser().parse_args(["reproduce", "iwae", "--budget", "60", "--epochs", "3", "--layers", "1,2",
                                    "--k", "1,5", "--methods", "iwae", "--out", "o", "--eval-k", "10",
-                                   "--eval-n", "5", "--threads", "1"])
+                                   "--eval-n", "5", "--threads", "1", "--runs", "l1_vae_k1,l2_iwae_k5"])
     assert (a.budget, a.epochs, a.layers, a.k, a.methods, a.out, a.eval_k, a.eval_n, a.threads) == \
         (60.0, 3, "1,2", "1,5", "iwae", "o", 10, 5, 1)
+    assert a.runs == "l1_vae_k1,l2_iwae_k5"
