@@ -106,7 +106,7 @@ def test_bernoulli_node_gradcheck_and_value(seed):
     torch.testing.assert_close(_BernoulliLogLik.apply(logits, x), _bern_ref(logits, x), rtol=1e-12, atol=1e-10)
 
 
-@pytest.mark.parametrize("d", [7, 100, 784])
+@pytest.mark.parametrize("d", [7, 100, 784, 2032, 3000])
 def test_grouped_log_sum_is_as_accurate_as_summing_softplus(d, seed):
     """float32 error of the one-log-per-16 form vs float64, no worse than the plain float32 sum."""
     logits = torch.randn(400, d) * 4
@@ -120,6 +120,14 @@ def test_grouped_log_sum_is_as_accurate_as_summing_softplus(d, seed):
     # in float64 the identity itself is exact to rounding
     got64 = _bernoulli_log_prob_sum(logits.double(), x.double())
     torch.testing.assert_close(got64, ref, rtol=1e-12, atol=1e-9)
+
+
+@pytest.mark.parametrize("d", [2032, 2048])
+def test_grouped_log_sum_does_not_overflow_at_its_widest(d):
+    """All-zero logits make every factor exactly 2: the widest single block (2032 = 127 lanes of 16)
+    multiplies 127 of them, 2^127 < float32's max; wider rows are split. Exact: -d log 2."""
+    out = _bernoulli_log_prob_sum(torch.zeros(3, d), torch.ones(1, d))
+    torch.testing.assert_close(out, torch.full((3,), -d * math.log(2.0)), rtol=1e-6, atol=0)
 
 
 def test_compiled_kernel_matches_eager_and_falls_back(monkeypatch, seed):
