@@ -9,7 +9,7 @@ import re
 import pytest
 import torch
 
-from vaekit.evaluation import iwae_bound
+from vaekit.evaluation import elbo_estimate, iwae_bound
 from vaekit.models import build_model
 from vaekit.objectives import OBJECTIVES, build_objective
 from vaekit.objectives.iwae import DReGObjective, IWAEObjective
@@ -262,6 +262,10 @@ def test_reproduce_budgeted_run_equals_uninterrupted_and_evaluates(tmp_path) -> 
     torch.manual_seed(0)
     ref = -float(iwae_bound(ma.model, test[:30], 4).mean())
     assert ra["eval_n"] == 30 and ra["test_nll"] == pytest.approx(ref, rel=1e-6)
+    torch.manual_seed(1)
+    elbo = float(elbo_estimate(ma.model, test[:30], k=10).mean())
+    assert ra["test_elbo"] == pytest.approx(elbo, rel=1e-6)
+    assert ra["bound_gap"] == pytest.approx(-ra["test_nll"] - ra["test_elbo"], abs=1e-9)
     assert len(ra["active_units"]) == 1 and 0 <= ra["active_units"][0] <= 50
     assert (tmp_path / "a" / "table.md").read_text().count("| IWAE | 5 | 2 |") == 1
     assert json.loads((tmp_path / "a" / "results.json").read_text())["rows"][0]["run"] == "l1_iwae_k5"
@@ -301,11 +305,11 @@ def test_reproduce_explicit_runs_and_saved_evaluations(tmp_path, monkeypatch) ->
 
     calls = []
     real = rep.evaluate_bound
-    monkeypatch.setattr(rep, "evaluate_bound", lambda *a, **k: calls.append(1) or real(*a, **k))
+    monkeypatch.setattr(rep, "evaluate_bound", lambda fn, *a, **k: calls.append(fn) or real(fn, *a, **k))
     again = _reproduce(tmp_path, runs=runs, epochs=1)
-    assert calls == [] and again["rows"] == first["rows"]
+    assert rep.iwae_bound not in calls and again["rows"] == first["rows"]  # ELBO, units: recomputed alike
     more = _reproduce(tmp_path, runs=runs[1:], epochs=2)  # a new checkpoint: evaluated again
-    assert len(calls) == 1 and more["rows"][0]["epochs_done"] == 2
+    assert calls.count(rep.iwae_bound) == 1 and more["rows"][0]["epochs_done"] == 2
     assert more["rows"][0]["test_nll"] != first["rows"][1]["test_nll"]
 
 
