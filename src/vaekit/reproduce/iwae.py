@@ -152,6 +152,10 @@ def active_units_per_layer(model: nn.Module, x: torch.Tensor, threshold: float =
     return [int((v > threshold).sum()) for v in var.split(sizes)]
 
 
+#: the fields of a row that come from the (saved) IWAE-k evaluation
+_IWAE_FIELDS = ("test_nll", "test_nll_se", "eval_k", "eval_n", "eval_seconds")
+
+
 def _eval_cache_path(run_dir: Path, eval_k: int, eval_n: int | None, seed: int) -> Path:
     return run_dir / "eval" / f"iwae_k{eval_k}_n{'all' if eval_n is None else eval_n}_seed{seed}.json"
 
@@ -165,7 +169,7 @@ def evaluate_run(run_dir: str | Path, eval_k: int = 5000, eval_n: int | None = N
     * test NLL ``-L_{eval_k}`` with :math:`\mathcal L_k(x) = \mathbb E[\log \frac1k \sum_i p(x,z_i)/q(z_i|x)]`
       (Burda et al. 2015, Eq. 6), and its standard error over images;
     * the test ELBO (``elbo_k`` samples per image, analytic KL) and the gap ``L_{eval_k} - ELBO``
-      (PAPERS.md's check 4: the VAE's gap exceeds the IWAE's);
+      (PAPERS.md's check 4 compares it between VAE- and IWAE-trained models);
     * active units over the first 500 training images.
 
     The IWAE-k result is saved as ``run_dir/eval/iwae_k{eval_k}_n{eval_n}_seed{seed}.json``; with ``reuse``
@@ -215,10 +219,6 @@ def evaluate_run(run_dir: str | Path, eval_k: int = 5000, eval_n: int | None = N
     row.update({"test_elbo": elbo.mean, "test_elbo_se": elbo.stderr, "bound_gap": -iw["test_nll"] - elbo.mean,
                 "active_units": au})
     return row
-
-
-#: the fields of a row that come from the (saved) IWAE-k evaluation
-_IWAE_FIELDS = ("test_nll", "test_nll_se", "eval_k", "eval_n", "eval_seconds")
 
 
 def markdown_table(rows: Sequence[dict[str, Any]]) -> str:
