@@ -157,11 +157,19 @@ class VAE(nn.Module):
         """
         params = self.latent.params(self.encoder(x))
         chunk = k if chunk_size is None else max(1, min(int(chunk_size), k))
-        out = []
+        if chunk >= k:
+            z, log_ratio = self.latent.rsample_log_ratio(params, (k,))
+            return self.log_likelihood(x, z) + log_ratio
+        out = None
         for done in range(0, k, chunk):
             z, log_ratio = self.latent.rsample_log_ratio(params, (min(chunk, k - done),))
-            out.append(self.log_likelihood(x, z) + log_ratio)
-        return out[0] if len(out) == 1 else torch.cat(out)
+            lw = self.log_likelihood(x, z) + log_ratio
+            if out is None:
+                # allocated once: small per-chunk results kept alive between the chunks' large freed
+                # buffers fragment the heap (RSS grew by up to 0.9 GB during an IWAE-5000 evaluation)
+                out = lw.new_empty((k, *lw.shape[1:]))
+            out[done:done + lw.shape[0]] = lw
+        return out
 
     def encode(self, x: Tensor) -> Tensor:
         """The posterior's point estimate (mean, or mean direction on a sphere), ``(B, D)``."""
