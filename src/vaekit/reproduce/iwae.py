@@ -186,10 +186,9 @@ def evaluate_run(run_dir: str | Path, eval_k: int = 5000, eval_n: int | None = N
     if eval_n is not None and eval_n < 1:
         raise ValueError(f"eval_n must be >= 1 or None, got {eval_n}")
     run_dir = Path(run_dir)
-    meta = json.loads(checkpoint_path(run_dir / "checkpoints", "last").read_text())
-    ckpt = {"epoch": meta["epoch"], "step": meta["step"]}
     cache = _eval_cache_path(run_dir, eval_k, eval_n, seed)
     run = load_run(run_dir, "last")
+    ckpt = {"epoch": run.meta["epoch"], "step": run.meta["step"]}
     cfg, model = run.config, run.model
     ex = run.meta.get("extra", {})
     row: dict[str, Any] = {"run": run_dir.name, **run_identity(cfg), "epochs_done": int(run.meta["epoch"]),
@@ -259,19 +258,15 @@ def reproduce_iwae(layers: Sequence[int] = (1,), ks: Sequence[int] = (1, 50), me
     """
     if threads is not None:
         torch.set_num_threads(threads)
-    for m in methods:
-        if m not in ("vae", "iwae"):
-            raise ValueError(f"method must be 'vae' or 'iwae', got {m!r}")
     if budget_s is not None and budget_s <= 0:
         raise ValueError(f"budget_s must be > 0 or None, got {budget_s}")
     if runs is None:
         runs = [RunSpec(l, m, k) for l in layers for k in ks for m in methods
                 if not (m == "iwae" and k == 1 and "vae" in methods)]
-    else:
-        runs = list(runs)
-        for r in runs:
-            if r.method not in ("vae", "iwae"):
-                raise ValueError(f"method must be 'vae' or 'iwae', got {r.method!r}")
+    runs = list(runs)
+    for r in runs:
+        if r.method not in ("vae", "iwae"):
+            raise ValueError(f"method must be 'vae' or 'iwae', got {r.method!r}")
     if not runs:
         raise ValueError("no run selected (empty layers, ks or methods)")
     out = Path(out)
