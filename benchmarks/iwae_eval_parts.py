@@ -13,7 +13,7 @@ part of one evaluation chunk alone, hot in cache, best of ``--repeats`` interlea
 
 The last line is one JSON object (also written to ``--out``) with the parts, the 1.3x budget
 (``0.3 * gemm``) and ``floor = bernoulli_sum + tanh + min(randn, randn_two_threads)``: work that stays
-whatever the dispatch overhead. Run: ``python benchmarks/iwae_eval_parts.py --threads 2``.
+whatever the dispatch overhead; ``floor_within_budget`` tests ``floor + latent <= budget``. Run: ``python benchmarks/iwae_eval_parts.py --threads 2``.
 """
 
 from __future__ import annotations
