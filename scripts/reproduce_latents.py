@@ -128,7 +128,7 @@ def evaluate(run_dir: Path, n: int, k: int, elbo_k: int, seed: int, batch_size: 
     Batch j is evaluated under ``torch.manual_seed(seed + j)`` (the scheme of
     ``vaekit.evaluation.estimators.run_estimators``), so every model sees the same images and seeds.
     """
-    from vaekit.cli.common import eval_data
+    from vaekit.pipeline import eval_data
     from vaekit.evaluation import iwae_bound
     from vaekit.train import load_run
 

@@ -246,7 +246,7 @@ def test_reproduce_configs_cover_the_table() -> None:
 def test_reproduce_budgeted_run_equals_uninterrupted_and_evaluates(tmp_path) -> None:
     """Epoch-by-epoch training under a (large) budget gives bit-identical weights to one ``fit`` call;
     the reported NLL is -L_k on the trainer's binarised test split; files and table are written."""
-    from vaekit.cli.common import eval_data
+    from vaekit.pipeline import eval_data
     from vaekit.train import load_run
 
     a = _reproduce(tmp_path / "a")

@@ -11,7 +11,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from ..config import RunConfig
+from ..pipeline.data import eval_data
 
 __all__ = ["run_estimators", "evaluate", "write_eval_json", "format_table", "write_plots", "decode_mean",
            "eval_data"]
@@ -44,29 +44,6 @@ def run_estimators(model: nn.Module, x: Tensor, spec: str, seed: int, batch_size
     from ..evaluation.estimators import run_estimators as full
 
     return full(model, x, spec, seed=seed, batch_size=batch_size, **opts)
-
-
-def eval_data(cfg: RunConfig, split: str, device: torch.device | str = "cpu") -> tuple[Tensor, Tensor | None, Any]:
-    """The evaluation tensor of ``split`` as training saw it (fixed binarisation), its labels, and the data set."""
-    from ..train.loop import prepare_data
-
-    data = prepare_data(cfg, torch.device(device))
-    ds = data.dataset
-    if split == "train":
-        x = data.train
-        if data.dynamic:
-            from ..data import static_binarize
-            from ..train.seeding import derive_seed
-
-            x = static_binarize(x, derive_seed(cfg.seed, "binarize-fixed", "train-eval"))
-        return x, ds.train.y, ds
-    if split == "val":
-        if data.val is None:
-            raise ValueError(f"data set {cfg.data.name!r} has no validation split in this run (data.val_size=0)")
-        return data.val, ds.val.y, ds
-    if split == "test":
-        return data.test, ds.test.y, ds
-    raise ValueError(f"split must be train, val or test, got {split!r}")
 
 
 def evaluate(model: nn.Module, x: Tensor, spec: str, seed: int, batch_size: int = 100, **opts: Any) -> dict[str, Any]:

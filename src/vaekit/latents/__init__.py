@@ -2,8 +2,10 @@
 
 from .base import LATENTS, LatentLayer, has_analytic_kl, kl_term, slerp
 from .gaussian import GaussianLatent
+from .space import LatentSpace, latent_space_of
 
-__all__ = ["LATENTS", "LatentLayer", "GaussianLatent", "has_analytic_kl", "kl_term", "slerp"]
+__all__ = ["LATENTS", "LatentLayer", "GaussianLatent", "has_analytic_kl", "kl_term", "slerp", "LatentSpace",
+           "latent_space_of"]
 from .categorical import RelaxedCategoricalLatent
 from .full_cov import FullCovGaussianLatent
 from .iaf import IAFLatent, IAFPosterior

@@ -15,6 +15,7 @@ from torch.distributions import Distribution
 
 from ..latents import LATENTS
 from ..latents.base import LatentLayer
+from ..latents.space import LatentSpace, latent_space_of
 from ..likelihoods import LIKELIHOODS
 from ..likelihoods.base import Likelihood
 from ..registry import ConfigError, build
@@ -94,6 +95,13 @@ class HierarchicalVAE(nn.Module):
     def latent_dim(self) -> int:
         """Width of :meth:`encode`'s output (all layers concatenated)."""
         return sum(self.latent_dims)
+
+    @property
+    def latent_space(self) -> LatentSpace:
+        """A product of the layers' spaces, ``parts[l]`` for ``z_{l+1}`` (see :class:`~vaekit.latents.LatentSpace`)."""
+        parts = tuple(latent_space_of(q.prior()) for q in self.q_layers)
+        return LatentSpace(None, sum(p.dim for p in parts), "product", None,
+                           "a tuple (z_1, ..., z_L): move in each part's space", parts)
 
     def inference_modules(self) -> tuple[nn.Module, ...]:
         """The modules that hold q's parameters (phi); everything else is generative (theta)."""

@@ -9,6 +9,7 @@ from torch import Tensor, nn
 from torch.distributions import Distribution, Independent, kl_divergence
 
 from ..latents.base import LatentLayer, has_analytic_kl
+from ..latents.space import LatentSpace, latent_space_of
 from ..likelihoods.base import Likelihood
 from .base import VAEOutput
 
@@ -96,6 +97,11 @@ class VAE(nn.Module):
     @property
     def latent_dim(self) -> int:
         return self.latent.dim
+
+    @property
+    def latent_space(self) -> "LatentSpace":
+        """The support, geometry and unconstraining bijection of ``z`` (see :class:`~vaekit.latents.LatentSpace`)."""
+        return latent_space_of(self.prior())
 
     # ----- the protocol -------------------------------------------------------------------------
     def posterior(self, x: Tensor) -> Distribution:

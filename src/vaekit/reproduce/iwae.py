@@ -164,7 +164,7 @@ def evaluate_run(run_dir: str | Path, eval_k: int = 5000, eval_n: int | None = N
                  threads: int | None = None, batch_size: int = 100, reuse: bool = True,
                  elbo_k: int = 10) -> dict[str, Any]:
     r"""Evaluate a run directory's ``last`` checkpoint on the first ``eval_n`` test images as the trainer
-    binarised them (:func:`vaekit.cli.common.eval_data`):
+    binarised them (:func:`vaekit.pipeline.eval_data`):
 
     * test NLL ``-L_{eval_k}`` with :math:`\mathcal L_k(x) = \mathbb E[\log \frac1k \sum_i p(x,z_i)/q(z_i|x)]`
       (Burda et al. 2015, Eq. 6), and its standard error over images;
@@ -177,7 +177,7 @@ def evaluate_run(run_dir: str | Path, eval_k: int = 5000, eval_n: int | None = N
     step), so re-running a finished set (an IWAE-5000 evaluation of 10,000 images is minutes) costs only
     the cheap parts (ELBO, active units), which are always recomputed.
     """
-    from ..cli.common import eval_data
+    from ..pipeline import eval_data
 
     if threads is not None:
         torch.set_num_threads(threads)
