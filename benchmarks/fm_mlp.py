@@ -1,41 +1,55 @@
 #!/usr/bin/env python
-r"""FM-MLP: vaekit against a minimal hand-written PyTorch loop (../shared/bench/fm-mlp/PROTOCOL.md v1).
+r"""FM-MLP speed: vaekit's training step against the hand-written loop, interleaved (PROTOCOL.md v1.1).
 
-The systems (``ref``: the hand-written loop; ``vaekit``: vaekit's model, ``train_step``, optimiser
-and binarisation exactly as ``vaekit.train.fit`` uses them) train the
-one-stochastic-layer MLP VAE of Burda et al. (2015, arXiv:1509.00519) on dynamically
-binarised Fashion-MNIST from the same initial weights, and are scored by one shared
-evaluator (test ELBO with 10 samples, seed 1234; IWAE-5000 NLL on the first 1000 test
-images, seed 4321). Each (system, round) runs in its own subprocess so that ``ru_maxrss``
-is per system; odd rounds run the systems in ``--systems`` order, even rounds in reverse
-(PROTOCOL.md section 5). Section 6's GEMM timings give the machine's limit, and a last
-worker times an IWAE training step at k=50 against k=1.
+../shared/bench/fm-mlp/PROTOCOL.md section 5, version 1.1: a speed *ratio* is measured in one
+process with the systems interleaved in blocks of about 60 training steps, the order rotated
+every round (at least 12 rounds), and reported as the median over rounds of the per-round ratio,
+with each system's median and minimum step time. Whole-run alternation is too coarse on a shared
+VM: its slow phases last tens of seconds, and both systems of one round share the phase.
+
+What runs, all in this process on ``--threads`` (protocol: 2) threads:
+
+1. **Training step ratio.** ``ref`` (the protocol's hand-written eager loop) and ``vaekit``
+   (``vaekit.models.build_model`` + ``vaekit.train.train_step`` on the ``elbo`` objective from
+   ``vaekit.objectives.build_objective``, the optimiser of ``vaekit.train.build_optimizer``,
+   batches from ``vaekit.data.batch_indices`` + ``dynamic_binarize``) start from the same
+   ``torch.manual_seed(0)`` weights and train on dynamically binarised Fashion-MNIST, batch 100,
+   ``--block`` steps per block, ``--rounds`` rounds. Ratio = ref time / vaekit time (> 1: vaekit
+   faster).
+2. **IWAE-5000 evaluation.** vaekit's own evaluator (``vaekit.evaluation.iwae_estimate``, or
+   ``iwae_bound`` on code from before issue 11) on the first ``--iwae-images`` binary test images
+   (noise seeded identically every round), interleaved with the GEMM-only work of the same
+   evaluation (encoder once per image, the decoder's three GEMMs on every sample, ``torch.mm``
+   in the ``nn.Linear`` layout, ``--gemm-rows`` rows per chunk). Ratio = IWAE time / GEMM time.
+3. Section 6 of the protocol (best-of-5 GEMM speeds, the machine's limit images/s).
+4. Optional (``--epochs E``, default 0): fresh models trained E whole epochs, the epochs of the two
+   systems alternating, then scored by the shared evaluator (test ELBO, 10 samples, seed 1234;
+   IWAE-5000 NLL on the first ``--eval-images`` images, seed 4321).
+
+Only public API that exists before and after issue 11 is used; the Gaussian latent's link key
+is tried as ``scale_link`` and then as ``scale``.
 
 Usage::
 
-    python benchmarks/fm_mlp.py                    # the protocol: 10 epochs, two rounds
-    python benchmarks/fm_mlp.py --quick            # 2 epochs, 100 NLL images: a smoke check
-    python benchmarks/fm_mlp.py --epochs 3 --out /tmp/fm.json
+    python benchmarks/fm_mlp.py --out benchmarks/results/fm_mlp.json   # defaults: 100 rounds x 60 steps, IWAE 20 rounds
+    python benchmarks/fm_mlp.py --quick --out /tmp/fm.json             # smoke check (figures meaningless)
+    python benchmarks/fm_mlp.py --epochs 10 --eval-images 1000         # also whole epochs and scores
 
-The last line printed is one JSON object (also written to ``--out``).
+The last line printed is one JSON object (also written to ``--out``); ``summary`` holds the figures.
 """
 
 from __future__ import annotations
 
 import argparse
-import gzip
 import hashlib
-import json
 import math
 import os
-import platform
 import resource
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any, Callable
 
 import numpy as np
@@ -44,8 +58,11 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 HERE = Path(__file__).resolve().parent
+if str(HERE) not in sys.path:
+    sys.path.insert(0, str(HERE))
+import _bench  # noqa: E402
+
 DEFAULT_OUT = HERE / "results" / "fm_mlp.json"
-FM_DIR = Path("/usr/share/datasets/fashion-mnist")
 CACHE = Path(os.environ.get("VAEKIT_CACHE", Path.home() / ".cache" / "vaekit"))
 
 TEST_SHA256 = "54e39ecf71491e6a1227165723f9562e4d39939cd14b794230ed52c5cf74db1f"
@@ -73,37 +90,6 @@ def rss_mb() -> float:
 # ----------------------------------------------------------------------------------------------
 
 
-def _read_idx_images(path: Path) -> np.ndarray:
-    """An IDX3 ubyte file (gzip) -> (N, rows*cols) uint8."""
-    with gzip.open(path, "rb") as f:
-        buf = f.read()
-    magic, n, r, c = np.frombuffer(buf[:16], dtype=">u4")
-    if magic != 2051:
-        raise ValueError(f"{path}: bad IDX3 magic {magic}")
-    return np.frombuffer(buf[16:], dtype=np.uint8).reshape(n, r * c).copy()
-
-
-def _fashion_mnist() -> tuple[Tensor, np.ndarray]:
-    """Training intensities (60000, 784) float32 and the raw test images (10000, 784) uint8.
-
-    Through ``vaekit.data.load_dataset("fashion_mnist")`` when it is there, else the IDX files.
-    No float64 copy of the training set is made: the training process's peak RSS is a metric.
-    """
-    try:
-        from vaekit.data import load_dataset
-
-        ds = load_dataset("fashion_mnist", data_dir=FM_DIR, val_size=0)
-        # k/255 in float32 times 255 is within 1e-4 of k: rounding recovers the raw byte exactly
-        te = torch.round(ds.test.x * 255).to(torch.uint8).numpy()
-        if ds.train.x.shape == (N_TRAIN, D) and te.shape == (10_000, D):
-            return ds.train.x, te
-    except Exception as e:  # the loader is optional here: the IDX files are the protocol's source
-        print(f"[fm_mlp] vaekit.data fashion_mnist unavailable ({type(e).__name__}: {e}); reading IDX", file=sys.stderr)
-    raw = _read_idx_images(FM_DIR / "train-images-idx3-ubyte.gz")
-    train = torch.from_numpy(raw).float().div_(255.0)
-    return train, _read_idx_images(FM_DIR / "t10k-images-idx3-ubyte.gz")
-
-
 def binarize_test(raw: np.ndarray) -> np.ndarray:
     """PROTOCOL.md section 1: ``(RandomState(0).random_sample((10000, 784)) < raw/255).astype(uint8)``."""
     x = raw.astype(np.float64) / 255.0
@@ -111,17 +97,18 @@ def binarize_test(raw: np.ndarray) -> np.ndarray:
     return (u < x).astype(np.uint8)
 
 
-def load_data() -> tuple[Tensor, Tensor]:
-    """Training intensities (60000, 784) float32 in [0,1] and the fixed binary test set (10000, 784) float32.
+def load_data(n_train: int = N_TRAIN) -> tuple[str, Tensor, Tensor]:
+    """(data set name, training intensities (n, 784) float32 in [0,1], binary test set (10000, 784) float32).
 
-    The binary test set is cached as ``~/.cache/vaekit/fm_test_bin.npy`` and checked against
-    the protocol's sha256 and mean pixel every time.
+    Fashion-MNIST from the Debian package (the protocol's source); its binary test set is cached
+    as ``~/.cache/vaekit/fm_test_bin.npy`` and checked against the protocol's sha256 and mean pixel
+    on every run. Without the package, MNIST from /work/shared/data is used and named as such.
     """
-    train, raw_test = _fashion_mnist()
+    name, raw_train, raw_test = _bench.load_raw_images(n_train)
+    if name != "fashion_mnist":
+        return name, _bench.to_unit(raw_train), torch.from_numpy(binarize_test(raw_test).astype(np.float32))
     cache = CACHE / "fm_test_bin.npy"
-    x_bin = None
-    if cache.exists():
-        x_bin = np.load(cache, allow_pickle=False)
+    x_bin = np.load(cache, allow_pickle=False) if cache.exists() else None
     if x_bin is None or hashlib.sha256(np.ascontiguousarray(x_bin).tobytes()).hexdigest() != TEST_SHA256:
         x_bin = binarize_test(raw_test)
         CACHE.mkdir(parents=True, exist_ok=True)
@@ -129,7 +116,7 @@ def load_data() -> tuple[Tensor, Tensor]:
     digest = hashlib.sha256(np.ascontiguousarray(x_bin).tobytes()).hexdigest()
     if digest != TEST_SHA256 or x_bin.shape != (10000, 784) or abs(x_bin.mean() - TEST_MEAN) > 5e-8:
         raise RuntimeError(f"binary test set does not match PROTOCOL.md: sha256 {digest}, mean {x_bin.mean():.7f}")
-    return train, torch.from_numpy(x_bin.astype(np.float32))
+    return name, _bench.to_unit(raw_train), torch.from_numpy(x_bin.astype(np.float32))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -168,93 +155,162 @@ def reference_model() -> RefVAE:
     return RefVAE()
 
 
-VAEKIT_SPEC = {
-    "type": "vae",
-    "encoder": {"type": "mlp", "hidden": [H, H], "activation": "tanh"},
-    # scale="exp": the head's second half is log sigma^2; min_scale=0 keeps sigma = exp(logvar/2) exactly
-    "latent": {"type": "gaussian", "dim": Z, "scale": "exp", "min_scale": 0.0},
-    "decoder": {"type": "mlp", "hidden": [H, H], "activation": "tanh"},
-    "likelihood": {"type": "bernoulli"},
-}
+def _vaekit_spec(link_key: str) -> dict[str, Any]:
+    return {
+        "type": "vae",
+        "encoder": {"type": "mlp", "hidden": [H, H], "activation": "tanh"},
+        # link "exp": the head's second half is log sigma^2; min_scale=0 keeps sigma = exp(logvar/2) exactly
+        "latent": {"type": "gaussian", "dim": Z, link_key: "exp", "min_scale": 0.0},
+        "decoder": {"type": "mlp", "hidden": [H, H], "activation": "tanh"},
+        "likelihood": {"type": "bernoulli"},
+    }
 
 
-def vaekit_model() -> nn.Module:
-    """vaekit's model from its config spec, with the reference's initial weights copied in."""
+def build_vaekit(spec_fn: Callable[[str], dict[str, Any]], data_dim: int) -> tuple[nn.Module, dict[str, Any]]:
+    """``build_model(spec_fn("scale_link"))``, or with ``"scale"`` where the code predates the rename.
+
+    Returns the model and the spec that built it.
+    """
     from vaekit.models import build_model
+    from vaekit.registry import ConfigError
 
-    model = build_model(VAEKIT_SPEC, data_dim=D)
+    errors = []
+    for key in ("scale_link", "scale"):
+        spec = spec_fn(key)
+        try:
+            return build_model(spec, data_dim=data_dim), spec
+        except ConfigError as e:
+            errors.append(f"{key}: {e}")
+    raise ConfigError("no latent link key works: " + "; ".join(errors))
+
+
+def _linears(module: nn.Module) -> list[nn.Linear]:
+    return [m for m in module.modules() if isinstance(m, nn.Linear)]
+
+
+def vaekit_model() -> tuple[nn.Module, dict[str, Any]]:
+    """vaekit's model from its config spec, with the reference's initial weights copied in.
+
+    The copy goes by the order of the ``nn.Linear`` modules of the encoder, the latent layer (one
+    fused ``Linear(200, 100)`` head = ``[mu; logvar]``) and the decoder; if the layout differs the
+    model keeps vaekit's own initialisation and the returned info says so (timings do not depend
+    on the weights' values).
+    """
+    model, spec = build_vaekit(_vaekit_spec, D)
+    n_params = sum(p.numel() for p in model.parameters())
+    info: dict[str, Any] = {"spec": spec, "parameters": n_params}
     ref = reference_model()
-    pairs = [(model.encoder[0], ref.enc_l1), (model.encoder[2], ref.enc_l2), (model.decoder[0], ref.dec_l1),
-             (model.decoder[2], ref.dec_l2), (model.decoder[4], ref.dec_out)]
-    with torch.no_grad():
-        for dst, src in pairs:
-            dst.weight.copy_(src.weight)
-            dst.bias.copy_(src.bias)
-        # the fused head is Linear(200, 100) = [mu; logvar]
-        model.latent.head.weight.copy_(torch.cat([ref.enc_mu.weight, ref.enc_logvar.weight]))
-        model.latent.head.bias.copy_(torch.cat([ref.enc_mu.bias, ref.enc_logvar.bias]))
-    if sum(p.numel() for p in model.parameters()) != 425_284:
-        raise RuntimeError("vaekit model does not have the protocol's 425,284 parameters")
-    return model
+    enc, dec = _linears(model.encoder), _linears(model.decoder)
+    head = _linears(model.latent)
+    if ([(m.in_features, m.out_features) for m in enc + head + dec] == [(D, H), (H, H), (H, 2 * Z), (Z, H), (H, H), (H, D)]):
+        with torch.no_grad():
+            for dst, src in zip(enc + dec, [ref.enc_l1, ref.enc_l2, ref.dec_l1, ref.dec_l2, ref.dec_out]):
+                dst.weight.copy_(src.weight)
+                dst.bias.copy_(src.bias)
+            head[0].weight.copy_(torch.cat([ref.enc_mu.weight, ref.enc_logvar.weight]))
+            head[0].bias.copy_(torch.cat([ref.enc_mu.bias, ref.enc_logvar.bias]))
+        info["init"] = "the reference's torch.manual_seed(0) weights"
+    else:
+        info["init"] = "vaekit's own (layer layout differs from the reference's; weights not copied)"
+    if n_params != 425_284:
+        info["warning"] = f"{n_params} parameters, not the protocol's 425,284"
+    return model, info
 
 
 def vaekit_encode_decode(model: nn.Module) -> tuple[Callable, Callable]:
     """``encode(x) -> (mu, logvar)`` and ``decode(z) -> logits`` for the shared evaluator."""
+    head = _linears(model.latent)[0]
 
     def encode(x: Tensor) -> tuple[Tensor, Tensor]:
-        mu, a = model.latent.head(model.encoder(x)).chunk(2, dim=-1)
+        mu, a = head(model.encoder(x)).chunk(2, dim=-1)
         return mu, a
 
     return encode, model.decoder
 
 
 # ----------------------------------------------------------------------------------------------
-# 3. training: one epoch per call
+# 3. training: steppers that run n steps per call, epochs following each other
 # ----------------------------------------------------------------------------------------------
 
 
-def reference_trainer(model: RefVAE) -> Callable[[Tensor], None]:
-    """The hand-written eager loop: Adam(lr 1e-3, eps 1e-4), batch 100, reshuffle, torch.bernoulli."""
+def reference_stepper(model: RefVAE, train: Tensor) -> Callable[[int], None]:
+    """The hand-written eager loop: Adam(lr 1e-3, eps 1e-4), batch 100, randperm each epoch, torch.bernoulli."""
     opt = torch.optim.Adam(model.parameters(), lr=1e-3, betas=(0.9, 0.999), eps=1e-4)
+    n = train.shape[0]
+    st = {"perm": None, "pos": n}
 
-    def epoch(train: Tensor) -> None:
-        perm = torch.randperm(train.shape[0])
-        for i in range(0, train.shape[0], BATCH):
-            x = torch.bernoulli(train[perm[i:i + BATCH]])
+    def run(steps: int) -> None:
+        for _ in range(steps):
+            if st["pos"] + BATCH > n:
+                st["perm"], st["pos"] = torch.randperm(n), 0
+            x = torch.bernoulli(train[st["perm"][st["pos"]:st["pos"] + BATCH]])
+            st["pos"] += BATCH
             loss = model.loss(x)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
 
-    return epoch
+    return run
 
 
-def vaekit_trainer(model: nn.Module) -> Callable[[Tensor], None]:
-    """vaekit's trainer hot path: ``vaekit.train.train_step`` on the registered ``elbo`` objective.
+def vaekit_optimizer(model: nn.Module) -> torch.optim.Optimizer:
+    """``vaekit.train.build_optimizer`` with the protocol's Adam settings (lr 1e-3, eps 1e-4).
 
-    Batches come from ``vaekit.data.batch_indices`` (one randperm per epoch, index slices) and
-    ``dynamic_binarize(..., check=False)`` (the range is checked once per data set), as in
-    ``vaekit.train.fit``; the optimiser is the one ``vaekit.train.build_optimizer`` makes (fused
-    Adam where available) with the protocol's settings. ``fit``'s per-epoch extras (validation,
-    checkpoint, logging) are not part of the timed epoch.
+    It reads ``cfg.train.{lr, betas, eps, weight_decay}``; a plain namespace carries them.
     """
-    from types import SimpleNamespace
+    from vaekit.train import build_optimizer
+
+    train_cfg = SimpleNamespace(lr=1e-3, betas=(0.9, 0.999), eps=1e-4, weight_decay=0.0)
+    try:
+        return build_optimizer(model, SimpleNamespace(train=train_cfg))
+    except AttributeError:  # a signature that takes the train section itself
+        return build_optimizer(model, train_cfg)
+
+
+def vaekit_stepper(model: nn.Module, train: Tensor, objective_spec: dict[str, Any] | None = None,
+                   seed: int = 1) -> tuple[Callable[[int], None], dict[str, Any]]:
+    """vaekit's trainer hot path: ``train_step`` on ``build_objective(objective_spec)`` (default ``elbo``).
+
+    As ``vaekit.train.fit`` does it: ``batch_indices`` (one randperm per epoch from a seeded
+    generator), ``dynamic_binarize(..., check=False)`` where the function has ``check`` (the
+    trainer checks the range once per data set), the optimiser of ``build_optimizer``.
+    ``fit``'s per-epoch extras (validation, checkpoint, logging) are not part of a step.
+    Returns the stepper and a description of what it uses.
+    """
+    import inspect
 
     from vaekit.data import batch_indices, dynamic_binarize
-    from vaekit.objectives import OBJECTIVES
-    from vaekit.train import ObjectiveModule, build_optimizer, train_step
+    from vaekit.objectives import build_objective
+    from vaekit.train import train_step
 
-    compute = ObjectiveModule(model, OBJECTIVES.get("elbo")())
-    cfg = SimpleNamespace(train=SimpleNamespace(lr=1e-3, betas=(0.9, 0.999), eps=1e-4, weight_decay=0.0))
-    opt = build_optimizer(model, cfg)
-    state = {"step": 0}
+    objective = build_objective(dict(objective_spec or {"type": "elbo"}))
+    opt = vaekit_optimizer(model)
+    g_perm, g_bin = torch.Generator().manual_seed(seed), torch.Generator().manual_seed(seed + 1)
+    bin_kw = {"check": False} if "check" in inspect.signature(dynamic_binarize).parameters else {}
+    n = train.shape[0]
+    st: dict[str, Any] = {"it": iter(()), "step": 0}
 
-    def epoch(train: Tensor) -> None:
-        for idx in batch_indices(train.shape[0], BATCH, None, shuffle=True):
-            train_step(compute, opt, dynamic_binarize(train[idx], None, check=False), state["step"])
-            state["step"] += 1
+    def compute(x: Tensor, step: int) -> tuple[Tensor, dict[str, Any]]:
+        return objective(model, x, step)
 
-    return epoch
+    def next_idx() -> Tensor:
+        for _ in range(2):
+            try:
+                return next(st["it"])
+            except StopIteration:
+                st["it"] = batch_indices(n, BATCH, g_perm, shuffle=True, drop_last=True)
+        raise RuntimeError("empty epoch")
+
+    def run(steps: int) -> None:
+        for _ in range(steps):
+            x = dynamic_binarize(train[next_idx()], g_bin, **bin_kw)
+            train_step(compute, opt, x, st["step"])
+            st["step"] += 1
+
+    info = {"objective": objective_spec or {"type": "elbo"}, "optimizer": type(opt).__name__,
+            "fused": bool(opt.defaults.get("fused")), "foreach": opt.defaults.get("foreach"),
+            "dynamic_binarize_kwargs": bin_kw}
+    return run, info
 
 
 # ----------------------------------------------------------------------------------------------
@@ -333,8 +389,9 @@ def evaluate_nll(encode: Callable, decode: Callable, x: Tensor, k: int = 5000, s
             "mean_log_weight": float(m.mean())}
 
 
+
 # ----------------------------------------------------------------------------------------------
-# 6. the physical limit: GEMM timings
+# 5. the physical limit: GEMM timings (PROTOCOL.md section 6)
 # ----------------------------------------------------------------------------------------------
 
 
@@ -360,9 +417,9 @@ def _layers() -> list[tuple[int, int]]:
     return [(D, H), (H, H), (H, Z), (H, Z), (Z, H), (H, H), (H, D)]
 
 
-def gemm_limits(iwae_rows: tuple[int, ...], iwae_images: int, k: int) -> dict[str, Any]:
-    """PROTOCOL.md section 6, plus the GEMM-only time of the IWAE-k evaluation."""
-    out: dict[str, Any] = {"square": {}}
+def gemm_limits(threads: int) -> dict[str, Any]:
+    """PROTOCOL.md section 6: best-of-5 GEMM speeds and the machine's limit images/s."""
+    out: dict[str, Any] = {"threads": threads, "square": {}}
     for n in (512, 1024, 2048):
         t = _best_mm(n, n, n)
         out["square"][str(n)] = {"s": t, "gflops": 2 * n ** 3 / t / 1e9}
@@ -372,9 +429,8 @@ def gemm_limits(iwae_rows: tuple[int, ...], iwae_images: int, k: int) -> dict[st
     step_s, step_flops = 0.0, 0
     for i, (fin, fout) in enumerate(_layers()):
         step_s += _best_mm(BATCH, fin, fout, tb=True)          # forward: x @ W.t()
-        step_flops += 2 * BATCH * fin * fout
         step_s += _best_mm(fout, BATCH, fin, ta=True)          # dW = dY.t() @ X
-        step_flops += 2 * BATCH * fin * fout
+        step_flops += 4 * BATCH * fin * fout
         if i != 0:                                             # no input gradient for enc.l1
             step_s += _best_mm(BATCH, fout, fin)               # dX = dY @ W
             step_flops += 2 * BATCH * fin * fout
@@ -386,232 +442,201 @@ def gemm_limits(iwae_rows: tuple[int, ...], iwae_images: int, k: int) -> dict[st
     out["train_flops_per_image"] = {"approx_3x_forward": 3 * FWD_FLOPS, "exact_gemm": TRAIN_GEMM_FLOPS}
     out["limit_images_per_s_at_peak"] = peak * 1e9 / TRAIN_GEMM_FLOPS
     out["limit_images_per_s_at_step_gemms"] = BATCH / step_s
-    # IWAE-k evaluation of `iwae_images` images: the decoder on k samples of each, the encoder once per
-    # image. Timed at each row layout in `iwae_rows` (vaekit's default chunk is 1000 rows, the shared
-    # evaluator's 5000); the limit is the fastest, so ratios against it are conservative.
-    enc_s = sum(_best_mm(100, fin, fout, tb=True) for fin, fout in [(D, H), (H, H), (H, 2 * Z)]) * iwae_images / 100
-    layouts = {}
-    for rows in iwae_rows:
-        dec_chunk = sum(_best_mm(rows, fin, fout, tb=True) for fin, fout in [(Z, H), (H, H), (H, D)])
-        layouts[str(rows)] = dec_chunk * iwae_images * k / rows + enc_s
-    best = min(layouts, key=layouts.get)
-    out["iwae_eval_gemm"] = {"rows_per_chunk": int(best), "s_by_rows_per_chunk": layouts, "images": iwae_images,
-                             "k": k, "encoder_s": enc_s, "s": layouts[best],
-                             "flops": iwae_images * (k * DEC_FLOPS + ENC_FLOPS)}
     return out
 
 
 # ----------------------------------------------------------------------------------------------
-# workers
+# 6. the IWAE-5000 evaluation against its GEMM-only work
 # ----------------------------------------------------------------------------------------------
 
 
-def _timed_epochs(epoch_fn: Callable[[Tensor], None], train: Tensor, epochs: int) -> list[float]:
-    times = []
-    for _ in range(epochs):
-        t = time.perf_counter()
-        epoch_fn(train)
-        times.append(time.perf_counter() - t)
-        print(f"[fm_mlp]   epoch {len(times)}: {times[-1]:.2f} s", file=sys.stderr, flush=True)
-    return times
+def vaekit_iwae_fn() -> tuple[Callable[..., Tensor], str]:
+    """vaekit's per-example IWAE evaluator ``(model, x, k) -> (B,)``: ``iwae_estimate``, else ``iwae_bound``."""
+    from vaekit import evaluation
+
+    fn = getattr(evaluation, "iwae_estimate", None)
+    if fn is not None:
+        return fn, "vaekit.evaluation.iwae_estimate"
+    return evaluation.iwae_bound, "vaekit.evaluation.iwae_bound"
 
 
-def worker_train(system: str, epochs: int, eval_images: int, nll: bool, vaekit_eval: bool,
-                 train_images: int = N_TRAIN) -> dict[str, Any]:
-    """Train one system for ``epochs`` and score it; everything in this process (per-system RSS)."""
-    train, test = load_data()
-    train = train[:train_images]
-    torch.manual_seed(1)  # the training noise (shuffles, binarisation, eps): same seed for both systems
-    if system == "ref":
-        model = reference_model()
-        epoch_fn = reference_trainer(model)
-        encode, decode = model.encode, model.decode
-    elif system == "vaekit":
-        model = vaekit_model()
-        torch.manual_seed(1)
-        epoch_fn = vaekit_trainer(model)
-        encode, decode = vaekit_encode_decode(model)
-    else:
-        raise ValueError(f"unknown system {system!r}")
-    model.train()
-    times = _timed_epochs(epoch_fn, train, epochs)
-    later = times[1:] if len(times) > 1 else times
-    res: dict[str, Any] = {"system": system, "epochs": epochs, "epoch_s": times, "first_epoch_s": times[0],
-                           "median_s_per_epoch": statistics.median(later)}
-    res["images_per_s"] = train.shape[0] / res["median_s_per_epoch"]
-    res["peak_rss_mb_after_train"] = rss_mb()
-    model.eval()
-    t = time.perf_counter()
-    res["test_elbo"] = evaluate_elbo(encode, decode, test)
-    res["elbo_eval_s"] = time.perf_counter() - t
-    if nll:
-        t = time.perf_counter()
-        res["test_nll"] = evaluate_nll(encode, decode, test[:eval_images])
-        res["nll_eval_s"] = time.perf_counter() - t
-    res["peak_rss_mb_after_eval"] = rss_mb()
-    if vaekit_eval and system == "vaekit":
-        res["vaekit_iwae"] = _vaekit_iwae(model, test[:eval_images])
-    return res
+def iwae_block(model: nn.Module, x: Tensor, k: int, batch: int) -> tuple[Callable[[], None], dict[str, list]]:
+    """One block = vaekit's IWAE-k of every image of ``x`` in batches of ``batch``, noise seeded the same."""
+    fn, _ = vaekit_iwae_fn()
+    values: dict[str, list] = {"mean_bound": []}
+
+    def run() -> None:
+        torch.manual_seed(NLL_SEED)
+        with torch.no_grad():
+            b = torch.cat([fn(model, x[i:i + batch], k).double() for i in range(0, x.shape[0], batch)])
+        values["mean_bound"].append(float(b.mean()))
+
+    return run, values
 
 
-def _vaekit_iwae(model: nn.Module, x: Tensor, k: int = 5000) -> dict[str, Any]:
-    """vaekit's own ``evaluation.iwae_bound`` (issue 3's speed target), timed; RSS is the process peak.
-
-    ``vaekit.compile`` compiles the likelihood kernel once 2^28 values went through it eagerly:
-    a first pass over the first 100 images (392 M values) does that and is timed separately, so
-    ``s`` is the steady-state time of all images.
+def gemm_only_block(images: int, k: int, batch: int, rows: int) -> Callable[[], None]:
+    """The GEMMs of an IWAE-k evaluation of ``images`` images alone: the encoder once per image, the
+    decoder's three GEMMs on ``k`` samples of each, ``rows`` decoder rows per ``torch.mm`` (the
+    ``nn.Linear`` layout ``x @ W.t()``, outputs preallocated). Values are random: the cost is not.
     """
-    from vaekit.compile import COMPILE_SECONDS
-    from vaekit.evaluation import evaluate_bound, iwae_bound
+    g = torch.Generator().manual_seed(0)
+    enc = [(torch.randn(fout, fin, generator=g), torch.empty(batch, fout)) for fin, fout in [(D, H), (H, H), (H, 2 * Z)]]
+    dec = [(torch.randn(fout, fin, generator=g), torch.empty(rows, fout)) for fin, fout in [(Z, H), (H, H), (H, D)]]
+    xb = torch.rand(batch, D, generator=g)
+    zb = torch.randn(rows, Z, generator=g)
+    per_batch = batch * k
+    if per_batch % rows:
+        raise ValueError(f"--gemm-rows {rows} must divide batch*k = {per_batch}")
 
-    torch.manual_seed(NLL_SEED)
-    t = time.perf_counter()
-    evaluate_bound(iwae_bound, model, x[:100], batch_size=100, k=k)
-    first_s = time.perf_counter() - t
-    t = time.perf_counter()
-    b = evaluate_bound(iwae_bound, model, x, batch_size=100, k=k)
-    return {"nll": -b.mean, "stderr": b.stderr, "n": b.n, "k": k, "s": time.perf_counter() - t,
-            "first_pass_100_images_s": first_s, "compile_s": dict(COMPILE_SECONDS), "peak_rss_mb": rss_mb()}
+    def run() -> None:
+        for _ in range(0, images, batch):
+            h = xb
+            for w, out in enc:
+                h = torch.mm(h, w.t(), out=out)
+            for _ in range(per_batch // rows):
+                h = zb
+                for w, out in dec:
+                    h = torch.mm(h, w.t(), out=out)
 
-
-def worker_kscale(steps: int) -> dict[str, Any]:
-    """Median time of a vaekit IWAE training step (batch 100) at k=1 and k=50; ratio < 50 is sub-linear."""
-    from vaekit.objectives.elbo import iwae_bound as iwae_of_log_weights
-    from vaekit.train import train_step
-
-    train, _ = load_data()
-    model = vaekit_model()
-    opt = torch.optim.Adam(model.parameters(), lr=1e-3, eps=1e-4)
-    out: dict[str, Any] = {}
-    for k in (1, 50, 1, 50):  # interleaved twice: the load on the machine changes by the minute
-        def compute(x: Tensor, step: int, k: int = k) -> tuple[Tensor, dict]:
-            return -iwae_of_log_weights(model(x, k=k).log_weights).mean(), {}
-
-        times = []
-        for s in range(steps + 2):
-            x = torch.bernoulli(train[s * BATCH:(s + 1) * BATCH])
-            t = time.perf_counter()
-            train_step(compute, opt, x, s)
-            times.append(time.perf_counter() - t)
-        out.setdefault(f"k{k}_ms", []).append(1e3 * statistics.median(times[2:]))
-    t1, t50 = min(out["k1_ms"]), min(out["k50_ms"])
-    out["ratio_k50_over_k1"] = t50 / t1
-    out["sublinear"] = t50 / t1 < 50
-    return out
+    return run
 
 
-def _run_worker(args: list[str]) -> dict[str, Any]:
-    with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as f:
-        path = f.name
-    cmd = [sys.executable, str(Path(__file__).resolve()), "--worker-out", path, *args]
-    print(f"[fm_mlp] {' '.join(args)}", file=sys.stderr, flush=True)
-    subprocess.run(cmd, check=True)
-    try:
-        return json.loads(Path(path).read_text())
-    finally:
-        os.unlink(path)
-
-
-def _versions() -> dict[str, str]:
-    import vaekit
-
-    return {"python": platform.python_version(), "torch": torch.__version__, "numpy": np.__version__,
-            "vaekit": getattr(vaekit, "__version__", "?"), "machine": platform.machine(),
-            "cpu": _cpu_name(), "threads": torch.get_num_threads()}
-
-
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor()
+# ----------------------------------------------------------------------------------------------
+# main
+# ----------------------------------------------------------------------------------------------
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--epochs", type=int, default=10)
-    p.add_argument("--quick", action="store_true", help="2 epochs, NLL on 100 images: a smoke check")
-    p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
-    p.add_argument("--out", type=Path, default=DEFAULT_OUT)
-    p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--eval-images", type=int, default=1000)
-    p.add_argument("--rounds", type=int, default=2)
-    p.add_argument("--nll-rounds", type=int, default=1, help="rounds that also run the IWAE-5000 NLL")
-    p.add_argument("--kscale-steps", type=int, default=20)
+    p.add_argument("--threads", type=int, default=2, help="torch.set_num_threads (protocol: 2)")
+    p.add_argument("--block", type=int, default=60, help="training steps per block (protocol: about 60)")
+    p.add_argument("--rounds", type=int, default=100, help="training rounds (protocol: at least 12)")
+    p.add_argument("--warmup-rounds", type=int, default=2)
+    p.add_argument("--iwae-images", type=int, default=200, help="first N binary test images for the IWAE timing")
+    p.add_argument("--iwae-k", type=int, default=5000)
+    p.add_argument("--iwae-batch", type=int, default=100, help="images per evaluator call")
+    p.add_argument("--iwae-rounds", type=int, default=20)
+    p.add_argument("--gemm-rows", type=int, default=4000,
+                   help="decoder rows per GEMM in the GEMM-only reference (vaekit's default chunk: 4,000 rows)")
+    p.add_argument("--epochs", type=int, default=0, help="also train E whole epochs per system and score them")
+    p.add_argument("--eval-images", type=int, default=1000, help="NLL images for --epochs scoring")
     p.add_argument("--train-images", type=int, default=N_TRAIN, help="< 60000 only for smoke checks")
-    # internal
-    p.add_argument("--worker", choices=["ref", "vaekit", "kscale", "gemm"])
-    p.add_argument("--systems", default="ref,vaekit", help="round 1 order; round 2 reverses it")
-    p.add_argument("--worker-out", type=Path)
-    p.add_argument("--nll", action="store_true")
-    p.add_argument("--vaekit-eval", action="store_true")
+    p.add_argument("--no-section6", action="store_true", help="skip the best-of-5 GEMM speeds")
+    p.add_argument("--quick", action="store_true", help="a smoke check: tiny rounds and blocks; figures meaningless")
+    p.add_argument("--out", type=Path, default=DEFAULT_OUT)
     a = p.parse_args(argv)
-    if a.device != "cpu":
-        raise SystemExit("--device cuda: this script implements the CPU protocol only (PROTOCOL.md section 3)")
-    torch.set_num_threads(a.threads)
     if a.quick:
-        a.epochs, a.eval_images, a.kscale_steps = min(a.epochs, 2), min(a.eval_images, 100), min(a.kscale_steps, 5)
+        a.block, a.rounds, a.warmup_rounds = min(a.block, 10), min(a.rounds, 3), 1
+        a.iwae_images, a.iwae_rounds, a.iwae_k = min(a.iwae_images, 10), min(a.iwae_rounds, 2), min(a.iwae_k, 500)
+        a.iwae_batch = min(a.iwae_batch, 10)
+        a.epochs, a.eval_images, a.train_images = min(a.epochs, 2), min(a.eval_images, 100), min(a.train_images, 2000)
+        a.gemm_rows = min(a.gemm_rows, 1000)
+    torch.set_num_threads(a.threads)
+    import vaekit
 
-    if a.worker:
-        if a.worker in ("ref", "vaekit"):
-            res = worker_train(a.worker, a.epochs, a.eval_images, a.nll, a.vaekit_eval, a.train_images)
-        elif a.worker == "kscale":
-            res = worker_kscale(a.kscale_steps)
-        else:
-            res = gemm_limits(iwae_rows=(1000, 100 * 50), iwae_images=a.eval_images, k=5000)
-        a.worker_out.write_text(json.dumps(res))
-        return res
-
-    common = ["--epochs", str(a.epochs), "--threads", str(a.threads), "--eval-images", str(a.eval_images),
-              "--kscale-steps", str(a.kscale_steps), "--train-images", str(a.train_images)]
+    print(f"[fm_mlp] vaekit from {vaekit.__file__}, {a.threads} threads", file=sys.stderr, flush=True)
     t0, load0 = time.perf_counter(), os.getloadavg()
-    rounds = []
-    for r in range(a.rounds):
-        systems = a.systems.split(",")
-        order = systems if r % 2 == 0 else systems[::-1]
-        extra = ["--nll", "--vaekit-eval"] if r < a.nll_rounds else []
-        rounds.append({s: _run_worker(["--worker", s, *common, *extra]) for s in order})
-        rounds[-1]["order"] = order
-    gemm = _run_worker(["--worker", "gemm", *common])
-    kscale = _run_worker(["--worker", "kscale", *common])
+    data_name, train, test = load_data(a.train_images)
+    result: dict[str, Any] = {
+        "benchmark": "fm_mlp", "protocol": "FM-MLP v1.1 (section 5: interleaved blocks)",
+        "args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(a).items()},
+        "versions": _bench.versions(), "vaekit_commit": _bench.vaekit_commit(), "dataset": data_name,
+        "load_avg_start": load0,
+    }
 
-    summary: dict[str, Any] = {"rounds": []}
-    for r, rd in enumerate(rounds):
-        ref, vk = rd["ref"], rd["vaekit"]
-        row: dict[str, Any] = {"round": r + 1, "order": rd["order"],
-                               "images_per_s": {s: rd[s]["images_per_s"] for s in rd["order"]},
-                               "speed_ratio_vaekit_over_ref": vk["images_per_s"] / ref["images_per_s"]}
-        if "test_nll" in ref and "test_nll" in vk:
-            row["nll_diff_vaekit_minus_ref"] = vk["test_nll"]["nll"] - ref["test_nll"]["nll"]
-        if "vaekit_iwae" in vk:
-            row["vaekit_iwae_over_gemm_only"] = vk["vaekit_iwae"]["s"] / gemm["iwae_eval_gemm"]["s"]
-            row["shared_eval_over_gemm_only"] = vk["nll_eval_s"] / gemm["iwae_eval_gemm"]["s"]
-        summary["rounds"].append(row)
-    r1 = summary["rounds"][0]
-    summary["issue2"] = {
-        "vaekit_ge_0.95x_ref": all(r["speed_ratio_vaekit_over_ref"] >= 0.95 for r in summary["rounds"]),
-        "iwae_eval_peak_rss_lt_1500mb": rounds[0]["vaekit"].get("peak_rss_mb_after_eval", math.inf) < 1500,
-        "nll_agree_within_1_nat": abs(r1.get("nll_diff_vaekit_minus_ref", math.inf)) < 1.0,
+    # 1. training step ratio, interleaved blocks
+    ref = reference_model()
+    vk, vk_info = vaekit_model()
+    torch.manual_seed(1)
+    vk_step, step_info = vaekit_stepper(vk, train)
+    ref_step = reference_stepper(ref, train)
+    ref.train(), vk.train()
+    timing = _bench.interleave({"ref": lambda: ref_step(a.block), "vaekit": lambda: vk_step(a.block)},
+                               a.rounds, a.warmup_rounds, label="fm_mlp train")
+    train_ratio = _bench.ratio_summary(timing, "ref", "vaekit", per=a.block, unit="ms")
+    result["vaekit_model"] = {**vk_info, **step_info}
+    result["train"] = {"block_steps": a.block, "rounds": a.rounds, "batch": BATCH, **timing, "summary": train_ratio}
+
+    # 2. IWAE-k evaluation against its GEMM-only work, interleaved
+    vk.eval()
+    fn_name = vaekit_iwae_fn()[1]
+    x_iwae = test[:a.iwae_images]
+    iwae_run, iwae_values = iwae_block(vk, x_iwae, a.iwae_k, a.iwae_batch)
+    gemm_run = gemm_only_block(a.iwae_images, a.iwae_k, a.iwae_batch, a.gemm_rows)
+    itiming = _bench.interleave({"iwae": iwae_run, "gemm": gemm_run}, a.iwae_rounds, a.warmup_rounds,
+                                label="fm_mlp iwae")
+    iwae_ratio = _bench.ratio_summary(itiming, "iwae", "gemm", per=1, unit="s")
+    compile_s = getattr(sys.modules.get("vaekit.compile"), "COMPILE_SECONDS", None)
+    result["iwae"] = {"evaluator": fn_name, "images": a.iwae_images, "k": a.iwae_k, "batch": a.iwae_batch,
+                      "gemm_rows": a.gemm_rows, "rounds": a.iwae_rounds, **itiming, "summary": iwae_ratio,
+                      "nll_of_trained_model": -iwae_values["mean_bound"][-1],
+                      "nll_identical_every_round": len(set(iwae_values["mean_bound"])) == 1,
+                      "compile_s": dict(compile_s) if compile_s else None,
+                      "gemm_flops": a.iwae_images * (a.iwae_k * DEC_FLOPS + ENC_FLOPS)}
+
+    # 3. section 6
+    if not a.no_section6:
+        result["gemm"] = gemm_limits(a.threads)
+
+    # 4. optional whole epochs and scores
+    if a.epochs:
+        result["epochs"] = whole_epochs(train, test, a.epochs, a.eval_images)
+
+    result["peak_rss_mb"] = rss_mb()
+    result["summary"] = {
+        "train_ratio_ref_over_vaekit": {k: train_ratio[k] for k in ("median", "q25", "q75", "min", "max", "n")},
+        "train_step_ms": {"ref": train_ratio["ref_ms"], "vaekit": train_ratio["vaekit_ms"]},
+        "iwae_over_gemm": {k: iwae_ratio[k] for k in ("median", "q25", "q75", "min", "max", "n")},
+        "iwae_s": iwae_ratio["iwae_s"], "gemm_only_s": iwae_ratio["gemm_s"],
+        "iwae_images": a.iwae_images, "iwae_k": a.iwae_k, "evaluator": fn_name,
     }
-    summary["issue3"] = {
-        "vaekit_ge_1.5x_ref": all(r["speed_ratio_vaekit_over_ref"] >= 1.5 for r in summary["rounds"]),
-        "vaekit_iwae_le_1.3x_gemm": r1.get("vaekit_iwae_over_gemm_only", math.inf) <= 1.3,
-        "vaekit_iwae_peak_rss_lt_1000mb": rounds[0]["vaekit"].get("vaekit_iwae", {}).get("peak_rss_mb", math.inf) < 1000,
-        "iwae_k50_over_k1_step": kscale["ratio_k50_over_k1"],
-        "k_sublinear": kscale["sublinear"],
-    }
-    summary["limit_images_per_s"] = gemm["limit_images_per_s_at_peak"]
-    result = {"protocol": "FM-MLP v1", "args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(a).items()},
-              "versions": _versions(), "load_avg_start": load0, "rounds": rounds, "gemm": gemm, "kscale": kscale,
-              "summary": summary, "wall_s": time.perf_counter() - t0}
+    if "gemm" in result:
+        result["summary"]["limit_images_per_s"] = result["gemm"]["limit_images_per_s_at_peak"]
     result["load_avg_end"] = os.getloadavg()
-    a.out.parent.mkdir(parents=True, exist_ok=True)
-    a.out.write_text(json.dumps(result, indent=1))
-    print(json.dumps(result))
+    result["wall_s"] = time.perf_counter() - t0
+    _print_summary(result)
+    _bench.write_result(result, a.out)
     return result
+
+
+def whole_epochs(train: Tensor, test: Tensor, epochs: int, eval_images: int) -> dict[str, Any]:
+    """Fresh models, ``epochs`` whole epochs each (the systems' epochs alternating), scored by the shared evaluator."""
+    ref = reference_model()
+    vk, _ = vaekit_model()
+    torch.manual_seed(1)
+    vk_step, _ = vaekit_stepper(vk, train)
+    ref_step = reference_stepper(ref, train)
+    steps = train.shape[0] // BATCH
+    timing = _bench.interleave({"ref": lambda: ref_step(steps), "vaekit": lambda: vk_step(steps)}, epochs, 0,
+                               label="fm_mlp epoch")
+    out: dict[str, Any] = {"epochs": epochs, **timing}
+    for name, model, (enc, dec) in (("ref", ref, (ref.encode, ref.decode)), ("vaekit", vk, vaekit_encode_decode(vk))):
+        s = timing["s"][name]
+        later = s[1:] if len(s) > 1 else s
+        model.eval()
+        t = time.perf_counter()
+        elbo = evaluate_elbo(enc, dec, test)
+        t_elbo = time.perf_counter() - t
+        t = time.perf_counter()
+        nll = evaluate_nll(enc, dec, test[:eval_images])
+        out[name] = {"first_epoch_s": s[0], "median_s_per_epoch": statistics.median(later),
+                     "images_per_s": train.shape[0] / statistics.median(later), "test_elbo": elbo,
+                     "elbo_eval_s": t_elbo, "test_nll": nll, "nll_eval_s": time.perf_counter() - t}
+    out["nll_diff_vaekit_minus_ref"] = out["vaekit"]["test_nll"]["nll"] - out["ref"]["test_nll"]["nll"]
+    return out
+
+
+def _print_summary(r: dict[str, Any]) -> None:
+    s = r["summary"]
+    t, i = s["train_ratio_ref_over_vaekit"], s["iwae_over_gemm"]
+    print(f"training step, ref time / vaekit time (> 1: vaekit faster): median {t['median']:.3f} "
+          f"(IQR {t['q25']:.3f}-{t['q75']:.3f}, min-max {t['min']:.3f}-{t['max']:.3f}, {t['n']} rounds)")
+    for n in ("ref", "vaekit"):
+        m = s["train_step_ms"][n]
+        print(f"  {n:7s} step {m['median']:.3f} ms median, {m['min']:.3f} ms min")
+    print(f"IWAE-{s['iwae_k']} of {s['iwae_images']} images ({s['evaluator']}): {s['iwae_s']['median']:.3f} s median "
+          f"({s['iwae_s']['min']:.3f} min); GEMM-only {s['gemm_only_s']['median']:.3f} s ({s['gemm_only_s']['min']:.3f} min); "
+          f"ratio median {i['median']:.3f} (IQR {i['q25']:.3f}-{i['q75']:.3f}, min-max {i['min']:.3f}-{i['max']:.3f})")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,154 @@
+"""Shared helpers of the benchmark scripts: the image data, interleaved block timing, summaries.
+
+Interleaving (../shared/bench/fm-mlp/PROTOCOL.md section 5, version 1.1): a speed ratio is
+measured in one process, the systems run one block each per round, the order rotated every
+round, and the ratio is the median over rounds of the per-round ratio, so that both systems of
+a round share the machine's phase (slow phases of the shared VM last tens of seconds).
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+from torch import Tensor
+
+FM_DIR = Path("/usr/share/datasets/fashion-mnist")
+MNIST_DIR = Path("/work/shared/data/mnist")
+
+
+def read_idx_images(path: Path) -> np.ndarray:
+    """An IDX3 ubyte file (gzip) -> (N, rows*cols) uint8."""
+    with gzip.open(path, "rb") as f:
+        buf = f.read()
+    magic, n, r, c = np.frombuffer(buf[:16], dtype=">u4")
+    if magic != 2051:
+        raise ValueError(f"{path}: bad IDX3 magic {magic}")
+    return np.frombuffer(buf[16:], dtype=np.uint8).reshape(n, r * c).copy()
+
+
+def image_source() -> tuple[str, Path]:
+    """``("fashion_mnist", FM_DIR)`` when the Debian package is installed, else MNIST from /work/shared/data."""
+    if (FM_DIR / "train-images-idx3-ubyte.gz").exists():
+        return "fashion_mnist", FM_DIR
+    if (MNIST_DIR / "train-images-idx3-ubyte.gz").exists():
+        print(f"[bench] {FM_DIR} missing (apt-get install dataset-fashion-mnist); falling back to MNIST in {MNIST_DIR}",
+              file=sys.stderr)
+        return "mnist (fallback: Fashion-MNIST not installed)", MNIST_DIR
+    raise FileNotFoundError(f"neither {FM_DIR} (apt-get install dataset-fashion-mnist) nor {MNIST_DIR} has the IDX files")
+
+
+def load_raw_images(n_train: int | None = None) -> tuple[str, np.ndarray, np.ndarray]:
+    """(dataset name, raw training images (N, 784) uint8, raw test images (10000, 784) uint8)."""
+    name, root = image_source()
+    train = read_idx_images(root / "train-images-idx3-ubyte.gz")
+    test = read_idx_images(root / "t10k-images-idx3-ubyte.gz")
+    return name, (train if n_train is None else train[:n_train]), test
+
+
+def to_unit(raw: np.ndarray) -> Tensor:
+    """uint8 images -> float32 intensities ``raw / 255`` in [0, 1]."""
+    return torch.from_numpy(raw).float().div_(255.0)
+
+
+def interleave(blocks: dict[str, Callable[[], Any]], rounds: int, warmup_rounds: int = 1,
+               label: str = "") -> dict[str, Any]:
+    """Run each system's block once per round, the order rotated by one every round; time each block.
+
+    ``blocks[name]()`` runs one block of the system (e.g. 60 training steps). The first
+    ``warmup_rounds`` rounds are run the same way and discarded. Returns ``{"orders": [...],
+    "s": {name: [block seconds per round]}}``.
+    """
+    names = list(blocks)
+    out: dict[str, Any] = {"orders": [], "s": {n: [] for n in names}}
+    for r in range(-warmup_rounds, rounds):
+        shift = r % len(names)
+        order = names[shift:] + names[:shift]
+        times = {}
+        for n in order:
+            t = time.perf_counter()
+            blocks[n]()
+            times[n] = time.perf_counter() - t
+        if r >= 0:
+            out["orders"].append(order)
+            for n in names:
+                out["s"][n].append(times[n])
+        if label:
+            tag = f"round {r + 1}/{rounds}" if r >= 0 else f"warm-up {r + warmup_rounds + 1}/{warmup_rounds}"
+            print(f"[{label}] {tag}: " + ", ".join(f"{n} {times[n]:.3f} s" for n in order),
+                  file=sys.stderr, flush=True)
+    return out
+
+
+def spread(values: list[float]) -> dict[str, float]:
+    """Median, quartiles, min and max of a list (the figures quoted for a per-round ratio)."""
+    v = sorted(values)
+    q = statistics.quantiles(v, n=4, method="inclusive") if len(v) > 1 else [v[0]] * 3
+    return {"median": statistics.median(v), "q25": q[0], "q75": q[2], "min": v[0], "max": v[-1], "n": len(v)}
+
+
+def ratio_summary(timing: dict[str, Any], num: str, den: str, per: int = 1, unit: str = "ms") -> dict[str, Any]:
+    """Per-round ``time[num] / time[den]`` with its spread, and each system's median / min time per unit.
+
+    ``per`` divides a block's seconds into per-step (or per-item) times, reported in ``unit``.
+    """
+    scale = {"ms": 1e3, "s": 1.0}[unit]
+    s = timing["s"]
+    ratios = [a / b for a, b in zip(s[num], s[den])]
+    res = {"ratio": f"{num}_time / {den}_time", "per_round": ratios, **spread(ratios)}
+    for n in (num, den):
+        per_item = [t / per * scale for t in s[n]]
+        res[f"{n}_{unit}"] = {"median": statistics.median(per_item), "min": min(per_item), "max": max(per_item)}
+    return res
+
+
+def cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor()
+
+
+def versions() -> dict[str, Any]:
+    import vaekit
+
+    return {"python": platform.python_version(), "torch": torch.__version__, "numpy": np.__version__,
+            "vaekit": getattr(vaekit, "__version__", "?"), "vaekit_file": vaekit.__file__,
+            "machine": platform.machine(), "cpu": cpu_name(), "threads": torch.get_num_threads(),
+            "cores": os.cpu_count()}
+
+
+def git_head(path: Path) -> str | None:
+    """The commit checked out in the git tree that holds ``path`` (for the result's record)."""
+    import subprocess
+
+    try:
+        return subprocess.run(["git", "-C", str(path), "rev-parse", "HEAD"], capture_output=True, text=True,
+                              check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None
+
+
+def vaekit_commit() -> str | None:
+    import vaekit
+
+    return git_head(Path(vaekit.__file__).resolve().parent)
+
+
+def write_result(result: dict[str, Any], out: Path) -> None:
+    """Write ``result`` to ``out`` (indented) and print it as the last stdout line."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=1) + "\n")
+    print(json.dumps(result), flush=True)
