@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch.distributions import MultivariateNormal
 
-from vaekit.evaluation import active_units, iwae_bound
+from vaekit.evaluation import active_units, iwae_estimate
 from vaekit.models import HierarchicalVAE, build_model
 from vaekit.objectives import build_objective
 from vaekit.registry import ConfigError
@@ -16,9 +16,9 @@ from vaekit.registry import ConfigError
 torch.set_num_threads(1)
 
 
-def _layer(hid_enc, dim, hid_dec, scale="exp"):
+def _layer(hid_enc, dim, hid_dec, scale_link="exp"):
     return {"encoder": {"type": "mlp", "hidden": hid_enc, "activation": "tanh"},
-            "latent": {"type": "gaussian", "dim": dim, "scale": scale, "min_scale": 0.0},
+            "latent": {"type": "gaussian", "dim": dim, "scale_link": scale_link, "min_scale": 0.0},
             "decoder": {"type": "mlp", "hidden": hid_dec, "activation": "tanh"}}
 
 
@@ -38,7 +38,8 @@ def test_build_and_protocol_shapes() -> None:
     assert isinstance(m, HierarchicalVAE) and m.num_layers == 2 and m.latent_dims == [8, 4]
     x = _digits()[:5]
     out = m(x, k=3)
-    assert out.log_weights.shape == (3, 5) and out.kl.shape == (3, 5) and out.z.shape == (3, 5, 4)
+    assert out.log_likelihood.shape == (3, 5) and out.kl.shape == (5,)
+    assert [t.shape for t in out.z] == [(3, 5, 8), (3, 5, 4)]
     assert m.log_weights(x, 7).shape == (7, 5)
     assert m.encode(x).shape == (5, 12) and [t.shape for t in m.encode_layers(x)] == [(5, 8), (5, 4)]
     assert m.sample(4).shape == (4, 64) and m.reconstruct(x).shape == (5, 64)
@@ -46,16 +47,23 @@ def test_build_and_protocol_shapes() -> None:
     assert m.log_joint(x, zs).shape == (2, 5)
     with pytest.raises(ValueError, match="sequence of 2"):
         m.log_joint(x, torch.randn(2, 5, 12))
-    with pytest.raises(NotImplementedError):
-        m.posterior(x)
+    q = m.posterior(x)
+    zs, log_q = q.rsample_and_log_prob((6,))
+    assert [t.shape for t in zs] == [(6, 5, 8), (6, 5, 4)] and log_q.shape == (6, 5)
+    assert torch.allclose(q.log_prob(zs), log_q, atol=1e-5)
+    assert m.latent_space.geometry == "product" and [p.dim for p in m.latent_space.parts] == [8, 4]
     with pytest.raises(ValueError):
         m.validate_input(x * 3)
     # log_weights is exactly log p(x, z_1:L) - log q(z_1:L | x) summed over every layer
     torch.manual_seed(1)
     lw = m.log_weights(x, 4)
     torch.manual_seed(1)
+    zs, log_q = m.posterior(x).rsample_and_log_prob((4,))
+    assert torch.allclose(lw, m.log_joint(x, zs) - log_q, atol=1e-4)
+    # the Monte Carlo KL of the output is the average over the k samples of log q - log p
+    torch.manual_seed(1)
     out = m(x, k=4)
-    assert torch.allclose(lw, out.log_weights, atol=1e-4)
+    assert torch.allclose(out.kl, (log_q - m.prior().log_prob(zs)).mean(0), atol=1e-4)
     assert active_units(m, _digits()[:200]) <= 12
 
 
@@ -77,7 +85,7 @@ def test_iwae_bound_above_elbo_and_training_improves() -> None:
     data = _digits()
     train, test = data[:1400], data[1400:]
     m = build_model(SMALL, data_dim=64)
-    before = iwae_bound(m, test, 10)
+    before = iwae_estimate(m, test, 10)
     opt = torch.optim.Adam(m.parameters(), lr=3e-3)
     obj = build_objective({"type": "iwae", "k": 5})
     g = torch.Generator().manual_seed(1)
@@ -86,11 +94,11 @@ def test_iwae_bound_above_elbo_and_training_improves() -> None:
         opt.zero_grad()
         loss.backward()
         opt.step()
-    after = iwae_bound(m, test, 10)
+    after = iwae_estimate(m, test, 10)
     d = after - before
     assert float(d.mean()) > 4 * float(d.std() / math.sqrt(d.numel()))
-    l1 = torch.stack([iwae_bound(m, test, 1) for _ in range(10)]).mean(0)
-    l50 = iwae_bound(m, test, 50)
+    l1 = torch.stack([iwae_estimate(m, test, 1) for _ in range(10)]).mean(0)
+    l50 = iwae_estimate(m, test, 50)
     gap = l50 - l1
     assert float(gap.mean()) > 4 * float(gap.std() / math.sqrt(gap.numel())), float(gap.mean())
 
@@ -115,9 +123,9 @@ A, C, S1, SIG = 0.8, 0.3, 0.6, 0.5
 B = torch.tensor([1.0, -0.5, 0.7], dtype=torch.float64)
 D = torch.tensor([0.1, 0.2, -0.3], dtype=torch.float64)
 LINEAR = {"type": "hvae", "layers": [
-    {"encoder": {"type": "mlp", "hidden": []}, "latent": {"type": "gaussian", "dim": 1, "scale": "exp", "min_scale": 0.0},
+    {"encoder": {"type": "mlp", "hidden": []}, "latent": {"type": "gaussian", "dim": 1, "scale_link": "exp", "min_scale": 0.0},
      "decoder": {"type": "mlp", "hidden": []}},
-    {"encoder": {"type": "mlp", "hidden": []}, "latent": {"type": "gaussian", "dim": 1, "scale": "exp", "min_scale": 0.0},
+    {"encoder": {"type": "mlp", "hidden": []}, "latent": {"type": "gaussian", "dim": 1, "scale_link": "exp", "min_scale": 0.0},
      "decoder": {"type": "mlp", "hidden": []}}],
     "likelihood": {"type": "gaussian", "learn_scale": False, "scale": SIG}}
 
@@ -169,10 +177,10 @@ def test_linear_gaussian_bounds_ordered_below_exact_log_px() -> None:
     torch.manual_seed(1)
     x = marginal.sample((400,))
     logpx = marginal.log_prob(x)
-    l1 = torch.stack([iwae_bound(m, x, 1) for _ in range(20)]).mean(0)
-    l20 = iwae_bound(m, x, 20)
+    l1 = torch.stack([iwae_estimate(m, x, 1) for _ in range(20)]).mean(0)
+    l20 = iwae_estimate(m, x, 20)
     for lo, hi in ((l1, l20), (l20, logpx)):
         d = hi - lo
         assert float(d.mean()) > 4 * float(d.std() / math.sqrt(d.numel())), float(d.mean())
-    l2000 = iwae_bound(m, x, 2000)
+    l2000 = iwae_estimate(m, x, 2000)
     assert abs(float((logpx - l2000).mean())) < 0.05

@@ -448,20 +448,20 @@ def _vae(latent: dict):
 
 @pytest.mark.parametrize("latent", LATENT_SPECS, ids=lambda s: f"{s['type']}-{s.get('fixed_kappa')}")
 def test_sphere_latent_in_vae_trains(latent):
-    from vaekit.objectives import iwae_bound
+    from vaekit.objectives import iwae_from_log_weights
 
     model = _vae(latent)
-    assert model.latent.on_sphere
+    assert model.latent_space.geometry == "sphere" and model.latent_space.bijection is None
     x = torch.bernoulli(torch.full((16, 24), 0.3))
     out = model(x, k=2)
     d = latent["dim"]
-    assert out.z.shape == (2, 16, d) and out.kl.shape == (16,) and out.log_weights.shape == (2, 16)
+    assert out.z.shape == (2, 16, d) and out.kl.shape == (16,) and out.log_likelihood.shape == (2, 16)
     assert _on_sphere(out.z, 1e-5)
     lw = model.log_weights(x, 5)
-    assert lw.shape == (5, 16) and iwae_bound(lw).shape == (16,)
+    assert lw.shape == (5, 16) and iwae_from_log_weights(lw).shape == (16,)
     code = model.encode(x)
     assert _on_sphere(code, 1e-5)
-    path = model.latent.interpolate(code[0], code[1], 7)
+    path = model.latent_space.interpolate(code[0], code[1], 7)
     assert path.shape == (7, d) and _on_sphere(path, 1e-5)
     assert torch.allclose(path[0], code[0], atol=1e-5) and torch.allclose(path[-1], code[1], atol=1e-5)
     assert model.sample(4).shape == (4, 24)

@@ -10,6 +10,7 @@ from torch import Tensor
 from torch.distributions import Distribution, constraints
 
 from .constraints import sphere
+from .sampling import RsampleAndLogProb
 
 
 def log_sphere_area(m: int) -> float:
@@ -58,7 +59,7 @@ def householder(loc: Tensor, x: Tensor) -> Tensor:
     return torch.where(degenerate, x, reflected)
 
 
-class DirectionalDistribution(Distribution):
+class DirectionalDistribution(RsampleAndLogProb, Distribution):
     """Common constructor and ``expand`` of the (mean direction, concentration) families on S^{m-1}.
 
     Subclasses (:class:`~vaekit.distributions.VonMisesFisher`, :class:`~vaekit.distributions.PowerSpherical`)

@@ -8,10 +8,11 @@ from torch.distributions import Distribution
 
 from ._sphere import log_sphere_area, uniform_sphere
 from .constraints import sphere
+from .sampling import RsampleAndLogProb
 
 __all__ = ["HypersphericalUniform"]
 
-class HypersphericalUniform(Distribution):
+class HypersphericalUniform(RsampleAndLogProb, Distribution):
     r"""Uniform distribution on :math:`S^{m-1} \subset \mathbb R^m`.
 
     .. math::

@@ -8,6 +8,8 @@ import torch
 from torch import Tensor
 from torch.distributions import Distribution, constraints
 
+from .sampling import RsampleAndLogProb
+
 _HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
 
 
@@ -15,7 +17,7 @@ def _normal_log_pdf(x: Tensor, loc: Tensor, scale: Tensor) -> Tensor:
     return -0.5 * ((x - loc) / scale) ** 2 - scale.log() - _HALF_LOG_2PI
 
 
-class MixtureOfDiagonalNormals(Distribution):
+class MixtureOfDiagonalNormals(RsampleAndLogProb, Distribution):
     r"""Mixture of ``K`` diagonal Gaussians in ``R^D`` whose ``rsample`` carries gradients to every parameter.
 
     .. math::

@@ -8,6 +8,8 @@ from torch import Tensor
 from torch.distributions import Distribution, RelaxedOneHotCategorical, constraints
 from torch.distributions.relaxed_categorical import ExpRelaxedCategorical
 
+from .sampling import RsampleAndLogProb
+
 
 class _GroupedSimplex(constraints.Constraint):
     """Vectors of length ``G * n`` whose ``G`` consecutive blocks of ``n`` each lie on the simplex."""
@@ -26,7 +28,7 @@ class _GroupedSimplex(constraints.Constraint):
         return ok.all(-1)
 
 
-class GroupedRelaxedOneHotCategorical(Distribution):
+class GroupedRelaxedOneHotCategorical(RsampleAndLogProb, Distribution):
     r"""``G`` independent relaxed one-hot categoricals over ``n`` classes, flattened to an event of ``G n``.
 
     .. math::

@@ -1,13 +1,11 @@
 """Model-agnostic likelihood bounds: ELBO, the IWAE-k bound, and their data-set averages.
 
-Everything here needs only the protocol method ``log_weights(x, k) -> (k, B)``
-(and ``forward`` for the analytic-KL ELBO), never a concrete model class.
+Everything here needs only the protocol: ``log_weights(x, k, chunk_size=...) -> (k, B)`` and ``forward``
+(for the ELBO with the model's KL), never a concrete model class.
 """
 
 from __future__ import annotations
 
-import functools
-import inspect
 import math
 from dataclasses import dataclass
 
@@ -15,60 +13,35 @@ import torch
 from torch import Tensor, nn
 
 
-@functools.lru_cache(maxsize=None)
-def _accepts_chunk_size(model_type: type) -> bool:
-    try:
-        return "chunk_size" in inspect.signature(model_type.log_weights).parameters
-    except (AttributeError, TypeError, ValueError):
-        return False
-
-
 @torch.no_grad()
-def iwae_bound(model: nn.Module, x: Tensor, k: int, chunk_size: int | None = None,
-               max_elements: int = 3_200_000) -> Tensor:
-    r"""Per-example IWAE bound ``L_k(x)``, ``(B,)`` float64, in bounded memory (Burda et al. 2015, Eq. 8).
+def iwae_estimate(model: nn.Module, x: Tensor, k: int, chunk_size: int | None = None) -> Tensor:
+    r"""Per-example IWAE bound ``L_k(x)`` on ``log p(x)``, ``(B,)`` float64 nats (Burda et al. 2015, Eq. 8).
 
     .. math:: \mathcal L_k(x) = \log\frac1k\sum_{i=1}^k \frac{p(x,z_i)}{q(z_i|x)},\quad z_i \sim q(z|x)
 
-    The ``k`` samples are decoded in chunks of ``chunk_size`` per example, so the decoder's
-    memory is ``O(chunk_size * B * data_dim)`` whatever ``k`` is. The default chunk keeps
-    ``chunk * B * data_dim`` near ``max_elements`` (12.8 MB of float32 decoder output). On FM-MLP
-    (784-200-200-50, IWAE-5000 of 500 images, batches of 100) chunks of 800 k / 1.6 M / 3.2 M values
-    took 5.95-6.49 / 5.63-6.28 / 5.49-5.59 s on 2 threads and 9.59 / 9.42 / 9.24 s on 1 thread:
-    per-chunk overhead (about 20 small ops and a compiled call) falls with the chunk's size.
-    Models whose ``log_weights`` takes ``chunk_size`` (:class:`~vaekit.models.VAE`) encode
-    ``x`` once and return all ``k`` log-weights (``k * B`` floats); for the others this
-    function calls ``log_weights`` once per chunk. The log-sum-exp is taken in float64.
+    "Model, x, k -> bound": the model's ``log_weights(x, k, chunk_size=...)`` bounds memory for any ``k``
+    (``chunk_size`` samples per example at a time; default: the model's ``chunk_elements`` budget) and the
+    log-sum-exp is taken in float64. For "log-weights -> bound" see
+    :func:`vaekit.objectives.iwae_from_log_weights`. ``-iwae_estimate`` is the usual test NLL.
+
+    Raises:
+        ValueError: ``k`` or ``chunk_size`` is not a positive int.
     """
     if k < 1:
         raise ValueError(f"k must be >= 1, got {k}")
-    b = x.shape[0]
-    if chunk_size is None:
-        chunk_size = max(1, min(k, max_elements // max(1, b * x.shape[-1])))
-    elif chunk_size < 1:
-        raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
-    if _accepts_chunk_size(type(model)):
-        lw = model.log_weights(x, k, chunk_size=chunk_size).double()  # (k, B)
-        return torch.logsumexp(lw, 0) - math.log(k)
-    running = torch.full((b,), -math.inf, dtype=torch.float64, device=x.device)
-    done = 0
-    while done < k:
-        c = min(chunk_size, k - done)
-        lw = model.log_weights(x, c).double()  # (c, B)
-        running = torch.logaddexp(running, torch.logsumexp(lw, 0))
-        done += c
-    return running - math.log(k)
+    lw = model.log_weights(x, k, chunk_size=chunk_size).double()  # (k, B)
+    return torch.logsumexp(lw, 0) - math.log(k)
 
 
 @torch.no_grad()
 def elbo_estimate(model: nn.Module, x: Tensor, k: int = 1) -> Tensor:
-    r"""Per-example ELBO ``E_q[log p(x|z)] - KL(q||p)`` with ``k`` samples, ``(B,)``.
+    r"""Per-example ELBO ``E_q[log p(x|z)] - KL(q||p)`` with ``k`` samples, ``(B,)`` float64 nats.
 
-    Uses the analytic KL where the latent family registers one (the model's ``forward``).
+    The KL is the model output's: analytic where the latent family registers one, else the Monte Carlo
+    average over the same ``k`` samples (Kingma & Welling 2013, arXiv:1312.6114, Eq. 7).
     """
     out = model(x, k=k)
-    kl = out.kl.mean(0) if out.kl.dim() == out.log_likelihood.dim() else out.kl
-    return (out.log_likelihood.mean(0) - kl).double()
+    return (out.log_likelihood.mean(0) - out.kl).double()
 
 
 @dataclass

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import torch
 from torch import Tensor, nn
-from torch.distributions import Independent, kl_divergence
-
-from ..latents.base import has_analytic_kl
+from ..latents.base import kl_by_dimension
 
 
 @torch.no_grad()
@@ -25,21 +23,20 @@ def active_units(model: nn.Module, data: Tensor, threshold: float = 1e-2, batch_
 
 @torch.no_grad()
 def kl_per_dimension(model: nn.Module, data: Tensor, batch_size: int = 500) -> Tensor:
-    r"""Average over data of the analytic ``KL(q(z_j|x) || p(z_j))`` per latent dimension, ``(D,)``.
+    r"""Average over data of the analytic ``KL(q(z_j|x) || p(z_j))`` per latent dimension, ``(D,)`` nats.
 
-    Needs a factorised family (``Independent``) with a registered base KL; raises otherwise.
+    Raises:
+        NotImplementedError: the posterior does not factorise over dimensions with a registered base KL.
     """
     total = None
     n = 0
     prior = model.prior()
     for i in range(0, data.shape[0], batch_size):
         q = model.posterior(data[i:i + batch_size])
-        if not (isinstance(q, Independent) and isinstance(prior, Independent)
-                and has_analytic_kl(q.base_dist, prior.base_dist)):
+        kl = kl_by_dimension(q, prior)
+        if kl is None:
             raise NotImplementedError(
-                f"per-dimension KL needs a factorised posterior with an analytic KL; got {type(q).__name__}"
-            )
-        kl = kl_divergence(q.base_dist, prior.base_dist).double().sum(0)
-        total = kl if total is None else total + kl
+                f"per-dimension KL needs a factorised posterior with an analytic KL; got {type(q).__name__}")
+        total = kl.double().sum(0) if total is None else total + kl.double().sum(0)
         n += q.batch_shape[0]
     return total / n

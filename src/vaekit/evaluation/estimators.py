@@ -14,7 +14,7 @@ import torch
 from torch import Tensor, nn
 
 from .ais import ais
-from .bounds import elbo_estimate, iwae_bound
+from .bounds import elbo_estimate, iwae_estimate
 
 #: estimator name -> (meaning of the ``:N`` argument, default N)
 ESTIMATORS: dict[str, tuple[str, int]] = {
@@ -121,7 +121,7 @@ def run_estimators(model: nn.Module, x: Tensor, spec: str, seed: int = 0, batch_
                 else:
                     with torch.random.fork_rng(devices=[]):
                         torch.manual_seed(seed + j)
-                        v = elbo_estimate(model, xb, k=n) if name == "elbo" else iwae_bound(model, xb, n)
+                        v = elbo_estimate(model, xb, k=n) if name == "elbo" else iwae_estimate(model, xb, n)
                     vals.append(v.double().cpu())
             res = _summary(torch.cat(vals), torch.cat(ses) if ses else None)
             if name == "ais":

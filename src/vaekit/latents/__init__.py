@@ -1,10 +1,10 @@
 """Latent layers: pluggable, differentiable stochastic layers (one module per family)."""
 
-from .base import LATENTS, LatentLayer, has_analytic_kl, kl_term, slerp
+from .base import LATENTS, LatentLayer, has_analytic_kl, kl_by_dimension, kl_estimate, slerp
 from .gaussian import GaussianLatent
 from .space import LatentSpace, latent_space_of
 
-__all__ = ["LATENTS", "LatentLayer", "GaussianLatent", "has_analytic_kl", "kl_term", "slerp", "LatentSpace",
+__all__ = ["LATENTS", "LatentLayer", "GaussianLatent", "has_analytic_kl", "kl_estimate", "kl_by_dimension", "slerp", "LatentSpace",
            "latent_space_of"]
 from .categorical import RelaxedCategoricalLatent
 from .full_cov import FullCovGaussianLatent

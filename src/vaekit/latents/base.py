@@ -16,11 +16,9 @@ feed it the top-down features instead of the encoder's.
 
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import Tensor, nn
-from torch.distributions import Distribution, kl_divergence
+from torch.distributions import Distribution, Independent, kl_divergence
 
 from ..registry import Registry
 
@@ -34,42 +32,45 @@ def has_analytic_kl(q: Distribution, p: Distribution) -> bool:
     return _dispatch_kl(type(q), type(p)) is not NotImplemented
 
 
-def kl_term(q: Distribution, p: Distribution, z: Tensor | None = None, log_q: Tensor | None = None) -> Tensor:
-    r"""KL(q || p) = E_q[log q(z) - log p(z)], analytic where registered, else Monte Carlo.
+def kl_estimate(q: Distribution, p: Distribution, log_q: Tensor | None = None, log_p: Tensor | None = None) -> Tensor:
+    r"""KL(q || p) per example, shape ``q.batch_shape`` (nats): analytic where registered, else Monte Carlo.
 
-    Args:
-        q, p: distributions with the same event shape; ``p``'s batch shape broadcasts to ``q``'s.
-        z: samples from ``q`` of shape ``(k, *batch, *event)``, used only for the
-            Monte Carlo fallback (the single-sample estimate ``log q(z) - log p(z)``
-            on the *same* sample the likelihood term uses).
-        log_q: ``q.log_prob(z)`` if the caller already has it (saves a pass).
+    .. math:: \mathrm{KL}(q\|p) \approx \frac1k\sum_{i=1}^k \bigl(\log q(z_i) - \log p(z_i)\bigr),\quad z_i\sim q
 
-    Returns:
-        ``(*batch,)`` when analytic, ``(k, *batch)`` for the Monte Carlo estimate.
+    The Monte Carlo form needs ``log_q`` and ``log_p`` of shape ``(k, *batch)`` on the samples the
+    likelihood term uses, and averages them over the sample dimension: the one place that rule lives.
+
+    Raises:
+        NotImplementedError: no analytic KL is registered for ``(type(q), type(p))`` and no samples were given.
     """
     if has_analytic_kl(q, p):
         return kl_divergence(q, p)
-    if z is None:
+    if log_q is None or log_p is None:
         raise NotImplementedError(
-            f"no analytic KL({type(q).__name__} || {type(p).__name__}) is registered; pass samples z for a Monte Carlo estimate"
-        )
-    if log_q is None:
-        log_q = q.log_prob(z)
-    return log_q - p.log_prob(z)
+            f"no analytic KL({type(q).__name__} || {type(p).__name__}) is registered; pass log q and log p of "
+            "posterior samples for a Monte Carlo estimate")
+    return (log_q - log_p).mean(0)
+
+
+def kl_by_dimension(q: Distribution, p: Distribution) -> Tensor | None:
+    """Analytic KL per latent dimension, ``(*batch, D)``, when ``q`` and ``p`` factorise over dimensions
+    (``Independent`` over one dimension of a base pair with a registered KL); else None."""
+    if isinstance(q, Independent) and isinstance(p, Independent) and q.reinterpreted_batch_ndims == 1 \
+            and p.reinterpreted_batch_ndims == 1 and has_analytic_kl(q.base_dist, p.base_dist):
+        return kl_divergence(q.base_dist, p.base_dist)
+    return None
 
 
 class LatentLayer(nn.Module):
     """Base class of every posterior family.
 
     Subclasses set ``dim`` (the event size) and implement :meth:`params`,
-    :meth:`distribution` and :meth:`prior`. Optional overrides:
-    :meth:`point_estimate` (what ``encode`` returns: the mean, or the mean
-    direction on a sphere) and :meth:`interpolate` (straight lines by default,
-    great circles on spheres).
+    :meth:`distribution` (a distribution with ``rsample_and_log_prob``, see
+    :class:`vaekit.distributions.RsampleAndLogProb`) and :meth:`prior`. Optional override:
+    :meth:`point_estimate` (what ``encode`` returns: the mean, or the mean direction
+    on a sphere). How to move in the space (straight lines, great circles) follows
+    from the prior's support: :class:`~vaekit.latents.LatentSpace`.
     """
-
-    #: True for families whose support is the unit sphere (slerp, uniform prior).
-    on_sphere: bool = False
 
     def __init__(self, in_features: int, dim: int) -> None:
         super().__init__()
@@ -85,56 +86,30 @@ class LatentLayer(nn.Module):
         raise NotImplementedError
 
     def forward(self, h: Tensor) -> Distribution:
-        """``q(z|h)``, batch shape ``h.shape[:-1]``, event shape ``(dim,)``."""
+        """``q(z|h)``, batch shape ``h.shape[:-1]``, event shape ``(dim,)``.
+
+        Raises:
+            ValueError: ``h`` has the wrong width.
+            TypeError: :meth:`distribution` returned a distribution without ``rsample_and_log_prob``
+                (derive it from :class:`vaekit.distributions.RsampleAndLogProb`).
+        """
         if h.shape[-1] != self.in_features:
             raise ValueError(
                 f"{type(self).__name__} expects features of width {self.in_features}, got shape {tuple(h.shape)}"
             )
-        return self.distribution(**self.params(h))
+        q = self.distribution(**self.params(h))
+        if not hasattr(q, "rsample_and_log_prob"):
+            raise TypeError(f"{type(self).__name__}.distribution returned a {type(q).__name__} without "
+                            "rsample_and_log_prob(sample_shape); derive it from vaekit.distributions.RsampleAndLogProb")
+        return q
 
     def prior(self) -> Distribution:  # pragma: no cover - abstract
         """``p(z)`` with empty batch shape (it broadcasts against any batch)."""
         raise NotImplementedError
 
-    def kl(self, q: Distribution, p: Distribution | None = None, z: Tensor | None = None,
-           log_q: Tensor | None = None) -> Tensor:
-        """KL(q || p) (default ``p`` = this layer's prior); see :func:`kl_term`."""
-        return kl_term(q, self.prior() if p is None else p, z, log_q)
-
-    def rsample_kl(self, params: dict[str, Tensor], k: int) -> tuple[Tensor, Tensor] | None:
-        r"""Optional fast path: ``k`` reparameterised samples and the analytic per-dimension KL to the prior.
-
-        Returns ``(z, kl_per_dim)`` of shapes ``(k, *batch, dim)`` and ``(*batch, dim)``, computed
-        without building ``Distribution`` objects, or ``None`` (the default) when the family has
-        no such path; the model then uses :meth:`distribution` and ``kl_divergence``. A family
-        that implements it must draw ``z`` from the same law as ``distribution(**params).rsample``.
-        """
-        return None
-
-    def rsample_log_ratio(self, params: dict[str, Tensor], sample_shape: tuple[int, ...]) -> tuple[Tensor, Tensor]:
-        r"""``z ~ q(z|x)`` and the log density ratio :math:`\log p(z) - \log q(z|x)` at it.
-
-        The importance weight of Burda et al. (2015) is ``log p(x|z) + log p(z) - log q(z|x)``;
-        this returns its latent part. The default builds ``q`` and ``p`` and evaluates both
-        log-densities (a flow's ``rsample_and_log_prob`` gives ``log q`` from the same pass);
-        families with a cheaper closed form override it.
-        """
-        q = self.distribution(**params)
-        if hasattr(q, "rsample_and_log_prob"):
-            z, log_q = q.rsample_and_log_prob(sample_shape)
-        else:
-            z = q.rsample(sample_shape) if q.has_rsample else q.sample(sample_shape)
-            log_q = q.log_prob(z)
-        return z, self.prior().log_prob(z) - log_q
-
     def point_estimate(self, q: Distribution) -> Tensor:
         """A deterministic code for ``encode``: the posterior mean."""
         return q.mean
-
-    def interpolate(self, z0: Tensor, z1: Tensor, steps: int) -> Tensor:
-        """Points from ``z0`` to ``z1`` (shape ``(steps, *z0.shape)``), straight in R^d."""
-        t = torch.linspace(0.0, 1.0, steps, dtype=z0.dtype, device=z0.device).view(-1, *([1] * z0.dim()))
-        return (1 - t) * z0 + t * z1
 
     def extra_repr(self) -> str:
         return f"in_features={self.in_features}, dim={self.dim}"
@@ -162,5 +137,3 @@ def slerp(z0: Tensor, z1: Tensor, steps: int) -> Tensor:
     out = torch.where(near, lin, out)
     return out / out.norm(dim=-1, keepdim=True)
 
-
-LOG_2PI = math.log(2 * math.pi)

@@ -5,8 +5,9 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torch.distributions import Distribution, MultivariateNormal
+from torch.distributions import Distribution
 
+from ..distributions.normal import FullCovNormal
 from .base import LATENTS, LatentLayer
 
 
@@ -55,9 +56,9 @@ class FullCovGaussianLatent(LatentLayer):
         return {"loc": loc, "scale_tril": tril}
 
     def distribution(self, loc: Tensor, scale_tril: Tensor) -> Distribution:
-        return MultivariateNormal(loc, scale_tril=scale_tril, validate_args=False)
+        return FullCovNormal(loc, scale_tril=scale_tril, validate_args=False)
 
     def prior(self) -> Distribution:
         zero = self._zero
-        return MultivariateNormal(zero, scale_tril=torch.eye(self.dim, dtype=zero.dtype, device=zero.device),
+        return FullCovNormal(zero, scale_tril=torch.eye(self.dim, dtype=zero.dtype, device=zero.device),
                                   validate_args=False)

@@ -6,14 +6,16 @@ from typing import Literal, Sequence
 
 import torch
 from torch import Tensor, nn
-from torch.distributions import Distribution, Independent, Normal, constraints
+from torch.distributions import Distribution, constraints
 
+from ..distributions.normal import DiagonalNormal, standard_normal
+from ..distributions.sampling import RsampleAndLogProb
 from ..flows.iaf import IAF
 from .base import LATENTS, LatentLayer
 from .gaussian import GaussianLatent
 
 
-class IAFPosterior(Distribution):
+class IAFPosterior(RsampleAndLogProb, Distribution):
     r"""``q(z_T|x)`` of an IAF posterior (Kingma et al. 2016, arXiv:1606.04934, Algorithm 1).
 
     .. math::
@@ -43,7 +45,7 @@ class IAFPosterior(Distribution):
             raise ValueError(f"loc {tuple(loc.shape)}, scale {tuple(scale.shape)} and context "
                              f"{tuple(context.shape)} must share the batch shape (and loc/scale the event size)")
         self.loc, self.scale, self.context, self.flow = loc, scale, context, flow
-        self.base = Independent(Normal(loc, scale, validate_args=False), 1, validate_args=False)
+        self.base = DiagonalNormal(loc, scale)
         super().__init__(loc.shape[:-1], loc.shape[-1:], validate_args=validate_args)
 
     def expand(self, batch_shape: torch.Size, _instance=None) -> "IAFPosterior":
@@ -57,9 +59,9 @@ class IAFPosterior(Distribution):
 
     def rsample_and_log_prob(self, sample_shape: torch.Size = torch.Size()) -> tuple[Tensor, Tensor]:
         """One forward pass: ``(z_T (*sample, *batch, D), log q(z_T) (*sample, *batch))``."""
-        z0 = self.base.rsample(sample_shape)
+        z0, log_q0 = self.base.rsample_and_log_prob(sample_shape)
         z, log_det = self.flow(z0, self._context_for(z0.shape[:-1]))
-        return z, self.base.log_prob(z0) - log_det
+        return z, log_q0 - log_det
 
     def rsample(self, sample_shape: torch.Size = torch.Size()) -> Tensor:
         return self.rsample_and_log_prob(sample_shape)[0]
@@ -97,20 +99,19 @@ class IAFLatent(LatentLayer):
         context_dim: width of ``c`` (default ``D``).
         gate_bias: initial ``s`` bias (see :class:`~vaekit.flows.IAFStep`).
         activation: MADE nonlinearity.
-        scale, min_scale: the base Gaussian's scale map (as :class:`GaussianLatent`).
+        scale_link, min_scale: the base Gaussian's scale map (as :class:`GaussianLatent`).
     """
 
     def __init__(self, in_features: int, dim: int, steps: int = 2, hidden: Sequence[int] = (320, 320),
                  context_dim: int | None = None, gate_bias: float = 1.5, activation: str = "elu",
-                 scale: Literal["softplus", "exp"] = "softplus", min_scale: float = 1e-4) -> None:
+                 scale_link: Literal["softplus", "exp"] = "softplus", min_scale: float = 1e-4) -> None:
         super().__init__(in_features, dim)
         context_dim = dim if context_dim is None else context_dim
         if context_dim < 1:
             raise ValueError(f"context_dim must be positive, got {context_dim}")
-        self.base = GaussianLatent(in_features, dim, scale=scale, min_scale=min_scale)
+        self.base = GaussianLatent(in_features, dim, scale_link=scale_link, min_scale=min_scale)
         self.context = nn.Linear(in_features, context_dim)
         self.flow = IAF(dim, steps, context_dim, list(hidden), gate_bias, activation)
-        self.register_buffer("_zero", torch.zeros(dim), persistent=False)
 
     def params(self, h: Tensor) -> dict[str, Tensor]:
         return {**self.base.params(h), "context": self.context(h)}
@@ -119,8 +120,7 @@ class IAFLatent(LatentLayer):
         return IAFPosterior(loc, scale, context, self.flow, validate_args=False)
 
     def prior(self) -> Distribution:
-        zero = self._zero
-        return Independent(Normal(zero, torch.ones_like(zero), validate_args=False), 1, validate_args=False)
+        return standard_normal(self.dim, self.base.head.bias)
 
     def point_estimate(self, q: Distribution) -> Tensor:
         """``f(mu_0)``, the flow applied to the base mean (the posterior mean has no closed form)."""

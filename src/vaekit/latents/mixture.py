@@ -5,12 +5,13 @@ from __future__ import annotations
 from typing import Literal
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
-from torch.distributions import Distribution, Independent, Normal
+from torch.distributions import Distribution
 
 from ..distributions.mixture import MixtureOfDiagonalNormals
+from ..distributions.normal import standard_normal
 from .base import LATENTS, LatentLayer
+from .gaussian import check_scale_args, scale_from
 
 
 @LATENTS.register("mixture")
@@ -29,7 +30,7 @@ class MixtureLatent(LatentLayer):
         in_features: width of ``h``.
         dim: latent size ``D``.
         components: ``K``.
-        scale: ``"softplus"`` or ``"exp"`` map for ``σ`` (as :class:`GaussianLatent`).
+        scale_link: ``"softplus"`` or ``"exp"`` map for ``σ`` (as :class:`GaussianLatent`).
         min_scale: floor on ``σ``.
 
     One fused ``Linear(in_features, K (2D + 1))`` head gives logits, means and scales.
@@ -38,20 +39,16 @@ class MixtureLatent(LatentLayer):
     """
 
     def __init__(self, in_features: int, dim: int, components: int = 5,
-                 scale: Literal["softplus", "exp"] = "softplus", min_scale: float = 1e-4) -> None:
+                 scale_link: Literal["softplus", "exp"] = "softplus", min_scale: float = 1e-4) -> None:
         super().__init__(in_features, dim)
         if components < 1:
             raise ValueError(f"components must be >= 1, got {components}")
-        if scale not in ("softplus", "exp"):
-            raise ValueError(f"scale must be 'softplus' or 'exp', got {scale!r}")
-        if min_scale < 0:
-            raise ValueError(f"min_scale must be >= 0, got {min_scale}")
-        self.components, self.scale_fn, self.min_scale = components, scale, float(min_scale)
+        check_scale_args(scale_link, min_scale)
+        self.components, self.scale_link, self.min_scale = components, scale_link, float(min_scale)
         self.head = nn.Linear(in_features, components * (2 * dim + 1))
         with torch.no_grad():
             # bias layout: [logits (K) | loc (K*D) | scale pre-activation (K*D)]
             self.head.bias[components:components * (dim + 1)].normal_(0.0, 0.5)
-        self.register_buffer("_zero", torch.zeros(dim), persistent=False)
 
     def params(self, h: Tensor) -> dict[str, Tensor]:
         k, d = self.components, self.dim
@@ -59,17 +56,13 @@ class MixtureLatent(LatentLayer):
         logits = out[..., :k]
         loc = out[..., k:k * (d + 1)].unflatten(-1, (k, d))  # (*batch, K, D)
         a = out[..., k * (d + 1):].unflatten(-1, (k, d))
-        scale = F.softplus(a) if self.scale_fn == "softplus" else torch.exp(0.5 * a)
-        if self.min_scale:
-            scale = scale + self.min_scale
-        return {"logits": logits, "loc": loc, "scale": scale}
+        return {"logits": logits, "loc": loc, "scale": scale_from(a, self.scale_link, self.min_scale)}
 
     def distribution(self, logits: Tensor, loc: Tensor, scale: Tensor) -> Distribution:
         return MixtureOfDiagonalNormals(logits, loc, scale, validate_args=False)
 
     def prior(self) -> Distribution:
-        zero = self._zero
-        return Independent(Normal(zero, torch.ones_like(zero), validate_args=False), 1, validate_args=False)
+        return standard_normal(self.dim, self.head.bias)
 
     def extra_repr(self) -> str:
         return f"{super().extra_repr()}, components={self.components}"

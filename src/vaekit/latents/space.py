@@ -10,9 +10,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import torch
+from torch import Tensor
 from torch.distributions import Distribution, Transform, biject_to, constraints
 
 from ..distributions.constraints import sphere
+from .base import slerp
 
 __all__ = ["LatentSpace", "latent_space_of"]
 
@@ -40,6 +43,22 @@ class LatentSpace:
     bijection: Transform | None = None
     note: str = ""
     parts: tuple["LatentSpace", ...] = field(default_factory=tuple)
+
+    def interpolate(self, z0: Tensor, z1: Tensor, steps: int) -> Tensor:
+        """Points from ``z0`` to ``z1`` along this space's geodesic, ``(steps, *z0.shape)``: great circles
+        (:func:`~vaekit.latents.slerp`) on a sphere, straight lines elsewhere.
+
+        Raises:
+            ValueError: ``steps < 2``, or a product space (interpolate each part instead).
+        """
+        if steps < 2:
+            raise ValueError(f"steps must be >= 2, got {steps}")
+        if self.geometry == "product":
+            raise ValueError("a stacked latent (z_1, ..., z_L) has no single path; interpolate each of .parts")
+        if self.geometry == "sphere":
+            return slerp(z0, z1, steps)
+        t = torch.linspace(0.0, 1.0, steps, dtype=z0.dtype, device=z0.device).view(-1, *([1] * z0.dim()))
+        return (1 - t) * z0 + t * z1
 
     @property
     def unconstrained(self) -> bool:

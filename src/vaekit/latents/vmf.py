@@ -8,7 +8,7 @@ from torch import Tensor, nn
 from torch.distributions import Distribution
 
 from ..distributions import HypersphericalUniform, VonMisesFisher
-from .base import LATENTS, LatentLayer, slerp
+from .base import LATENTS, LatentLayer
 
 
 class SphereLatent(LatentLayer):
@@ -31,8 +31,6 @@ class SphereLatent(LatentLayer):
             constant that depends only on ``(kappa, D)``.
         min_kappa: the floor :math:`\kappa_{\min}` of the learned concentration.
     """
-
-    on_sphere = True
 
     def __init__(self, in_features: int, dim: int, fixed_kappa: float | None = None, min_kappa: float = 1.0) -> None:
         super().__init__(in_features, dim)
@@ -64,10 +62,6 @@ class SphereLatent(LatentLayer):
     def point_estimate(self, q: Distribution) -> Tensor:
         """The mean direction ``loc`` (unit norm), ``(*B, D)``."""
         return q.loc  # type: ignore[attr-defined]
-
-    def interpolate(self, z0: Tensor, z1: Tensor, steps: int) -> Tensor:
-        """Great-circle points from ``z0`` to ``z1``, ``(steps, *z0.shape)``."""
-        return slerp(z0, z1, steps)
 
     def extra_repr(self) -> str:
         kappa = f"fixed_kappa={self.fixed_kappa}" if self.fixed_kappa is not None else f"min_kappa={self.min_kappa}"

@@ -1,8 +1,9 @@
 """Model compositions speaking the protocol of ARCHITECTURE.md."""
 
-from .base import MODELS, VAEOutput
+from .base import MODELS, LatentVariableModel, VAEOutput
 from .build import build_model, build_net
-from .hierarchical import HierarchicalVAE, build_hvae  # registers model type 'hvae'
+from .hierarchical import HierarchicalVAE, StackedPosterior, StackedPrior, build_hvae  # registers model type 'hvae'
 from .vae import VAE
 
-__all__ = ["MODELS", "VAEOutput", "VAE", "HierarchicalVAE", "build_model", "build_net", "build_hvae"]
+__all__ = ["MODELS", "VAEOutput", "LatentVariableModel", "VAE", "HierarchicalVAE", "StackedPosterior",
+           "StackedPrior", "build_model", "build_net", "build_hvae"]

@@ -13,17 +13,101 @@ import torch
 from torch import Tensor, nn
 from torch.distributions import Distribution
 
+from ..distributions.sampling import RsampleAndLogProb
 from ..latents import LATENTS
 from ..latents.base import LatentLayer
 from ..latents.space import LatentSpace, latent_space_of
 from ..likelihoods import LIKELIHOODS
 from ..likelihoods.base import Likelihood
 from ..registry import ConfigError, build
-from .base import MODELS, VAEOutput
+from .base import MODELS, LatentVariableModel
 from .build import build_net
 
 
-class HierarchicalVAE(nn.Module):
+class StackedPosterior(RsampleAndLogProb, Distribution):
+    r"""``q(z_{1:L}|x) = prod_l q(z_l | z_{l-1})``, ``z_0 = x``, as one distribution over tuples ``(z_1, ..., z_L)``.
+
+    Samples are drawn ancestrally: ``sample_shape`` samples of ``z_1`` per input, one ``z_{l+1}`` per
+    ``z_l``, so ``z_l`` has shape ``(*sample_shape, B, D_l)``; reparameterised, so ``z_2`` depends on
+    ``z_1``'s noise. ``log_prob(zs)`` is ``sum_l log q(z_l|z_{l-1})``, shape ``(*sample_shape, B)``.
+    ``mean`` is the tuple of layer means passed upwards (``m_l = E[z_l | z_{l-1} = m_{l-1}]``),
+    what ``encode`` uses.
+    """
+
+    has_rsample = True
+
+    def __init__(self, model: "HierarchicalVAE", x: Tensor) -> None:
+        self.model, self.x = model, x
+        super().__init__(x.shape[:-1], torch.Size(), validate_args=False)
+
+    def _layers(self, zs: Sequence[Tensor]) -> list[Distribution]:
+        inputs = [self.x, *zs[:-1]]
+        return [lat(enc(h)) for enc, lat, h in zip(self.model.encoders, self.model.q_layers, inputs)]
+
+    def rsample_and_log_prob(self, sample_shape=torch.Size()) -> tuple[tuple[Tensor, ...], Tensor]:
+        zs: list[Tensor] = []
+        log_q: Tensor | None = None
+        h = self.x
+        for l, (enc, lat) in enumerate(zip(self.model.encoders, self.model.q_layers)):
+            q = lat(enc(h))
+            z, lq = q.rsample_and_log_prob(tuple(sample_shape) if l == 0 else ())
+            log_q = lq if log_q is None else log_q + lq
+            zs.append(z)
+            h = z
+        assert log_q is not None
+        return tuple(zs), log_q
+
+    def rsample(self, sample_shape=torch.Size()) -> tuple[Tensor, ...]:
+        return self.rsample_and_log_prob(sample_shape)[0]
+
+    def sample(self, sample_shape=torch.Size()) -> tuple[Tensor, ...]:
+        with torch.no_grad():
+            return self.rsample(sample_shape)
+
+    def log_prob(self, zs: Sequence[Tensor]) -> Tensor:
+        self.model.check_latent(zs)
+        return sum(q.log_prob(z) for q, z in zip(self._layers(zs), zs))
+
+    @property
+    def mean(self) -> tuple[Tensor, ...]:
+        out: list[Tensor] = []
+        h = self.x
+        for enc, lat in zip(self.model.encoders, self.model.q_layers):
+            h = lat.point_estimate(lat(enc(h)))
+            out.append(h)
+        return tuple(out)
+
+
+class StackedPrior(Distribution):
+    r"""``p(z_{1:L}) = p(z_L) prod_{l<L} p(z_l | z_{l+1})`` over tuples ``(z_1, ..., z_L)``; empty batch shape.
+
+    ``sample`` draws ancestrally from the top; ``log_prob(zs)`` has shape ``zs[0].shape[:-1]``.
+    """
+
+    def __init__(self, model: "HierarchicalVAE") -> None:
+        self.model = model
+        super().__init__(torch.Size(), torch.Size(), validate_args=False)
+
+    def sample(self, sample_shape=torch.Size()) -> tuple[Tensor, ...]:
+        with torch.no_grad():
+            m = self.model
+            z = m.q_layers[-1].prior().sample(tuple(sample_shape))
+            zs = [z]
+            for l in range(m.num_layers - 2, -1, -1):
+                z = m.p_layers[l](m.decoders[l + 1](z)).sample()
+                zs.insert(0, z)
+            return tuple(zs)
+
+    def log_prob(self, zs: Sequence[Tensor]) -> Tensor:
+        m = self.model
+        m.check_latent(zs)
+        total = m.q_layers[-1].prior().log_prob(zs[-1])
+        for l in range(m.num_layers - 1):
+            total = total + m.p_layers[l](m.decoders[l + 1](zs[l + 1])).log_prob(zs[l])
+        return total
+
+
+class HierarchicalVAE(LatentVariableModel):
     r"""A VAE with ``L`` stochastic layers: bottom-up inference, top-down generation.
 
     .. math::
@@ -33,8 +117,13 @@ class HierarchicalVAE(nn.Module):
         \log w = \log p(x, z_{1:L}) - \log q(z_{1:L}|x)
 
     (Burda et al. 2015, arXiv:1509.00519, Sec. 2 and 5; the 2-layer model is
-    q: x-200-200-z1(100)-100-100-z2(50), p: z2-100-100-z1-200-200-x). Samples are drawn
-    ancestrally with the reparameterisation trick, so ``z_2`` depends on ``z_1``'s noise.
+    q: x-200-200-z1(100)-100-100-z2(50), p: z2-100-100-z1-200-200-x). It speaks the protocol like
+    :class:`~vaekit.models.VAE`: its latent is the tuple ``z = (z_1, ..., z_L)`` of ``(*S, B, D_l)`` tensors,
+    ``posterior(x)`` is a :class:`StackedPosterior` and ``prior()`` a :class:`StackedPrior` over such tuples,
+    so ``log_weights``, ``forward`` (whose ``kl`` is the Monte Carlo estimate: no formula exists for the
+    stacked pair) and the objectives come from :class:`~vaekit.models.LatentVariableModel` unchanged.
+    ``encode(x)`` is the concatenation ``[m_1, …, m_L]`` of the layer means passed upwards;
+    :meth:`encode_layers` gives the list, so active units can be counted per layer.
 
     Args:
         encoders: ``encoders[l]`` maps ``z_{l-1}`` (``x`` for ``l = 0``) to features of ``posteriors[l]``.
@@ -43,18 +132,6 @@ class HierarchicalVAE(nn.Module):
             maps ``z_{l+1}`` to features of ``priors[l-1]``.
         priors: ``L - 1`` conditional prior layers ``p(z_l | z_{l+1})``, ``l = 1..L-1``.
         likelihood: ``p(x | z_1)``.
-
-    Protocol differences from :class:`~vaekit.models.VAE` (documented, since a stack has no single ``z``):
-
-    * ``z`` arguments (``log_joint``, ``decode``…) are sequences ``[z_1, …, z_L]`` of ``(*S, B, D_l)`` tensors;
-      ``VAEOutput.z`` is the top layer's sample and ``kl`` is the ``(k, B)`` Monte Carlo estimate
-      ``log q - log p`` summed over layers (no analytic KL between a stacked q and p).
-    * ``posterior(x)`` raises: the joint posterior over layers is not a single ``torch.distributions``
-      object; use :meth:`posteriors` (ancestral, on given samples) or :meth:`log_weights`.
-    * ``prior()`` is the top prior ``p(z_L)``.
-    * ``encode(x)`` is the concatenation ``[m_1, …, m_L]`` of layer means computed by passing means up
-      (``m_1 = E[z_1|x]``, ``m_l = E[z_l | z_{l-1} = m_{l-1}]``); :meth:`encode_layers` gives the list,
-      so active units can be counted per layer.
     """
 
     def __init__(self, encoders: Sequence[nn.Module], posteriors: Sequence[LatentLayer], decoders: Sequence[nn.Module],
@@ -78,12 +155,6 @@ class HierarchicalVAE(nn.Module):
         return self.likelihood.data_dim
 
     @property
-    def decoder(self) -> nn.Module:
-        """The network that maps ``z_1`` to the likelihood's parameters (``decoders[0]``), for code that
-        initialises or inspects "the decoder" (e.g. ``train.init_output_bias``)."""
-        return self.decoders[0]
-
-    @property
     def num_layers(self) -> int:
         return len(self.q_layers)
 
@@ -103,125 +174,36 @@ class HierarchicalVAE(nn.Module):
         return LatentSpace(None, sum(p.dim for p in parts), "product", None,
                            "a tuple (z_1, ..., z_L): move in each part's space", parts)
 
-    def inference_modules(self) -> tuple[nn.Module, ...]:
-        """The modules that hold q's parameters (phi); everything else is generative (theta)."""
-        return (self.encoders, self.q_layers)
-
-    # ----- distributions --------------------------------------------------------------------------
-    def posterior(self, x: Tensor) -> Distribution:
-        raise NotImplementedError(
-            "HierarchicalVAE has no single posterior distribution over its stacked layers; use "
-            "posteriors(x, zs), log_weights(x, k), encode(x) or encode_layers(x)")
-
-    def prior(self) -> Distribution:
-        """The top prior ``p(z_L)`` (empty batch shape, event ``(D_L,)``)."""
-        return self.q_layers[-1].prior()
-
-    def posteriors(self, x: Tensor, zs: Sequence[Tensor]) -> list[Distribution]:
-        """``[q(z_1|x), q(z_2|z_1), …]`` given the lower layers' samples ``zs`` (``zs[l-1]`` conditions layer ``l``)."""
-        inputs = [x, *zs[:-1]]
-        return [lat(enc(h)) for enc, lat, h in zip(self.encoders, self.q_layers, inputs)]
-
-    def conditional_priors(self, zs: Sequence[Tensor]) -> list[Distribution]:
-        """``[p(z_1|z_2), …, p(z_{L-1}|z_L)]`` for samples ``zs = [z_1, …, z_L]``."""
-        return [self.p_layers[l](self.decoders[l + 1](zs[l + 1])) for l in range(self.num_layers - 1)]
-
-    def decode(self, z1: Tensor) -> Distribution:
-        """``p(x | z_1)``; batch shape ``z1.shape[:-1]``."""
-        return self.likelihood(self.decoders[0](z1))
-
-    def _check_zs(self, zs: Sequence[Tensor]) -> None:
+    def check_latent(self, zs: Sequence[Tensor]) -> None:
+        """Raise ``ValueError`` unless ``zs`` is a sequence ``(z_1, ..., z_L)`` with the layers' widths."""
         if isinstance(zs, Tensor) or len(zs) != self.num_layers:
-            raise ValueError(f"expected a sequence of {self.num_layers} layer samples [z_1, ..., z_L], got "
+            raise ValueError(f"expected a sequence of {self.num_layers} layer samples (z_1, ..., z_L), got "
                              f"{type(zs).__name__}{'' if isinstance(zs, Tensor) else f' of length {len(zs)}'}")
         for l, (z, d) in enumerate(zip(zs, self.latent_dims)):
             if z.shape[-1] != d:
                 raise ValueError(f"z_{l + 1} must have last dimension {d}, got shape {tuple(z.shape)}")
 
-    def log_prior(self, zs: Sequence[Tensor]) -> Tensor:
-        """``log p(z_L) + sum_l log p(z_l | z_{l+1})``, shape of ``zs[0].shape[:-1]``."""
-        self._check_zs(zs)
-        total = self.prior().log_prob(zs[-1])
-        for l, p in enumerate(self.conditional_priors(zs)):
-            total = total + p.log_prob(zs[l])
-        return total
+    # ----- the protocol -----------------------------------------------------------------------------
+    def posterior(self, x: Tensor) -> StackedPosterior:
+        """``q(z_{1:L}|x)`` over tuples, batch shape ``(B,)``."""
+        return StackedPosterior(self, x)
 
-    def log_posterior(self, x: Tensor, zs: Sequence[Tensor]) -> Tensor:
-        """``log q(z_{1:L}|x) = sum_l log q(z_l | z_{l-1})``."""
-        self._check_zs(zs)
-        return sum(q.log_prob(z) for q, z in zip(self.posteriors(x, zs), zs))
+    def prior(self) -> StackedPrior:
+        """``p(z_{1:L})`` over tuples, empty batch shape."""
+        return StackedPrior(self)
+
+    def decode(self, zs: Sequence[Tensor]) -> Distribution:
+        """``p(x | z_1)``; batch shape ``zs[0].shape[:-1]``."""
+        return self.likelihood(self.decoders[0](zs[0]))
 
     def log_likelihood(self, x: Tensor, zs: Sequence[Tensor]) -> Tensor:
-        """``log p(x | z_1)``, summed over data dims."""
-        self._check_zs(zs)
-        return self.decode(zs[0]).log_prob(x)
+        """``log p(x | z_1)`` in nats, summed over data dims, shape ``zs[0].shape[:-1]``."""
+        self.check_latent(zs)
+        return self.likelihood.log_prob(self.decoders[0](zs[0]), x)
 
-    def log_joint(self, x: Tensor, zs: Sequence[Tensor]) -> Tensor:
-        """``log p(x, z_{1:L})`` for ``zs = [z_1, …, z_L]`` each ``(*S, B, D_l)`` -> ``(*S, B)``."""
-        return self.log_likelihood(x, zs) + self.log_prior(zs)
-
-    # ----- sampling and scoring ----------------------------------------------------------------------
-    def _infer(self, x: Tensor, k: int, rsample: bool = True) -> tuple[list[Tensor], Tensor, list[dict[str, Tensor]]]:
-        """Ancestral samples ``[z_1 (k,B,D_1), …]``, ``log q`` ``(k,B)`` and each layer's q-parameters."""
-        zs: list[Tensor] = []
-        params: list[dict[str, Tensor]] = []
-        log_q = None
-        h: Tensor = x
-        for l, (enc, lat) in enumerate(zip(self.encoders, self.q_layers)):
-            p = lat.params(enc(h))
-            q = lat.distribution(**p)
-            shape = (k,) if l == 0 else ()  # layer 1 draws k; higher layers one per lower sample
-            z = q.rsample(shape) if (rsample and q.has_rsample) else q.sample(shape)
-            lq = q.log_prob(z)
-            log_q = lq if log_q is None else log_q + lq
-            zs.append(z)
-            params.append(p)
-            h = z
-        assert log_q is not None
-        return zs, log_q, params
-
-    def forward(self, x: Tensor, k: int = 1) -> VAEOutput:
-        """``k`` ancestral posterior samples scored under the model (see :class:`VAEOutput`); ``kl`` is the
-        ``(k, B)`` Monte Carlo estimate ``log q(z|x) - log p(z)`` summed over layers."""
-        if k < 1:
-            raise ValueError(f"k must be >= 1, got {k}")
-        zs, log_q, _ = self._infer(x, k)
-        log_p = self.log_prior(zs)
-        log_lik = self.decode(zs[0]).log_prob(x)
-        return VAEOutput(z=zs[-1], log_likelihood=log_lik, log_prior=log_p, log_posterior=log_q,
-                         kl=log_q - log_p, kl_per_dim=None)
-
-    def log_weights(self, x: Tensor, k: int) -> Tensor:
-        """``(k, B)``: ``log p(x, z_{1:L}) - log q(z_{1:L}|x)`` summed over every layer."""
-        zs, log_q, _ = self._infer(x, k, rsample=False)
-        return self.log_joint(x, zs) - log_q
-
-    def dreg_log_weights(self, x: Tensor, k: int) -> tuple[Tensor, Tensor, Tensor]:
-        r"""The three ``(k, B)`` terms the DReG objective needs (Tucker et al. 2018, arXiv:1810.04152).
-
-        ``(log_w, log_w_theta, log_w_phi)`` on one reparameterised ancestral sample:
-        ``log_w_theta = log p_theta(x, sg(z)) - sg(log q)`` and
-        ``log_w_phi = log p_{sg(theta)}(x, z) - log q_{sg(phi)}(z|x)``, where ``q_{sg(phi)}`` re-runs
-        the inference nets with *detached parameters* on the live samples, so the dependence of
-        ``q(z_2|z_1)`` on ``z_1`` (a path term) is kept and only the explicit phi-dependence is removed.
-        """
-        zs, log_q, _ = self._infer(x, k)
-        zd = [z.detach() for z in zs]
-        log_w_theta = self.log_joint(x, zd) - log_q.detach()
-        frozen = {f"model.{n}": p.detach() for n, p in self.named_parameters()}
-        log_w_phi = torch.func.functional_call(_LogWeightOn(self), frozen, (x, zs), strict=False)
-        return log_w_theta.detach(), log_w_theta, log_w_phi
-
-    # ----- codes, reconstructions, samples -------------------------------------------------------------
     def encode_layers(self, x: Tensor) -> list[Tensor]:
         """Per-layer point estimates ``[m_1 (B, D_1), …, m_L]``, means passed upwards."""
-        out: list[Tensor] = []
-        h = x
-        for enc, lat in zip(self.encoders, self.q_layers):
-            m = lat.point_estimate(lat(enc(h)))
-            out.append(m)
-            h = m
-        return out
+        return list(self.posterior(x).mean)
 
     def encode(self, x: Tensor) -> Tensor:
         """All layers' means concatenated, ``(B, sum_l D_l)`` (see :meth:`encode_layers`)."""
@@ -229,32 +211,7 @@ class HierarchicalVAE(nn.Module):
 
     def reconstruct(self, x: Tensor) -> Tensor:
         """Mean of ``p(x | z_1 = m_1)``, ``(B, data_dim)``."""
-        return self.decode(self.encode_layers(x)[0]).mean
-
-    @torch.no_grad()
-    def sample(self, n: int, mean: bool = True) -> Tensor:
-        """Ancestral samples ``z_L ~ p(z_L)``, ``z_l ~ p(z_l|z_{l+1})``, decoded to ``(n, data_dim)``
-        (the mean of ``p(x|z_1)``, or a draw if ``mean`` is False)."""
-        z = self.prior().sample((n,))
-        for l in range(self.num_layers - 2, -1, -1):
-            z = self.p_layers[l](self.decoders[l + 1](z)).sample()
-        px = self.decode(z)
-        return px.mean if mean else px.sample()
-
-    def validate_input(self, x: Tensor, name: str = "x") -> None:
-        """Raise a ``ValueError`` naming the problem if this model cannot score ``x``."""
-        self.likelihood.validate(x, name)
-
-
-class _LogWeightOn(nn.Module):
-    """Adapter for :func:`torch.func.functional_call`: ``log p(x, zs) - log q(zs|x)`` of the wrapped model."""
-
-    def __init__(self, model: HierarchicalVAE) -> None:
-        super().__init__()
-        self.model = model
-
-    def forward(self, x: Tensor, zs: Sequence[Tensor]) -> Tensor:
-        return self.model.log_joint(x, zs) - self.model.log_posterior(x, zs)
+        return self.decode(self.posterior(x).mean).mean
 
 
 _LAYER_KEYS = {"encoder", "latent", "decoder", "prior"}
@@ -306,4 +263,4 @@ def build_hvae(data_dim: int, image_shape: Sequence[int] | None, layers: list, l
     return HierarchicalVAE(encoders, posteriors, decoders, priors, lik)
 
 
-__all__ = ["HierarchicalVAE", "build_hvae"]
+__all__ = ["HierarchicalVAE", "StackedPosterior", "StackedPrior", "build_hvae"]

@@ -1,8 +1,8 @@
 """Objectives: functions of log-weights and KL terms (ELBO, beta-ELBO, IWAE, warm-up, free bits)."""
 
-from .elbo import beta_elbo, elbo, free_bits_kl, iwae_bound, kl_warmup
+from .elbo import beta_elbo, elbo, free_bits_kl, iwae_from_log_weights, kl_warmup
 from .iwae import DReGObjective, IWAEObjective  # registers 'iwae' and 'dreg'
 from .registry import OBJECTIVES, Objective, build_objective
 
-__all__ = ["elbo", "beta_elbo", "kl_warmup", "free_bits_kl", "iwae_bound", "OBJECTIVES", "Objective",
+__all__ = ["elbo", "beta_elbo", "kl_warmup", "free_bits_kl", "iwae_from_log_weights", "OBJECTIVES", "Objective",
            "build_objective", "IWAEObjective", "DReGObjective"]

@@ -1,8 +1,8 @@
 """Evidence lower bounds and the schedules/regularisers around them.
 
-Each function takes tensors from a :class:`~vaekit.models.VAEOutput` and
-returns a per-example value of shape ``(B,)`` (higher is better) or a scalar
-loss; none of them hides a gradient surrogate behind a bound's name.
+Each function takes tensors from a :class:`~vaekit.models.VAEOutput` (or a model's ``log_weights``) and
+returns a per-example value of shape ``(B,)`` in nats (higher is better) or a scalar loss; none of them
+hides a gradient surrogate behind a bound's name.
 """
 
 from __future__ import annotations
@@ -14,25 +14,28 @@ from torch import Tensor
 
 
 def elbo(log_likelihood: Tensor, kl: Tensor) -> Tensor:
-    r"""Per-example ELBO, ``(B,)``.
+    r"""Per-example ELBO in nats, ``(B,)``.
 
     .. math:: \mathcal L(x) = \frac1k\sum_{i=1}^k \log p(x|z_i) - \mathrm{KL}(q(z|x)\|p(z)),\quad z_i\sim q(z|x)
 
-    (Kingma & Welling 2013, Eq. 7 — "SGVB estimator B"). ``log_likelihood`` is
-    ``(k, B)``; ``kl`` is ``(B,)`` (analytic) or ``(k, B)`` (Monte Carlo).
+    (Kingma & Welling 2013, Eq. 7 — "SGVB estimator B"). ``log_likelihood`` is ``(k, B)``; ``kl`` is
+    ``(B,)``, as every model's output carries it (analytic, or already averaged over the k samples).
     """
-    return log_likelihood.mean(0) - (kl.mean(0) if kl.dim() == log_likelihood.dim() else kl)
+    return log_likelihood.mean(0) - kl
 
 
 def beta_elbo(log_likelihood: Tensor, kl: Tensor, beta: float) -> Tensor:
-    r"""``E_q[log p(x|z)] - beta * KL`` per example, ``(B,)`` (Higgins et al. 2017).
+    r"""``E_q[log p(x|z)] - beta * KL`` per example, ``(B,)`` (Higgins et al. 2017); shapes as :func:`elbo`.
 
     A lower bound on log p(x) only for ``beta >= 1``; used with ``beta < 1`` as the KL warm-up
     of Bowman et al. (2016) and Sønderby et al. (2016).
+
+    Raises:
+        ValueError: ``beta < 0``.
     """
     if beta < 0:
         raise ValueError(f"beta must be >= 0, got {beta}")
-    return log_likelihood.mean(0) - beta * (kl.mean(0) if kl.dim() == log_likelihood.dim() else kl)
+    return log_likelihood.mean(0) - beta * kl
 
 
 def kl_warmup(step: int, warmup_steps: int, start: float = 0.0) -> float:
@@ -60,11 +63,13 @@ def free_bits_kl(kl_per_dim: Tensor, lambda_: float) -> Tensor:
     return torch.clamp(kl_per_dim.mean(0), min=lambda_).sum()
 
 
-def iwae_bound(log_weights: Tensor) -> Tensor:
-    r"""Importance-weighted bound per example, ``(B,)`` (Burda et al. 2015, Eq. 8).
+def iwae_from_log_weights(log_weights: Tensor) -> Tensor:
+    r"""The importance-weighted bound of given log-weights, per example, ``(B,)`` nats (Burda et al. 2015, Eq. 8).
 
     .. math:: \mathcal L_k(x) = \log \frac1k \sum_{i=1}^k w_i,\qquad w_i = \frac{p(x, z_i)}{q(z_i|x)}
 
-    ``log_weights`` is ``(k, B)``; ``L_1`` is the ELBO and ``L_k <= L_{k+1} <= log p(x)`` in expectation.
+    ``log_weights`` is ``(k, B)`` (a model's ``log_weights(x, k)``); ``L_1`` is the ELBO and
+    ``L_k <= L_{k+1} <= log p(x)`` in expectation. For "model, x, k -> bound" in bounded memory see
+    :func:`vaekit.evaluation.iwae_estimate`.
     """
     return torch.logsumexp(log_weights, 0) - math.log(log_weights.shape[0])

@@ -11,8 +11,9 @@ from typing import Any, Protocol
 import torch
 from torch import Tensor, nn
 
+from ..latents.base import kl_by_dimension
 from ..registry import Registry, build
-from .elbo import beta_elbo, elbo, free_bits_kl, iwae_bound, kl_warmup
+from .elbo import beta_elbo, elbo, free_bits_kl, kl_warmup
 
 OBJECTIVES: Registry = Registry("objective")
 
@@ -47,21 +48,18 @@ class ELBOObjective:
         out = model(x, k=self.k)
         beta = self.beta * kl_warmup(step, self.warmup_steps, self.warmup_start)
         ll = out.log_likelihood.mean(0)
-        kl = out.kl.mean(0) if out.kl.dim() == out.log_likelihood.dim() else out.kl
         if self.free_bits > 0:
-            if out.kl_per_dim is None:
-                raise ValueError("free_bits needs a latent family with an analytic per-dimension KL")
-            loss = -ll.mean() + beta * free_bits_kl(out.kl_per_dim, self.free_bits)
-        elif beta == 1.0:
-            # speed: the plain ELBO (the common case) in two autograd nodes, and its logged value for free
-            loss = -(ll - kl).mean()
+            kl_dim = kl_by_dimension(out.posterior, out.prior)
+            if kl_dim is None:
+                raise ValueError("free_bits needs a latent family with an analytic per-dimension KL (a factorised "
+                                 f"posterior); got {type(out.posterior).__name__}")
+            loss = -ll.mean() + beta * free_bits_kl(kl_dim, self.free_bits)
         else:
             loss = -beta_elbo(out.log_likelihood, out.kl, beta).mean()
         with torch.no_grad():
             # detached tensors, not floats: no device sync per step; the trainer reads them when it logs
-            elbo_mean = -loss.detach() if beta == 1.0 and self.free_bits <= 0 else (ll - kl).mean()
-            metrics = {"loss": loss.detach(), "elbo": elbo_mean, "log_likelihood": ll.mean(),
-                       "kl": kl.mean(), "beta": beta}
+            metrics = {"loss": loss.detach(), "elbo": elbo(out.log_likelihood, out.kl).mean(),
+                       "log_likelihood": ll.mean(), "kl": out.kl.mean(), "beta": beta}
         return loss, metrics
 
 
