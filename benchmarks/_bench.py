@@ -96,17 +96,22 @@ def spread(values: list[float]) -> dict[str, float]:
     return {"median": statistics.median(v), "q25": q[0], "q75": q[2], "min": v[0], "max": v[-1], "n": len(v)}
 
 
-def ratio_summary(timing: dict[str, Any], num: str, den: str, per: int = 1, unit: str = "ms") -> dict[str, Any]:
-    """Per-round ``time[num] / time[den]`` with its spread, and each system's median / min time per unit.
+def ratio_summary(timing: dict[str, Any], num: str, den: str, per: int | dict[str, int] = 1,
+                  unit: str = "ms") -> dict[str, Any]:
+    """Per-round ``time[num] / time[den]`` per step, with its spread, and each system's median / min time per step.
 
-    ``per`` divides a block's seconds into per-step (or per-item) times, reported in ``unit``.
+    ``per`` (one int, or one per system) divides a block's seconds into per-step (or per-item)
+    times, reported in ``unit``; the ratios are of these per-step times.
     """
     scale = {"ms": 1e3, "s": 1.0}[unit]
-    s = timing["s"]
+    n_per = per if isinstance(per, dict) else {num: per, den: per}
+    s = {n: [t / n_per[n] for t in timing["s"][n]] for n in (num, den)}
     ratios = [a / b for a, b in zip(s[num], s[den])]
-    res = {"ratio": f"{num}_time / {den}_time", "per_round": ratios, **spread(ratios)}
+    res = {"ratio": f"{num}_time / {den}_time", "per_round": ratios, **spread(ratios),
+           # a second robust reading: each system's fastest block (the least disturbed one)
+           "ratio_of_minimums": min(s[num]) / min(s[den])}
     for n in (num, den):
-        per_item = [t / per * scale for t in s[n]]
+        per_item = [t * scale for t in s[n]]
         res[f"{n}_{unit}"] = {"median": statistics.median(per_item), "min": min(per_item), "max": max(per_item)}
     return res
 
