@@ -207,119 +207,123 @@ def test_dreg_decoder_gradient_is_iwae_decoder_gradient() -> None:
         model.float()
 
 
-# The reproduction driver (vaekit.reproduce.iwae) on sklearn's digits instead of MNIST: the configs'
-# model and schedule, 2 short epochs, so the whole block takes a few seconds.
+# The reproduction (``vaekit reproduce iwae``) on sklearn's digits instead of MNIST: the configs' model and
+# schedule, 1-3 short epochs, so the whole block takes a few seconds.
 DIGITS = ["data.name=digits", "data.val_size=100"]
 
 
-def _reproduce(out, **kw):
-    from vaekit.reproduce.iwae import reproduce_iwae
+def _reproduce(out, runs="l1_iwae_k5", **kw):
+    """Run the reproduction; returns its rows as written to ``out/results.json`` (per-image values left out)."""
+    from vaekit.reproduce import reproduce
 
-    args = dict(layers=(1,), ks=(5,), methods=("iwae",), epochs=2, out=out, eval_k=4, eval_n=30,
-                overrides=DIGITS, tensorboard=False, log=lambda s: None)
+    args = dict(epochs=2, eval_k=4, eval_n=30, out=out, overrides=DIGITS, tensorboard=False, log=lambda s: None)
     args.update(kw)
-    return reproduce_iwae(**args)
+    reproduce("iwae", "small", runs, **args)
+    return json.loads((out / "results.json").read_text())["rows"]
 
 
 def test_reproduce_configs_cover_the_table() -> None:
     """Every (layers, method, k) of Table 1 has a config whose model/objective match its name, and the
     configs' schedule is Burda et al.'s 3^i one (3280 passes; first 20 = 1 + 3 + 9 + 7 passes of stages 0..3)."""
-    from vaekit.reproduce.iwae import RunSpec, run_config, run_identity
+    from vaekit.reproduce import get_reproduction
+    from vaekit.reproduce.iwae import TABLE_RUNS, parse_run
+    from vaekit.reproduce.runner import run_config
     from vaekit.train import build_schedule
 
-    for layers in (1, 2):
-        for method in ("vae", "iwae"):
-            for k in (1, 5, 50):
-                spec = RunSpec(layers, method, k)
-                cfg = run_config(spec, 20, "unused", seed=3)
-                assert run_identity(cfg) == {"layers": layers, "method": method, "k": k}
-                assert cfg.train.epochs == 20 and cfg.seed == 3 and cfg.run_name == spec.name
-                assert cfg.data.name == "mnist" and cfg.data.val_size == 400 and cfg.data.binarize == "dynamic"
+    rep = get_reproduction("iwae")
+    assert len(TABLE_RUNS) == 10 and rep.budgets["paper"].runs == TABLE_RUNS and rep.budgets["paper"].epochs == 3280
+    for name in (*TABLE_RUNS, "l1_iwae_k1", "l2_iwae_k1"):
+        layers, method, k = parse_run(name)
+        cfg = run_config(rep, name, 20, "unused", ["seed=3"])
+        assert (len(cfg.model["layers"]) if cfg.model["type"] == "hvae" else 1) == layers
+        assert cfg.train.objective["type"] == {"vae": "elbo", "iwae": "iwae"}[method]
+        assert cfg.train.objective.get("k", 1) == k
+        assert cfg.train.epochs == 20 and cfg.seed == 3 and cfg.run_name == name
+        assert cfg.data.name == "mnist" and cfg.data.val_size == 400 and cfg.data.binarize == "dynamic"
     sched = build_schedule(cfg.train.lr_schedule)
     assert sched.total_epochs() == 3280
     expect = [10 ** (-i / 7) for i, n in enumerate((1, 3, 9, 7)) for _ in range(n)]
     assert [sched(e) for e in range(20)] == pytest.approx(expect)
     with pytest.raises(FileNotFoundError, match="l3_vae_k1"):
-        RunSpec(3, "vae", 1).config_path()
+        rep.run_spec("l3_vae_k1")
 
 
 def test_reproduce_budgeted_run_equals_uninterrupted_and_evaluates(tmp_path) -> None:
-    """Epoch-by-epoch training under a (large) budget gives bit-identical weights to one ``fit`` call;
+    """Epoch-by-epoch training under a (large) time budget gives bit-identical weights to one ``fit`` call;
     the reported NLL is -L_k on the trainer's binarised test split; files and table are written."""
     from vaekit.pipeline import eval_data
     from vaekit.train import load_run
 
-    a = _reproduce(tmp_path / "a")
-    b = _reproduce(tmp_path / "b", budget_s=1e6)
-    ra, rb = a["rows"][0], b["rows"][0]
+    ra, = _reproduce(tmp_path / "a")
+    rb, = _reproduce(tmp_path / "b", max_seconds=1e6)
     assert ra["epochs_done"] == rb["epochs_done"] == 2 and ra["run"] == "l1_iwae_k5"
     ma, mb = load_run(tmp_path / "a" / "l1_iwae_k5", "last"), load_run(tmp_path / "b" / "l1_iwae_k5", "last")
     for (n, pa), (_, pb) in zip(ma.model.state_dict().items(), mb.model.state_dict().items()):
         assert torch.equal(pa, pb), n
-    assert ra["test_nll"] == pytest.approx(rb["test_nll"], abs=1e-9)
-    # independent recomputation of the NLL from the run directory
+    assert ra["iwae"]["mean"] == pytest.approx(rb["iwae"]["mean"], abs=1e-9)
+    # independent recomputation from the run directory: 30 images are one batch, seeded with the eval seed 0
     test, _, _ = eval_data(ma.config, "test")
     torch.manual_seed(0)
-    ref = -float(iwae_bound(ma.model, test[:30], 4).mean())
-    assert ra["eval_n"] == 30 and ra["test_nll"] == pytest.approx(ref, rel=1e-6)
-    torch.manual_seed(1)
+    ref = float(iwae_estimate(ma.model, test[:30], 4).mean())
+    assert ra["n"] == 30 and ra["iwae"]["mean"] == pytest.approx(ref, rel=1e-6)
+    torch.manual_seed(0)
     elbo = float(elbo_estimate(ma.model, test[:30], k=10).mean())
-    assert ra["test_elbo"] == pytest.approx(elbo, rel=1e-6)
-    assert ra["bound_gap"] == pytest.approx(-ra["test_nll"] - ra["test_elbo"], abs=1e-9)
+    assert ra["elbo"]["mean"] == pytest.approx(elbo, rel=1e-6)
+    assert ra["gap"]["mean"] == pytest.approx(ra["iwae"]["mean"] - ra["elbo"]["mean"], abs=1e-9)
+    assert ra["re"]["mean"] - ra["kl"]["mean"] == pytest.approx(ra["elbo"]["mean"], abs=1e-9)
     assert len(ra["active_units"]) == 1 and 0 <= ra["active_units"][0] <= 50
-    assert (tmp_path / "a" / "table.md").read_text().count("| IWAE | 5 | 2 |") == 1
-    assert json.loads((tmp_path / "a" / "results.json").read_text())["rows"][0]["run"] == "l1_iwae_k5"
+    table = (tmp_path / "a" / "table.md").read_text()
+    assert table.count(f"| 1 | IWAE | 5 | 2 | {-ra['iwae']['mean']:.2f} |") == 1 and "| 85.54 |" in table
     # re-running with more epochs resumes the run directory instead of starting over
-    c = _reproduce(tmp_path / "a", epochs=3)
-    assert c["rows"][0]["epochs_done"] == 3
+    rc, = _reproduce(tmp_path / "a", epochs=3)
+    assert rc["epochs_done"] == 3 and rc["trained"] == 1
 
 
 def test_reproduce_budget_stops_and_hvae_counts_units_per_layer(tmp_path) -> None:
-    """A spent budget stops training before ``epochs`` (the row then has no NLL); the 2-layer model reports
+    """A spent time budget stops training before ``epochs`` (the row then has no NLL); the 2-layer model reports
     one active-unit count per stochastic layer (100 + 50 units)."""
-    s = _reproduce(tmp_path / "h", layers=(2,), epochs=1)
-    au = s["rows"][0]["active_units"]
+    s, = _reproduce(tmp_path / "h", runs="l2_iwae_k5", epochs=1)
+    au = s["active_units"]
     assert len(au) == 2 and 0 <= au[0] <= 100 and 0 <= au[1] <= 50
-    t = _reproduce(tmp_path / "t", epochs=50, budget_s=1e-9)
-    assert t["rows"][0]["epochs_done"] < 50
-    if t["rows"][0]["epochs_done"] == 0:
-        assert "test_nll" not in t["rows"][0] and "n/a" in (tmp_path / "t" / "table.md").read_text()
-    with pytest.raises(ValueError, match="method"):
-        _reproduce(tmp_path / "x", methods=("vae", "bogus"))
+    t, = _reproduce(tmp_path / "t", epochs=50, max_seconds=1e-9)
+    assert t["epochs_done"] < 50
+    if t["epochs_done"] == 0:
+        assert "iwae" not in t and "n/a" in (tmp_path / "t" / "table.md").read_text()
+    for bad in ("l1_vae", "l1_dreg_k5", "x"):
+        with pytest.raises(ValueError, match=re.escape(repr(bad))):
+            _reproduce(tmp_path / "x", runs=f"l1_vae_k1,{bad}")
+    assert not (tmp_path / "x" / "l1_vae_k1").exists()  # names are checked before anything trains
 
 
 def test_reproduce_explicit_runs_and_saved_evaluations(tmp_path, monkeypatch) -> None:
-    """``runs=`` trains exactly the named runs; re-running the finished set reuses each run's saved
-    evaluation (no model is scored again) unless the checkpoint changed; bad run names are named."""
-    from vaekit.reproduce import iwae as rep
+    """``runs`` trains exactly the named runs; re-running the finished set neither trains nor evaluates (the
+    saved evaluation, active units included, is reused) unless the checkpoint changed."""
+    from vaekit.reproduce import runner
 
-    runs = rep.parse_runs("l1_vae_k1, l1_iwae_k5")
-    assert [r.name for r in runs] == ["l1_vae_k1", "l1_iwae_k5"]
-    for bad in ("l1_vae", "l1_dreg_k5", "x"):
-        with pytest.raises(ValueError, match=re.escape(repr(bad))):
-            rep.parse_runs(bad)
-    first = _reproduce(tmp_path, runs=runs, epochs=1)
-    assert [r["run"] for r in first["rows"]] == ["l1_vae_k1", "l1_iwae_k5"]
-    saved = tmp_path / "l1_iwae_k5" / "eval" / "iwae_k4_n30_seed0.json"
-    assert saved.is_file()
+    first = _reproduce(tmp_path, runs="l1_vae_k1, l1_iwae_k5", epochs=1)
+    assert [r["run"] for r in first] == ["l1_vae_k1", "l1_iwae_k5"]
+    assert len(list((tmp_path / "l1_iwae_k5" / "eval").glob("*.json"))) == 1
 
     calls = []
-    real = rep.evaluate_bound
-    monkeypatch.setattr(rep, "evaluate_bound", lambda fn, *a, **k: calls.append(fn) or real(fn, *a, **k))
-    again = _reproduce(tmp_path, runs=runs, epochs=1)
-    assert rep.iwae_bound not in calls and again["rows"] == first["rows"]  # ELBO, units: recomputed alike
-    more = _reproduce(tmp_path, runs=runs[1:], epochs=2)  # a new checkpoint: evaluated again
-    assert calls.count(rep.iwae_bound) == 1 and more["rows"][0]["epochs_done"] == 2
-    assert more["rows"][0]["test_nll"] != first["rows"][1]["test_nll"]
+    real = runner.per_image
+    monkeypatch.setattr(runner, "per_image", lambda *a, **k: calls.append(1) or real(*a, **k))
+    again = _reproduce(tmp_path, runs="l1_vae_k1,l1_iwae_k5", epochs=1)
+    assert not calls and [r["trained"] for r in again] == [0, 0]
+    assert [{**r, "trained": 1} for r in again] == first
+    more, = _reproduce(tmp_path, runs="l1_iwae_k5", epochs=2)  # a new checkpoint: evaluated again
+    assert calls and more["epochs_done"] == 2 and more["iwae"]["mean"] != first[1]["iwae"]["mean"]
 
 
 def test_reproduce_cli_flags_parse() -> None:
-    """``vaekit reproduce iwae`` keeps its flags."""
+    """``vaekit reproduce NAME`` takes the budget, runs, its overrides of the budget and dotted config overrides."""
     from vaekit.cli.main import build_parser
 
-    a = build_parser().parse_args(["reproduce", "iwae", "--budget", "60", "--epochs", "3", "--layers", "1,2",
-                                   "--k", "1,5", "--methods", "iwae", "--out", "o", "--eval-k", "10",
-                                   "--eval-n", "5", "--threads", "1", "--runs", "l1_vae_k1,l2_iwae_k5"])
-    assert (a.budget, a.epochs, a.layers, a.k, a.methods, a.out, a.eval_k, a.eval_n, a.threads) == \
-        (60.0, 3, "1,2", "1,5", "iwae", "o", 10, 5, 1)
-    assert a.runs == "l1_vae_k1,l2_iwae_k5"
+    a = build_parser().parse_args(["reproduce", "iwae", "data.name=digits", "--budget", "paper", "--runs",
+                                   "l1_vae_k1,l2_iwae_k5", "--epochs", "3", "--eval-k", "10", "--eval-n", "5",
+                                   "--max-seconds", "60", "--out", "o", "--threads", "1"])
+    assert (a.name, a.budget, a.runs, a.epochs, a.eval_k, a.eval_n, a.max_seconds, a.out, a.threads, a.write_doc) == \
+        ("iwae", "paper", "l1_vae_k1,l2_iwae_k5", 3, 10, 5, 60.0, "o", 1, False)
+    assert a.overrides == ["data.name=digits"]
+    assert build_parser().parse_args(["reproduce", "latents"]).budget == "small"
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["reproduce", "nope"])

@@ -1,16 +1,13 @@
-"""Paper reproductions (``vaekit reproduce NAME``): training sets, evaluation and result tables."""
+"""Paper reproductions, all run by one runner: ``vaekit reproduce NAME [--budget small|paper] [--runs ...]``.
+
+:mod:`vaekit.reproduce.runner` holds the shared training call, evaluation call, per-run result cache and
+result writer; each reproduction module (``iwae``, ``latents``, ``evaluation``) declares only its runs,
+budgets, paper numbers and tables. :data:`REPRODUCTIONS` maps names to modules.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from .runner import REPRODUCTIONS, Budget, EvalSettings, Report, Reproduction, RunSpec, get_reproduction, reproduce
 
-__all__ = ["PAPER_NLL", "reproduce_iwae", "train_run", "evaluate_run"]
-
-
-def __getattr__(name: str) -> Any:
-    # Lazy, so ``python -m vaekit.reproduce.iwae`` does not import the module twice (runpy warning).
-    if name in __all__:
-        from . import iwae
-
-        return getattr(iwae, name)
-    raise AttributeError(f"module 'vaekit.reproduce' has no attribute {name!r}")
+__all__ = ["REPRODUCTIONS", "get_reproduction", "reproduce", "Reproduction", "Budget", "EvalSettings", "RunSpec",
+           "Report"]
