@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Iterator, Sequence
 
 import torch
 from torch import Tensor
@@ -302,5 +302,3 @@ def take(x: Tensor, y: Tensor | None, idx: Tensor) -> Split:
     """The :class:`Split` of rows ``idx``."""
     return Split(x[idx].contiguous(), None if y is None else y[idx].contiguous())
 
-
-LoaderFn = Callable[..., Dataset]
