@@ -104,6 +104,12 @@ def test_config_errors_are_one_line(tmp_path, capsys):
     _one_line_error(capsys, ["train", "--config", CONFIG, "model.latent.dimm=3", "--out", str(tmp_path)],
                     "model.latent.dimm: unknown key")
     _one_line_error(capsys, ["train", "--config", str(tmp_path / "nope.yaml")], "config file not found")
+    # objective and schedule specs are built before any data are loaded, and the message names the key
+    _one_line_error(capsys, ["train", "--config", CONFIG, "train.objective.kk=3", "--out", str(tmp_path)],
+                    "train.objective.kk: unknown key")
+    _one_line_error(capsys, ["train", "--config", CONFIG, "train.lr_schedule.type=cosine", "--out", str(tmp_path)],
+                    "train.lr_schedule.type: unknown learning-rate schedule 'cosine'")
+    assert not list(tmp_path.iterdir())  # nothing was started
 
 
 def test_missing_data_files_are_one_line(tmp_path, capsys):

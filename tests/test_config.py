@@ -10,6 +10,7 @@ import pytest
 from vaekit.config import (ConfigError, RunConfig, apply_overrides, from_dict, load_config, load_config_json,
                            parse_override, save_config_json, to_dict)
 from vaekit.models import build_model
+from vaekit.train import check_config
 from vaekit.train.schedules import IWAESchedule, build_schedule
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -52,10 +53,17 @@ def test_wrong_type_names_dotted_key(section, key, value):
 def test_bad_values_and_nested_specs():
     with pytest.raises(ConfigError, match=r"train\.lr: must be > 0"):
         from_dict(raw(train={"lr": -1.0}))
-    with pytest.raises(ConfigError, match=r"train\.objective\.kk: unknown key"):
-        from_dict(raw(train={"objective": {"type": "elbo", "kk": 3}}))
-    with pytest.raises(ConfigError, match=r"train\.lr_schedule\.type: unknown learning-rate schedule 'cosine'"):
-        from_dict(raw(train={"lr_schedule": {"type": "cosine"}}))
+    # config only describes the objective and schedule; check_config builds them before any data are loaded
+    bad_objective = from_dict(raw(train={"objective": {"type": "elbo", "kk": 3}}))
+    with pytest.raises(ConfigError, match=r"^train\.objective\.kk: unknown key"):
+        check_config(bad_objective)
+    with pytest.raises(ConfigError, match=r"^train\.lr_schedule\.type: unknown learning-rate schedule 'cosine'"):
+        check_config(from_dict(raw(train={"lr_schedule": {"type": "cosine"}})))
+    with pytest.raises(ConfigError, match=r"^train\.objective: k must be >= 1"):
+        check_config(from_dict(raw(train={"objective": {"type": "elbo", "k": 0}})))
+    with pytest.raises(ConfigError, match=r"^model: null means a model built by hand"):
+        check_config(from_dict(raw(model=None)))
+    check_config(from_dict(raw()))
     with pytest.raises(ConfigError, match=r"device: expected one of"):
         from_dict(raw(device="tpu"))
     with pytest.raises(ConfigError, match=r"^model: missing"):

@@ -213,7 +213,7 @@ def test_train_step_clips_and_output_bias_init(digits, seed):
     bias = init_output_bias(model, digits.train.x)
     mean = digits.train.x.mean(0).clamp(1e-3, 1 - 1e-3)
     assert torch.allclose(torch.sigmoid(bias), mean, atol=1e-6)
-    assert torch.equal(model.decoder[-1].bias, bias)
+    assert torch.equal(model.decoder[-1].bias, bias)  # found by width, not by the attribute name
     opt = torch.optim.SGD(model.parameters(), lr=1.0)
     before = params(model)
     compute = ObjectiveModule(model, build_objective({"type": "elbo"}))
@@ -232,3 +232,95 @@ def test_device_resolution():
     if not torch.cuda.is_available():
         with pytest.raises(ConfigError, match="no CUDA device is available"):
             resolve_device("cuda")
+
+
+def test_output_layer_is_found_by_width_in_any_model(digits, seed):
+    from vaekit.models import build_model
+    from vaekit.train import output_layer
+
+    layer = {"encoder": {"type": "mlp", "hidden": [32]}, "latent": {"type": "gaussian", "dim": 4},
+             "decoder": {"type": "mlp", "hidden": [32]}}
+    hvae = build_model({"type": "hvae", "layers": [layer, dict(layer, latent={"type": "gaussian", "dim": 2})],
+                        "likelihood": {"type": "bernoulli"}}, 64)
+    bias = init_output_bias(hvae, digits.train.x)
+    assert output_layer(hvae) is hvae.decoders[0][-1]  # the bottom decoder's last layer, x's logits
+    assert torch.equal(hvae.decoders[0][-1].bias, bias)
+    # an encoder whose hidden width equals the data size makes the width ambiguous: named, not guessed
+    vae = build_model({"type": "vae", **dict(layer, encoder={"type": "mlp", "hidden": [64]}),
+                       "likelihood": {"type": "bernoulli"}}, 64)
+    with pytest.raises(ValueError, match=r"2 nn.Linear layers with out_features=64: \['encoder.0', 'decoder.2'\]"):
+        init_output_bias(vae, digits.train.x)
+    with pytest.raises(ValueError, match="has no .likelihood"):
+        output_layer(torch.nn.Linear(3, 3))
+
+
+def _hand_built_vae():
+    from vaekit.latents import GaussianLatent
+    from vaekit.likelihoods import BernoulliLikelihood
+    from vaekit.models import VAE
+    from vaekit.nets import MLP
+
+    torch.manual_seed(11)
+    return VAE(MLP(64, [32]), GaussianLatent(32, 2), MLP(2, [32], out_features=64), BernoulliLikelihood(64))
+
+
+def test_fit_trains_a_hand_built_model_and_resumes_exactly(tmp_path, digits):
+    from vaekit.config import TrainConfig
+
+    settings = dict(train=TrainConfig(epochs=2, batch_size=64, lr=3e-3, log_every=10), seed=4, device="cpu",
+                    binarize="dynamic", tensorboard=False)
+    full = fit(_hand_built_vae(), digits, run_dir=tmp_path / "full", **settings)
+    part = fit(_hand_built_vae(), digits, run_dir=tmp_path / "part", stop_after_epoch=1, **settings)
+    assert part.state.epoch == 1 and part.state.step == 21  # 1297 rows in batches of 64
+    vals = read_metrics(part.run_dir, "val")
+    assert len(vals) == 1 and vals[0]["elbo"] > -64 * 0.7  # below log(2) nats per pixel after one epoch
+    resumed = fit(_hand_built_vae(), digits, run_dir=part.run_dir, resume=True, **settings)
+    assert resumed.state.step == full.state.step == 42
+    assert_same_params(params(resumed.model), params(full.model))
+    # the checkpoint says what the model is at top level: built by hand, 8x8 images of 64 values
+    meta = json.loads((part.run_dir / "checkpoints" / "last.json").read_text())
+    assert (meta["model_spec"], meta["data_dim"], meta["image_shape"]) == (None, 64, [1, 8, 8])
+    assert set(meta["extra"]) == {"best_val_elbo", "best_epoch", "elapsed"}
+    assert json.loads((part.run_dir / "config.json").read_text())["model"] is None
+    with pytest.raises(CheckpointError, match=r"model built by hand \(model_spec: null\); .*load_run\(run_dir, model=model\)"):
+        load_run(part.run_dir)
+    run = load_run(part.run_dir, "last", model=_hand_built_vae())
+    assert run.model_spec is None and run.image_shape == (1, 8, 8)
+    assert_same_params(params(run.model), params(resumed.model))
+
+
+def test_fit_on_a_tensor_and_its_type_errors(tmp_path, digits):
+    from vaekit.config import TrainConfig
+
+    res = fit(_hand_built_vae(), digits.train.x[:200], train=TrainConfig(epochs=1, batch_size=50), device="cpu",
+              run_dir=tmp_path / "t", tensorboard=False)
+    assert res.state.step == 4 and res.data.val is None and res.data.test is None and not res.data.dynamic
+    assert load_run(res.run_dir, model=_hand_built_vae()).which == "last"  # no validation split, no best
+    cfg = tiny(tmp_path)
+    with pytest.raises(TypeError, match=r"takes the model, data and settings from cfg; do not also pass \['data'\]"):
+        fit(cfg, digits)
+    with pytest.raises(TypeError, match=r"do not also pass \['train', 'seed'\]"):
+        fit(cfg, train=TrainConfig(), seed=1)
+    with pytest.raises(TypeError, match="give the training data"):
+        fit(_hand_built_vae())
+    with pytest.raises(TypeError, match="expected a vaekit.config.TrainConfig, got dict"):
+        fit(_hand_built_vae(), digits, train={"epochs": 1})
+    with pytest.raises(TypeError, match="data must be an \\(N, D\\) tensor, a vaekit.data.Dataset or a PreparedData"):
+        fit(_hand_built_vae(), [[0.0] * 64])
+    with pytest.raises(TypeError, match="fit expects a RunConfig or an nn.Module"):
+        fit({"model": {}})
+    with pytest.raises(ValueError, match="binarize must be one of"):
+        fit(_hand_built_vae(), digits, binarize="yes")
+
+
+def test_old_checkpoints_with_sizes_in_extra_still_load(tmp_path):
+    res = fit(tiny(tmp_path, epochs=1), tensorboard=False)
+    meta = json.loads((res.run_dir / "checkpoints" / "best.json").read_text())
+    assert meta["model_spec"] == tiny(tmp_path).model and (meta["data_dim"], meta["image_shape"]) == (64, [1, 8, 8])
+    # the format before top-level fields: sizes in extra, the spec only inside config
+    old = {k: v for k, v in meta.items() if k not in ("model_spec", "data_dim", "image_shape")}
+    old["extra"] = {**meta["extra"], "data_dim": 64, "image_shape": [1, 8, 8]}
+    (res.run_dir / "checkpoints" / "best.json").write_text(json.dumps(old))
+    run = load_run(res.run_dir, "best")
+    assert (run.model_spec["type"], run.data_dim, run.image_shape) == ("vae", 64, (1, 8, 8))
+    assert_same_params(params(run.model), params(res.model))  # one epoch: best is the last

@@ -120,6 +120,48 @@ def test_latent_manifold_decodes_the_grid(tmp_path):
         viz.latent_manifold(lambda z: torch.rand(len(z), 35), (1, 6, 6), tmp_path / "m3.png", n=5)
 
 
+def test_circle_points_are_even_angles_on_the_unit_circle():
+    z = viz.circle_points(12)
+    assert z.shape == (12, 2) and z.dtype == torch.float32
+    theta = np.arctan2(z[:, 1].numpy(), z[:, 0].numpy()) % (2 * np.pi)
+    np.testing.assert_allclose(theta, 2 * np.pi * np.arange(12) / 12, atol=1e-6)  # 0 included, 2*pi not repeated
+    np.testing.assert_allclose(z.norm(dim=1).numpy(), 1.0, atol=1e-6)
+    with pytest.raises(ValueError, match="n must be"):
+        viz.circle_points(1)
+
+
+def test_sphere_grid_has_equal_area_bands_and_even_longitudes():
+    n_lon, n_lat = 6, 4
+    z = viz.sphere_grid(n_lon, n_lat).reshape(n_lat, n_lon, 3)
+    np.testing.assert_allclose(z.norm(dim=-1).numpy(), 1.0, atol=1e-6)
+    # heights: midpoints of 4 equal intervals of [-1, 1], north first (uniform under the uniform prior on S^2)
+    np.testing.assert_allclose(z[:, 0, 2].numpy(), [0.75, 0.25, -0.25, -0.75], atol=1e-6)
+    lon = np.arctan2(z[1, :, 1].numpy(), z[1, :, 0].numpy()) % (2 * np.pi)
+    np.testing.assert_allclose(lon, 2 * np.pi * np.arange(n_lon) / n_lon, atol=1e-6)
+    with pytest.raises(ValueError, match="n_lat must be"):
+        viz.sphere_grid(4, 1)
+
+
+def test_latent_circle_and_sphere_decode_their_points(tmp_path):
+    seen = []
+
+    def decode_mean(z):
+        seen.append(z.clone())
+        return torch.sigmoid(z[:, :1]).expand(-1, 36)
+
+    img = _png(viz.latent_circle(decode_mean, (1, 6, 6), tmp_path / "c.png", n=10, nrow=5, scale=2))
+    assert img.shape[:2] == grid_pixel_size(10, (1, 6, 6), 5, 2)
+    assert torch.equal(seen[-1], viz.circle_points(10))
+    # the first cell is angle 0, z = (1, 0): its centre shows sigmoid(1)
+    np.testing.assert_allclose(img[(1 + 3) * 2, (1 + 3) * 2, 0], torch.sigmoid(torch.tensor(1.0)).item(),
+                               atol=1 / 255 + 1e-6)
+    img = _png(viz.latent_sphere(decode_mean, (1, 6, 6), tmp_path / "s.png", n_lon=4, n_lat=3, scale=2))
+    assert img.shape[:2] == grid_pixel_size(12, (1, 6, 6), 4, 2)
+    assert torch.equal(seen[-1], viz.sphere_grid(4, 3))
+    with pytest.raises(ValueError, match=r"must map \(M, 2\) latents to \(M, D\) means"):
+        viz.latent_circle(lambda z: torch.rand(3, 36), (1, 6, 6), tmp_path / "c2.png")
+
+
 def test_latent_scatter_2d_and_pca(tmp_path):
     z = torch.randn(200, 2)
     y = torch.randint(0, 10, (200,))

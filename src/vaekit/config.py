@@ -13,7 +13,10 @@ A run is described by one :class:`RunConfig`::
 
 Loading is strict: an unknown key or a value of the wrong type raises
 :class:`~vaekit.registry.ConfigError` naming the dotted key *before* anything is
-built or trained. The model spec is checked key by key by
+built or trained. This module only describes a run (it imports nothing above
+:mod:`vaekit.registry`): the objective and learning-rate schedule specs are built
+once by :func:`vaekit.train.check_config`, which ``fit`` and ``vaekit train`` call
+before any data are loaded, and the model spec is checked key by key by
 :func:`vaekit.models.build_model` (which needs the data size, so it runs once the
 data are loaded, still before training). No ``exec``, no globals: YAML is read
 with ``yaml.safe_load`` semantics, and the resolved config is written as JSON into
@@ -104,7 +107,9 @@ class TrainConfig:
     (L2) ``weight_decay``; the learning rate follows ``lr_schedule`` (a spec for
     :data:`vaekit.train.schedules.SCHEDULES`, e.g. ``{type: iwae, max_stage: 7}``
     for Burda et al.'s :math:`3^i` passes at :math:`\mathrm{lr}\cdot 10^{-i/7}`).
-    ``objective`` is a spec for :func:`vaekit.objectives.build_objective`.
+    ``objective`` is a spec for :func:`vaekit.objectives.build_objective`. Both specs are only
+    described here; :func:`vaekit.train.check_config` builds them once, before any data are loaded,
+    so that a bad key fails early with its dotted name (``train.objective.k``).
     ``grad_clip`` is a maximum global gradient norm (None: no clipping).
     ``init_output_bias`` sets the decoder's output bias to the logit of the mean
     training pixel (Burda et al. 2015; Bernoulli likelihoods only).
@@ -141,12 +146,6 @@ class TrainConfig:
             raise ConfigError(f"train.betas: need two values in [0, 1), got {list(self.betas)}")
         if self.grad_clip is not None and not self.grad_clip > 0:
             raise ConfigError(f"train.grad_clip: must be > 0 or null, got {self.grad_clip}")
-        # Build both specs now so a bad key fails at load time, not after data loading.
-        from .objectives import build_objective
-        from .train.schedules import build_schedule
-
-        build_objective(self.objective)
-        build_schedule(self.lr_schedule)
 
 
 @dataclass
@@ -179,10 +178,15 @@ class EvalConfig:
 
 @dataclass
 class RunConfig:
-    """Everything a training run needs. ``model`` is the spec for :func:`vaekit.models.build_model`."""
+    """Everything a training run needs.
+
+    ``model`` is the spec for :func:`vaekit.models.build_model`, or None in the run directory of a model
+    built by hand (``vaekit.train.fit(model, data, ...)``): such a run cannot rebuild its model, and
+    ``vaekit.train.load_run`` then needs the model passed in.
+    """
 
     data: DataConfig = field(default_factory=DataConfig)
-    model: dict = field(default_factory=dict)
+    model: dict | None = field(default_factory=dict)
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     seed: int = 0
@@ -191,9 +195,9 @@ class RunConfig:
     run_name: str | None = None
 
     def __post_init__(self) -> None:
-        if not self.model:
+        if self.model is not None and not self.model:
             raise ConfigError("model: missing; give a spec such as {type: vae, encoder: ..., latent: ..., ...}")
-        if "type" not in self.model:
+        if self.model is not None and "type" not in self.model:
             raise ConfigError("model.type: missing; choose a registered model type such as 'vae'")
         if self.seed < 0:
             raise ConfigError(f"seed: must be >= 0, got {self.seed}")
@@ -228,12 +232,7 @@ def _build(cls: type, raw: Any, path: str) -> Any:
         if not _type_ok(value, hint):
             raise ConfigError(f"{dotted}: expected {_type_name(hint)}, got {type(value).__name__} {value!r}")
         kwargs[key] = value
-    try:
-        return cls(**kwargs)
-    except ConfigError:
-        raise
-    except (TypeError, ValueError) as e:  # a spec checked in __post_init__ (objective, schedule) raised
-        raise ConfigError(f"{path or 'config'}: {e}") from None
+    return cls(**kwargs)
 
 
 def from_dict(raw: dict[str, Any]) -> RunConfig:

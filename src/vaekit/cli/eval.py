@@ -7,8 +7,17 @@ wall time) and prints a table.
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 from typing import Any
+
+
+def _int_list(text: str) -> list[int]:
+    try:
+        out = [int(t) for t in text.split(",") if t.strip()]
+    except ValueError:
+        out = []
+    if not out:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}")
+    return out
 
 
 def add_parser(sub: Any) -> None:
@@ -30,53 +39,19 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--bdmc", action="store_true",
                    help="also run bidirectional Monte Carlo on data simulated from the model (Wu et al. 2017)")
     p.add_argument("--bdmc-n", type=int, default=16, help="simulated examples for --bdmc (default 16)")
-    p.add_argument("--bdmc-T", default="100,1000", help="comma-separated AIS lengths for --bdmc (default 100,1000)")
+    p.add_argument("--bdmc-T", type=_int_list, default=[100, 1000],
+                   help="comma-separated AIS lengths for --bdmc (default 100,1000)")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    """Execute ``vaekit eval``; returns the exit status (errors propagate to :func:`vaekit.cli.main.main`)."""
-    from ..train import load_run
-    from ..train.loop import resolve_device
-    from .common import eval_data, evaluate, format_table, write_eval_json
+    """Execute ``vaekit eval`` (:func:`vaekit.pipeline.evaluate_run`); returns the exit status."""
+    from ..pipeline import evaluate_run
 
-    device = resolve_device(args.device)
-    lr = load_run(args.run_dir, args.checkpoint, device=device)
-    cfg = lr.config
-    if args.data_dir is not None:
-        cfg.data.data_dir = args.data_dir
-    split = args.split or cfg.eval.split
-    spec = args.estimators or cfg.eval.estimators
-    seed = cfg.eval.seed if args.seed is None else args.seed
-    n = args.n if args.n is not None else cfg.eval.n
-    if n is not None and n < 1:
-        raise ValueError(f"--n must be >= 1, got {n}")
-    x, _, _ = eval_data(cfg, split, device)
-    x = x if n is None else x[:n]
-    if args.ais_chains < 1 or args.ais_leapfrog < 1:
-        raise ValueError(f"--ais-chains and --ais-leapfrog must be >= 1, got {args.ais_chains}, {args.ais_leapfrog}")
-    res = evaluate(lr.model, x, spec, seed, args.batch_size or cfg.eval.batch_size,
-                   ais_chains=args.ais_chains, ais_leapfrog=args.ais_leapfrog)
-    payload = {"run_dir": str(lr.run_dir), "checkpoint": lr.which, "epoch": lr.meta["epoch"], "step": lr.meta["step"],
-               "split": split, "binarize": cfg.data.binarize, **res}
-    if args.bdmc:
-        from ..evaluation import run_bdmc
-
-        try:
-            ts = [int(t) for t in args.bdmc_T.split(",") if t.strip()]
-        except ValueError:
-            raise ValueError(f"--bdmc-T must be comma-separated integers, got {args.bdmc_T!r}") from None
-        if not ts or min(ts) < 1 or args.bdmc_n < 1:
-            raise ValueError(f"--bdmc-T needs positive integers and --bdmc-n >= 1, got {args.bdmc_T!r}, {args.bdmc_n}")
-        payload["bdmc"] = run_bdmc(lr.model, args.bdmc_n, ts, seed=seed, n_chains=args.ais_chains,
-                                   leapfrog_steps=args.ais_leapfrog)
-    out = Path(args.out) if args.out else lr.run_dir / "eval.json"
-    write_eval_json(out, payload)
-    print(f"{split} set ({x.shape[0]} examples), {lr.which} checkpoint (epoch {lr.meta['epoch']}):")
-    print(format_table(res["estimates"]))
-    if args.bdmc:
-        print(f"BDMC on {args.bdmc_n} simulated examples (lower = forward AIS, upper = reverse AIS):")
-        for r in payload["bdmc"]["rows"]:
-            print(f"  T={r['T']:>6}  lower {r['lower']:.3f}  upper {r['upper']:.3f}  gap {r['gap']:.3f}")
-    print(f"wrote {out}")
+    ev = evaluate_run(args.run_dir, checkpoint=args.checkpoint, estimators=args.estimators, split=args.split, n=args.n,
+                      seed=args.seed, batch_size=args.batch_size, device=args.device, data_dir=args.data_dir,
+                      ais_chains=args.ais_chains, ais_leapfrog=args.ais_leapfrog,
+                      bdmc_T=args.bdmc_T if args.bdmc else (), bdmc_n=args.bdmc_n, out=args.out)
+    print(ev.summary())
+    print(f"wrote {ev.path}")
     return 0

@@ -1,14 +1,12 @@
 """``vaekit interpolate RUN_DIR``: decode a latent path between the codes of two test images.
 
-The path comes from ``model.latent.interpolate`` (straight lines for Euclidean
-latents, slerp for hyperspherical ones), so each latent family interpolates
-along its own geometry.
+The path follows the model's latent space (``model.latent_space.interpolate``: straight lines for
+Euclidean latents, great circles for hyperspherical ones); see :func:`vaekit.pipeline.interpolate_images`.
 """
 
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 from typing import Any
 
 
@@ -24,27 +22,9 @@ def add_parser(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Execute ``vaekit interpolate``; returns the exit status (errors propagate to :func:`vaekit.cli.main.main`)."""
-    import torch
+    """Execute ``vaekit interpolate`` (:func:`vaekit.pipeline.interpolate_images`); returns the exit status."""
+    from ..pipeline import interpolate_images
 
-    from .. import viz
-    from .common import load_run_images
-
-    if args.steps < 2 or args.pairs < 1:
-        raise ValueError(f"need --steps >= 2 and --pairs >= 1, got {args.steps} and {args.pairs}")
-    lr, shape, x = load_run_images(args)
-    if x.shape[0] < 2 * args.pairs:
-        raise ValueError(f"the {args.split} split has {x.shape[0]} examples; {args.pairs} pairs need {2 * args.pairs}")
-    model = lr.model
-    with torch.no_grad():
-        z = model.encode(x[:2 * args.pairs])                                   # (2P, D)
-        path = model.latent.interpolate(z[0::2], z[1::2], args.steps)          # (steps, P, D)
-        imgs = model.decode(path).mean                                         # (steps, P, data_dim)
-    imgs = imgs.transpose(0, 1).reshape(args.steps * args.pairs, -1)           # one row per pair
-    out = Path(args.out) if args.out else lr.run_dir / "plots" / "interpolation.png"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    if args.pairs == 1:
-        print(viz.interpolation_strip(imgs, shape, out))
-    else:
-        print(viz.sample_grid(imgs, shape, out, nrow=args.steps))
+    print(interpolate_images(args.run_dir, args.steps, args.pairs, checkpoint=args.checkpoint, split=args.split,
+                             data_dir=args.data_dir, out=args.out))
     return 0

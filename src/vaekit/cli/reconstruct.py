@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 from typing import Any
 
 
@@ -18,18 +17,9 @@ def add_parser(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Execute ``vaekit reconstruct``; returns the exit status (errors propagate to :func:`vaekit.cli.main.main`)."""
-    import torch
+    """Execute ``vaekit reconstruct`` (:func:`vaekit.pipeline.reconstruct_images`); returns the exit status."""
+    from ..pipeline import reconstruct_images
 
-    from .. import viz
-    from .common import load_run_images
-
-    if args.n < 1:
-        raise ValueError(f"--n must be >= 1, got {args.n}")
-    lr, shape, x = load_run_images(args)
-    x = x[:args.n]
-    with torch.no_grad():
-        rec = lr.model.reconstruct(x)
-    out = Path(args.out) if args.out else lr.run_dir / "plots" / "reconstructions.png"
-    print(viz.reconstruction_grid(x, rec, shape, out, n=args.n))
+    print(reconstruct_images(args.run_dir, args.n, checkpoint=args.checkpoint, split=args.split,
+                             data_dir=args.data_dir, out=args.out))
     return 0

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 from typing import Any
 
 
@@ -19,26 +18,10 @@ def add_parser(sub: Any) -> None:
     p.set_defaults(func=run)
 
 
-def image_shape_of(meta: dict[str, Any]) -> tuple[int, ...]:
-    shape = meta.get("extra", {}).get("image_shape")
-    if not shape:
-        raise ValueError("this run's data are not images (no image_shape recorded); nothing to draw")
-    return tuple(shape)
-
-
 def run(args: argparse.Namespace) -> int:
-    """Execute ``vaekit sample``; returns the exit status (errors propagate to :func:`vaekit.cli.main.main`)."""
-    import torch
+    """Execute ``vaekit sample`` (:func:`vaekit.pipeline.sample_images`); returns the exit status."""
+    from ..pipeline import sample_images
 
-    from .. import viz
-    from ..train import load_run
-
-    if args.n < 1:
-        raise ValueError(f"--n must be >= 1, got {args.n}")
-    lr = load_run(args.run_dir, args.checkpoint)
-    shape = image_shape_of(lr.meta)
-    torch.manual_seed(args.seed)
-    x = lr.model.sample(args.n, mean=not args.binary)
-    out = Path(args.out) if args.out else lr.run_dir / "plots" / "samples.png"
-    print(viz.sample_grid(x, shape, out))
+    print(sample_images(args.run_dir, args.n, checkpoint=args.checkpoint, seed=args.seed, mean=not args.binary,
+                        out=args.out))
     return 0

@@ -1,8 +1,9 @@
 """``vaekit train --config FILE [dotted.key=value ...] [--resume RUN_DIR] [--data-dir D] [--out DIR] [--device D]``.
 
-Trains, then (rank 0) loads the best-on-validation checkpoint, writes plots into
-``RUN_DIR/plots`` and ``RUN_DIR/eval.json``, and prints the test ELBO and IWAE NLL
-(estimators from ``eval.estimators``). Under ``torchrun`` every rank trains.
+Trains, then (rank 0) evaluates the best-on-validation checkpoint, writes plots into
+``RUN_DIR/plots`` and ``RUN_DIR/eval.json``, and prints the estimates (``eval.estimators``,
+e.g. the test ELBO and IWAE bound) and the NLL they give; see :func:`vaekit.pipeline.train_run`.
+Under ``torchrun`` every rank trains.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ..config import ConfigError, RunConfig, apply_overrides, from_dict, load_config, to_dict
+from ..train import check_config
 
 
 def add_parser(sub: Any) -> None:
@@ -31,7 +33,8 @@ def add_parser(sub: Any) -> None:
 
 
 def resolve_config(args: argparse.Namespace) -> tuple[RunConfig, Path | None]:
-    """The config from ``--config`` or the resumed run's ``config.json``, with overrides and flags applied."""
+    """The config from ``--config`` or the resumed run's ``config.json``, with overrides and flags applied,
+    checked (:func:`vaekit.train.check_config`); raises ConfigError naming a bad key."""
     if args.resume:
         run_dir = Path(args.resume)
         cfg_path = run_dir / "config.json"
@@ -52,58 +55,24 @@ def resolve_config(args: argparse.Namespace) -> tuple[RunConfig, Path | None]:
         raw["out_dir"] = args.out
     if args.device is not None:
         raw["device"] = args.device
-    return from_dict(raw), run_dir
+    cfg = from_dict(raw)
+    check_config(cfg)  # the objective and schedule specs, before any data are loaded
+    return cfg, run_dir
 
 
 def run(args: argparse.Namespace) -> int:
-    """Execute ``vaekit train``; returns the exit status (errors propagate to :func:`vaekit.cli.main.main`)."""
-    from ..train import fit
-    from ..train.ddp import init_distributed, shutdown_distributed
-    from ..train.loop import resolve_device
+    """Execute ``vaekit train`` (:func:`vaekit.pipeline.train_run`); returns the exit status."""
+    from ..pipeline import train_run
 
     cfg, run_dir = resolve_config(args)
-    if args.threads is not None:
-        if args.threads < 1:
-            raise ValueError(f"--threads must be >= 1, got {args.threads}")
-        import torch
-
-        torch.set_num_threads(args.threads)
-    try:
-        result = fit(cfg, run_dir=run_dir, resume=run_dir is not None)
-        info = init_distributed(resolve_device(cfg.device))
-        if info.is_main:
-            print(f"run directory: {result.run_dir}")
-            if result.state.best_val_elbo is not None:
-                print(f"best validation ELBO {result.state.best_val_elbo:.3f} at epoch {result.state.best_epoch}")
-            if not args.no_final_eval:
-                finish(result.run_dir, cfg)
-    finally:
-        shutdown_distributed()
+    report = train_run(cfg, run_dir=run_dir, resume=run_dir is not None, evaluate=not args.no_final_eval,
+                       threads=args.threads)
+    result = report.fit
+    if result.is_main:
+        print(f"run directory: {result.run_dir}")
+        if result.state.best_val_elbo is not None:
+            print(f"best validation ELBO {result.state.best_val_elbo:.3f} at epoch {result.state.best_epoch}")
+    if report.evaluation is not None:
+        print(report.evaluation.summary())
+        print("plots: " + ", ".join(p.name for p in report.evaluation.plots))
     return 0
-
-
-def finish(run_dir: Path, cfg: RunConfig) -> dict[str, Any]:
-    """Evaluate the best checkpoint on ``eval.split``, write ``eval.json`` and plots, print a summary."""
-    from ..train import RunLogger, load_run
-    from ..train.loop import resolve_device
-    from .common import eval_data, evaluate, format_table, write_eval_json, write_plots
-
-    run = load_run(run_dir, "best", device=resolve_device(cfg.device))
-    device = next(run.model.parameters()).device
-    x, y, ds = eval_data(cfg, cfg.eval.split, device)
-    xe = x if cfg.eval.n is None else x[:cfg.eval.n]
-    res = evaluate(run.model, xe, cfg.eval.estimators, cfg.eval.seed, cfg.eval.batch_size)
-    payload = {"run_dir": str(run_dir), "checkpoint": run.which, "epoch": run.meta["epoch"], "step": run.meta["step"],
-               "split": cfg.eval.split, **res}
-    write_eval_json(run_dir / "eval.json", payload)
-    with RunLogger(run_dir, tensorboard=False) as log:
-        rec: dict[str, Any] = {"step": run.meta["step"], "epoch": run.meta["epoch"], "split": cfg.eval.split,
-                               "checkpoint": run.which, "time": run.meta.get("extra", {}).get("elapsed")}
-        for tok, r in res["estimates"].items():
-            rec[tok.replace(":", "_")] = r["mean"]
-        log.log(rec)
-    plots = write_plots(run_dir, run.model, x, y, ds.image_shape, seed=cfg.eval.seed)
-    print(f"{cfg.eval.split} set ({xe.shape[0]} examples), {run.which} checkpoint (epoch {run.meta['epoch']}):")
-    print(format_table(res["estimates"]))
-    print("plots: " + ", ".join(p.name for p in plots))
-    return payload

@@ -20,13 +20,19 @@ def eval_data(cfg: RunConfig, split: str, device: torch.device | str = "cpu") ->
     evaluations agree.
 
     Raises:
-        ValueError: ``split`` is not train/val/test, or the run has no validation split.
+        ValueError: ``split`` is not train/val/test, the run has no validation split, or ``cfg`` is the
+            config of a model built by hand (``cfg.model`` None: ``fit(model, data)`` was given the data
+            in memory, so they cannot be reloaded from the config).
     """
-    from ..train.loop import prepare_data
+    from ..train import prepare_data
     from ..train.seeding import derive_seed
 
     if split not in ("train", "val", "test"):
         raise ValueError(f"split must be train, val or test, got {split!r}")
+    if cfg.model is None:
+        raise ValueError("this run trained a model built by hand on data given in memory (model: null in its "
+                         "config); its data cannot be reloaded: evaluate with "
+                         "vaekit.pipeline.evaluate_model(model, x, ...)")
     data = prepare_data(cfg, torch.device(device))
     ds = data.dataset
     if split == "train":

@@ -1,17 +1,18 @@
 """The training loop (single process or DDP under torchrun), checkpoints, logging and schedules."""
 
-from .checkpoint import CheckpointError, load_checkpoint, read_checkpoint, save_checkpoint
+from .check import build_training, check_config
+from .checkpoint import CheckpointError, load_checkpoint, model_record, read_checkpoint, save_checkpoint
+from .data import PreparedData, prepare_data
 from .ddp import DistInfo, init_distributed, shutdown_distributed
-from .init import init_output_bias, last_linear
+from .init import init_output_bias, output_layer
 from .logging import RunLogger, read_metrics
-from .loop import (FitResult, ObjectiveModule, PreparedData, TrainState, build_optimizer, fit, prepare_data,
-                   resolve_device, train_step, validate)
+from .loop import FitResult, ObjectiveModule, TrainState, build_optimizer, fit, resolve_device, train_step, validate
 from .run import LoadedRun, load_run
 from .schedules import SCHEDULES, build_schedule
 from .seeding import derive_seed, seed_everything
 
-__all__ = ["fit", "train_step", "FitResult", "TrainState", "ObjectiveModule", "PreparedData", "prepare_data",
-           "build_optimizer", "validate", "resolve_device", "CheckpointError", "save_checkpoint", "load_checkpoint",
-           "read_checkpoint", "DistInfo", "init_distributed", "shutdown_distributed", "init_output_bias",
-           "last_linear", "RunLogger", "read_metrics", "LoadedRun", "load_run", "SCHEDULES", "build_schedule",
-           "derive_seed", "seed_everything"]
+__all__ = ["fit", "check_config", "build_training", "train_step", "FitResult", "TrainState", "ObjectiveModule",
+           "PreparedData", "prepare_data", "build_optimizer", "validate", "resolve_device", "CheckpointError",
+           "save_checkpoint", "load_checkpoint", "read_checkpoint", "model_record", "DistInfo", "init_distributed",
+           "shutdown_distributed", "init_output_bias", "output_layer", "RunLogger", "read_metrics", "LoadedRun",
+           "load_run", "SCHEDULES", "build_schedule", "derive_seed", "seed_everything"]

@@ -2,8 +2,10 @@
 
 Layout in ``RUN_DIR/checkpoints/``::
 
-    last.json                      metadata: epoch, step, config, optimizer groups, RNG states,
-                                   the name and sha256 of the tensor file, every tensor's dtype/shape
+    last.json                      metadata: epoch, step, config, what the model is (model_spec,
+                                   data_dim, image_shape: see :func:`model_record`), optimizer groups,
+                                   RNG states, the name and sha256 of the tensor file, every tensor's
+                                   dtype/shape
     last-e000012.safetensors       model.*, optim.*, rng.* tensors
     best.json / best-e000009.safetensors
 
@@ -27,13 +29,13 @@ import os
 import random
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
-__all__ = ["CheckpointError", "save_checkpoint", "load_checkpoint", "read_checkpoint", "checkpoint_path",
+__all__ = ["CheckpointError", "save_checkpoint", "load_checkpoint", "read_checkpoint", "checkpoint_path", "model_record",
            "atomic_write_bytes", "capture_rng_state", "restore_rng_state", "FORMAT", "FORMAT_VERSION"]
 
 FORMAT = "vaekit-checkpoint"
@@ -138,12 +140,16 @@ def checkpoint_path(ckpt_dir: str | Path, name: str) -> Path:
 
 def save_checkpoint(ckpt_dir: str | Path, name: str, model: nn.Module, optimizer: torch.optim.Optimizer | None,
                     *, epoch: int, step: int, config: dict[str, Any] | None = None,
-                    extra: dict[str, Any] | None = None, extra_tensors: dict[str, Tensor] | None = None,
-                    rng: bool = True) -> Path:
+                    model_spec: dict[str, Any] | None = None, data_dim: int | None = None,
+                    image_shape: Sequence[int] | None = None, extra: dict[str, Any] | None = None,
+                    extra_tensors: dict[str, Tensor] | None = None, rng: bool = True) -> Path:
     """Save ``model`` (unwrap DDP first), ``optimizer``, RNG states and counters as checkpoint ``name``.
 
-    ``extra`` is JSON-ready metadata (e.g. the best validation ELBO, data sizes);
-    ``extra_tensors`` are added under their own names. Returns the JSON path.
+    ``model_spec`` (the :func:`vaekit.models.build_model` spec, None for a model built by hand),
+    ``data_dim`` (flattened size ``D`` of one example) and ``image_shape`` (``(C, H, W)`` or None) are
+    written as top-level fields, so that the model can be rebuilt without data (:func:`model_record`).
+    ``extra`` is JSON-ready metadata (e.g. the best validation ELBO); ``extra_tensors`` are added
+    under their own names. Returns the JSON path.
     """
     from safetensors.torch import save
 
@@ -170,6 +176,9 @@ def save_checkpoint(ckpt_dir: str | Path, name: str, model: nn.Module, optimizer
         "sha256": hashlib.sha256(data).hexdigest(),
         "tensors": {k: [str(v.dtype).replace("torch.", ""), list(v.shape)] for k, v in tensors.items()},
         "config": config,
+        "model_spec": model_spec,
+        "data_dim": None if data_dim is None else int(data_dim),
+        "image_shape": None if image_shape is None else [int(v) for v in image_shape],
         "extra": extra or {},
     })
     atomic_write_bytes(ckpt_dir / tensor_file, data)
@@ -180,6 +189,23 @@ def save_checkpoint(ckpt_dir: str | Path, name: str, model: nn.Module, optimizer
         if old.name != tensor_file:
             old.unlink(missing_ok=True)
     return json_path
+
+
+def model_record(meta: dict[str, Any]) -> dict[str, Any]:
+    """What a checkpoint says its model is: ``{"model_spec", "data_dim", "image_shape"}``.
+
+    ``model_spec`` is a :func:`vaekit.models.build_model` spec or None (a model built by hand),
+    ``data_dim`` an int or None, ``image_shape`` a ``(C, H, W)`` tuple or None. Checkpoints written
+    before these were top-level fields kept the sizes in ``extra`` and the spec in ``config.model``;
+    they are read the same way.
+    """
+    extra = meta.get("extra") or {}
+    if "model_spec" in meta:
+        spec, dim, shape = meta["model_spec"], meta.get("data_dim"), meta.get("image_shape")
+    else:
+        spec, dim, shape = (meta.get("config") or {}).get("model"), extra.get("data_dim"), extra.get("image_shape")
+    return {"model_spec": spec, "data_dim": None if dim is None else int(dim),
+            "image_shape": tuple(shape) if shape else None}
 
 
 def read_checkpoint(ckpt_dir: str | Path, name: str = "last") -> tuple[dict[str, Any], dict[str, Tensor]]:

@@ -5,23 +5,37 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-__all__ = ["last_linear", "init_output_bias"]
+__all__ = ["output_layer", "init_output_bias"]
 
 
-def last_linear(module: nn.Module) -> nn.Linear:
-    """The last ``nn.Linear`` among ``module.modules()`` (registration order), e.g. a decoder's output layer."""
-    found = None
-    for m in module.modules():
-        if isinstance(m, nn.Linear):
-            found = m
-    if found is None:
-        raise ValueError(f"{type(module).__name__} has no nn.Linear layer whose bias could be initialised")
-    return found
+def output_layer(model: nn.Module) -> nn.Linear:
+    """The layer that emits the likelihood's parameters: the one ``nn.Linear`` among ``model.modules()``
+    whose ``out_features`` equals ``model.likelihood.out_features``.
+
+    Found by width alone, so it works for any model that has a ``likelihood`` (a VAE's decoder, a stacked
+    VAE's bottom decoder, a hand-built model) without knowing where the decoder sits.
+
+    Raises:
+        ValueError: the model has no ``likelihood``, no such layer (e.g. a convolutional output), or
+            several (named, e.g. an encoder whose hidden width equals the data size).
+    """
+    lik = getattr(model, "likelihood", None)
+    width = getattr(lik, "out_features", None)
+    if width is None:
+        raise ValueError(f"{type(model).__name__} has no .likelihood with out_features; cannot find its output layer")
+    found = [(name, m) for name, m in model.named_modules() if isinstance(m, nn.Linear) and m.out_features == width]
+    if not found:
+        raise ValueError(f"{type(model).__name__} has no nn.Linear with out_features={width} (the likelihood's "
+                         "input width) whose bias could be initialised")
+    if len(found) > 1:
+        raise ValueError(f"{type(model).__name__} has {len(found)} nn.Linear layers with out_features={width}: "
+                         f"{[name for name, _ in found]}; cannot tell which one feeds the likelihood")
+    return found[0][1]
 
 
 @torch.no_grad()
 def init_output_bias(model: nn.Module, x_train: Tensor, eps: float = 1e-3) -> Tensor:
-    r"""Set the decoder's output bias to the logit of the mean training pixel.
+    r"""Set the output layer's bias (:func:`output_layer`) to the logit of the mean training pixel.
 
     .. math:: b_i = \log\frac{\bar x_i}{1-\bar x_i},\qquad \bar x_i = \mathrm{clip}\Bigl(\tfrac1N\sum_n x_{n,i},\ \epsilon,\ 1-\epsilon\Bigr)
 
@@ -30,19 +44,24 @@ def init_output_bias(model: nn.Module, x_train: Tensor, eps: float = 1e-3) -> Te
     authors' code). Only for Bernoulli likelihoods, whose decoder output is
     logits of length ``data_dim``; the clip keeps always-black pixels finite.
 
-    Returns the bias that was set, ``(data_dim,)``.
+    Args:
+        model: a model with a Bernoulli ``likelihood``.
+        x_train: ``(N, data_dim)`` training intensities in ``[0, 1]``.
+
+    Returns:
+        the bias that was set, ``(data_dim,)``.
+
+    Raises:
+        ValueError: not a Bernoulli likelihood, or no unique output layer (see :func:`output_layer`).
     """
     from ..likelihoods import BernoulliLikelihood
 
     lik = getattr(model, "likelihood", None)
     if not isinstance(lik, BernoulliLikelihood):
         raise ValueError(f"train.init_output_bias needs a Bernoulli likelihood, the model has {type(lik).__name__}")
-    decoder = getattr(model, "decoder", None)
-    if decoder is None:
-        raise ValueError(f"{type(model).__name__} has no .decoder to initialise")
-    layer = last_linear(decoder)
+    layer = output_layer(model)
     if layer.bias is None or layer.bias.shape != (x_train.shape[-1],):
-        raise ValueError(f"decoder output bias has shape {None if layer.bias is None else tuple(layer.bias.shape)}, "
+        raise ValueError(f"output layer bias has shape {None if layer.bias is None else tuple(layer.bias.shape)}, "
                          f"expected ({x_train.shape[-1]},)")
     p = x_train.double().mean(0).clamp(eps, 1 - eps)
     bias = torch.log(p) - torch.log1p(-p)

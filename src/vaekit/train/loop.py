@@ -1,12 +1,13 @@
 r"""The training loop: single process, or DDP under ``torchrun``, with exact resume.
 
-:func:`fit` trains a :class:`~vaekit.config.RunConfig` into a run directory::
+:func:`fit` trains a :class:`~vaekit.config.RunConfig`, or a model built by hand with its data, into a
+run directory::
 
-    RUN_DIR/config.json         the resolved config
+    RUN_DIR/config.json         the resolved config (``model: null`` for a model built by hand)
     RUN_DIR/metrics.jsonl       one record per log event (train every log_every steps and at epoch ends, val)
     RUN_DIR/tb/                 TensorBoard events
     RUN_DIR/checkpoints/        last.json + last-e*.safetensors, best.json + best-e*.safetensors
-    RUN_DIR/plots/              written by the CLI after training
+    RUN_DIR/plots/              written after training by :func:`vaekit.pipeline.finish_run`
 
 Optimiser: Adam (Kingma & Ba 2014, arXiv:1412.6980) on the objective's loss,
 learning rate ``lr * schedule(epoch)``, optional global-norm gradient clipping.
@@ -38,16 +39,17 @@ from typing import Any, Callable, Iterable
 import torch
 from torch import Tensor, nn
 
-from ..config import ConfigError, RunConfig, save_config_json, to_dict
+from ..config import ConfigError, DataConfig, RunConfig, TrainConfig, save_config_json, to_dict
+from .check import build_training, check_config
 from .checkpoint import load_checkpoint, save_checkpoint
+from .data import PreparedData, check_data, load_data, prepare_data, prepare_given
 from .ddp import DistInfo, init_distributed, shard
 from .init import init_output_bias
 from .logging import RunLogger, progress_enabled
-from .schedules import build_schedule
 from .seeding import derive_seed, seed_everything
 
-__all__ = ["train_step", "fit", "FitResult", "TrainState", "ObjectiveModule", "resolve_device", "prepare_data",
-           "load_data", "check_data", "PreparedData", "build_optimizer", "validate", "make_run_dir"]
+__all__ = ["train_step", "fit", "FitResult", "TrainState", "ObjectiveModule", "resolve_device", "build_optimizer",
+           "validate", "make_run_dir"]
 
 
 # --------------------------------------------------------------------------------------------------
@@ -115,65 +117,6 @@ def resolve_device(name: str) -> torch.device:
     if name not in ("cpu", "cuda"):
         raise ConfigError(f"device: expected one of 'cpu', 'cuda', 'auto', got {name!r}")
     return torch.device(name)
-
-
-@dataclass
-class PreparedData:
-    """The data as the loop uses it: raw training intensities plus fixed evaluation tensors.
-
-    ``val``/``test`` are binarised once (seeded) when ``data.binarize`` is not ``none``
-    and the data set is not already binary, so validation numbers are comparable across epochs.
-    """
-
-    dataset: Any
-    train: Tensor
-    val: Tensor | None
-    test: Tensor
-    dynamic: bool
-
-
-def _fixed(x: Tensor, binarize: str, already_binary: bool, seed: int) -> Tensor:
-    from ..data import static_binarize
-
-    if binarize == "none" or already_binary:
-        return x
-    return static_binarize(x, seed)
-
-
-def load_data(cfg: RunConfig) -> Any:
-    """Load ``cfg.data`` through :func:`vaekit.data.load_dataset` (the split is seeded with ``cfg.seed``)."""
-    from ..data import load_dataset
-
-    d = cfg.data
-    return load_dataset(d.name, data_dir=d.data_dir, val_size=d.val_size, seed=cfg.seed, **d.options)
-
-
-def check_data(model: nn.Module, dataset: Any, name: str) -> None:
-    """``model.validate_input`` on every split (NaN, wrong width, values a likelihood cannot score)."""
-    if not hasattr(model, "validate_input"):
-        return
-    for split in ("train", "val", "test"):
-        s = getattr(dataset, split)
-        if s is not None:
-            model.validate_input(s.x, name=f"{name}.{split}")
-
-
-def prepare_data(cfg: RunConfig, device: torch.device, dataset: Any = None) -> PreparedData:
-    """Binarise (``data.binarize``) and move ``dataset`` (loaded from ``cfg.data`` if None) to ``device``."""
-    d = cfg.data
-    ds = load_data(cfg) if dataset is None else dataset
-    seed = derive_seed(cfg.seed, "binarize-fixed")
-    dynamic = d.binarize == "dynamic" and not ds.binary
-    train = ds.train.x
-    if dynamic:  # checked once here, so the per-batch draw skips it
-        from ..data.base import check_unit_interval
-
-        check_unit_interval(train, f"data set {d.name!r} (train split, data.binarize=dynamic)")
-    if d.binarize == "static" and not ds.binary:
-        train = _fixed(train, "static", False, derive_seed(seed, "train"))
-    val = None if ds.val is None else _fixed(ds.val.x, d.binarize, ds.binary, derive_seed(seed, "val"))
-    test = _fixed(ds.test.x, d.binarize, ds.binary, derive_seed(seed, "test"))
-    return PreparedData(ds, train.to(device), None if val is None else val.to(device), test.to(device), dynamic)
 
 
 def build_optimizer(model: nn.Module, cfg: RunConfig) -> torch.optim.Adam:
@@ -270,56 +213,113 @@ class FitResult:
     state: TrainState
     history: list[dict[str, Any]] = field(default_factory=list)
     images_per_second: float = float("nan")
+    is_main: bool = True  #: False on the ranks other than 0 under DDP
 
 
-def _state_extra(state: TrainState, model: nn.Module, data: PreparedData) -> dict[str, Any]:
-    return {"best_val_elbo": state.best_val_elbo, "best_epoch": state.best_epoch, "elapsed": state.elapsed,
-            "data_dim": int(data.train.shape[1]),
-            "image_shape": list(data.dataset.image_shape) if data.dataset.image_shape is not None else None}
+def _state_extra(state: TrainState) -> dict[str, Any]:
+    return {"best_val_elbo": state.best_val_elbo, "best_epoch": state.best_epoch, "elapsed": state.elapsed}
 
 
-def fit(cfg: RunConfig, run_dir: str | Path | None = None, resume: bool = False,
-        stop_after_epoch: int | None = None, tensorboard: bool = True) -> FitResult:
-    """Train ``cfg`` into a run directory (created under ``cfg.out_dir`` unless ``run_dir`` is given).
+def fit(model: RunConfig | nn.Module, data: Any = None, *, train: TrainConfig | None = None,
+        seed: int | None = None, device: str | None = None, binarize: str | None = None,
+        run_dir: str | Path | None = None, resume: bool = False, stop_after_epoch: int | None = None,
+        tensorboard: bool = True) -> FitResult:
+    """Train a model into a run directory (created under ``out_dir`` unless ``run_dir`` is given).
+
+    Two forms::
+
+        fit(cfg, run_dir=None, resume=False, stop_after_epoch=None, tensorboard=True)
+        fit(model, data, train=TrainConfig(...), seed=0, device="auto", binarize="none", run_dir=None, ...)
+
+    The first checks ``cfg`` (:func:`~vaekit.train.check_config`, before any data are loaded), loads
+    ``cfg.data``, builds ``cfg.model`` and trains it. The second trains a model you built: any
+    ``nn.Module`` that the objective ``train.objective`` can score (the default ELBO calls
+    ``model(x, k=...)`` and reads ``log_likelihood`` and ``kl`` of its output); its run directory records
+    ``model: null``, so :func:`~vaekit.train.load_run` then needs the model passed in.
 
     Args:
-        cfg: the run configuration.
+        model: a :class:`~vaekit.config.RunConfig`, or the ``nn.Module`` to train.
+        data: with a module: an ``(N, D)`` floating-point tensor of training rows (no validation, so no
+            ``best`` checkpoint), a :class:`vaekit.data.Dataset` (e.g. from :func:`vaekit.data.load_dataset`;
+            its validation split picks the ``best`` checkpoint) or a :class:`PreparedData`. None with a config.
+        train: with a module: the optimisation settings (default ``TrainConfig()``).
+        seed: with a module: seed of the data order, binarisation and latent noise (default 0).
+        device: with a module: ``cpu``, ``cuda`` or ``auto`` (default ``auto``); the model is moved there.
+        binarize: with a module: ``dynamic``, ``static`` or ``none`` (default ``none``), as ``data.binarize``.
         run_dir: the run directory; required with ``resume``.
-        resume: continue from ``run_dir/checkpoints/last`` (model, Adam state, counters, RNG).
+        resume: continue from ``run_dir/checkpoints/last`` (model, Adam state, counters, RNG); pass the
+            same model, data and settings (or the same config) as the interrupted call.
         stop_after_epoch: return after this many completed epochs (simulates an interrupted run;
-            the schedule still refers to ``cfg.train.epochs``).
+            the schedule still refers to ``train.epochs``).
         tensorboard: also write TensorBoard events.
+
+    Returns:
+        a :class:`FitResult` (the trained model, the prepared data, counters, the logged history).
+
+    Raises:
+        TypeError: a config together with ``data``/``train``/``seed``/``device``/``binarize`` (they come
+            from the config), a module without ``data``, or arguments of the wrong type.
+        ConfigError: a bad config key, named by its dotted path, before any data are loaded.
 
     Under ``torchrun`` every rank calls this; rank 0 alone logs and checkpoints.
     """
     from ..models import build_model
-    from ..objectives import build_objective
 
-    device = resolve_device(cfg.device)
-    info = init_distributed(device)
-    if info.enabled and device.type == "cuda":
-        device = torch.device("cuda", info.local_rank)
+    if isinstance(model, RunConfig):
+        given = [k for k, v in (("data", data), ("train", train), ("seed", seed), ("device", device),
+                                ("binarize", binarize)) if v is not None]
+        if given:
+            raise TypeError(f"fit(cfg, ...) takes the model, data and settings from cfg; do not also pass {given} "
+                            "(give run_dir, resume, stop_after_epoch and tensorboard by keyword)")
+        cfg = model
+        check_config(cfg)
+    elif isinstance(model, nn.Module):
+        if data is None:
+            raise TypeError("fit(model, data): give the training data (an (N, D) tensor, a vaekit.data.Dataset or "
+                            "a PreparedData)")
+        if train is not None and not isinstance(train, TrainConfig):
+            raise TypeError(f"fit(model, data, train=...): expected a vaekit.config.TrainConfig, got "
+                            f"{type(train).__name__}")
+        cfg = RunConfig(model=None, train=train or TrainConfig(), seed=0 if seed is None else seed,
+                        device=device or "auto")
+    else:
+        raise TypeError(f"fit expects a RunConfig or an nn.Module (a model speaking the protocol), got "
+                        f"{type(model).__name__}")
+    objective, schedule = build_training(cfg.train)
+    dev = resolve_device(cfg.device)
+    info = init_distributed(dev)
+    if info.enabled and dev.type == "cuda":
+        dev = torch.device("cuda", info.local_rank)
     t = cfg.train
 
-    # The data come first: build_model needs their size. Same seed on every rank -> same initial weights.
-    seed_everything(cfg.seed, 0)
-    ds = load_data(cfg)
-    model = build_model(cfg.model, data_dim=ds.dim, image_shape=ds.image_shape).to(device)
-    check_data(model, ds, cfg.data.name)  # before binarisation, so the error names the real problem
-    data = prepare_data(cfg, device, ds)
+    if isinstance(model, RunConfig):
+        # The data come first: build_model needs their size. Same seed on every rank -> same initial weights.
+        seed_everything(cfg.seed, 0)
+        ds = load_data(cfg)
+        net = build_model(cfg.model, data_dim=ds.dim, image_shape=ds.image_shape).to(dev)
+        # before binarisation, so the error names the real problem
+        check_data(net, {f"{cfg.data.name}.{k}": None if s is None else s.x
+                         for k, s in (("train", ds.train), ("val", ds.val), ("test", ds.test))})
+        prepared = prepare_data(cfg, dev, ds)
+        raw_train = ds.train.x.to(dev)
+    else:
+        net = model.to(dev)
+        prepared, name = prepare_given(data, binarize, cfg.seed, dev)
+        cfg.data = DataConfig(name=name, binarize=binarize or ("dynamic" if prepared.dynamic else "none"))
+        check_data(net, {f"{name}.train": prepared.train, f"{name}.val": prepared.val, f"{name}.test": prepared.test})
+        raw_train = prepared.train
     if t.init_output_bias and not resume:
-        init_output_bias(model, ds.train.x.to(device))
-    objective = build_objective(t.objective)
-    schedule = build_schedule(t.lr_schedule)
-    optimizer = build_optimizer(model, cfg)
+        init_output_bias(net, raw_train)
+    optimizer = build_optimizer(net, cfg)
+    record = {"model_spec": cfg.model, "data_dim": prepared.dim, "image_shape": prepared.image_shape}
 
     state = TrainState()
     if resume:
         if run_dir is None:
             raise ConfigError("resume needs the run directory")
         run_dir = Path(run_dir)
-        meta = load_checkpoint(run_dir / "checkpoints", "last", model, optimizer, restore_rng=True,
-                               map_location=device)
+        meta = load_checkpoint(run_dir / "checkpoints", "last", net, optimizer, restore_rng=True,
+                               map_location=dev)
         ex = meta.get("extra", {})
         state = TrainState(epoch=meta["epoch"], step=meta["step"], best_val_elbo=ex.get("best_val_elbo"),
                            best_epoch=ex.get("best_epoch"), elapsed=float(ex.get("elapsed", 0.0)))
@@ -330,7 +330,16 @@ def fit(cfg: RunConfig, run_dir: str | Path | None = None, resume: bool = False,
             (run_dir / "plots").mkdir(exist_ok=True)
     if info.is_main:
         save_config_json(cfg, run_dir / "config.json")
+    return _loop(net, prepared, cfg, objective, schedule, optimizer, state, record, run_dir, dev, info, resume,
+                 stop_after_epoch, tensorboard)
 
+
+def _loop(model: nn.Module, data: PreparedData, cfg: RunConfig, objective: Callable[..., Any],
+          schedule: Callable[[int], float], optimizer: torch.optim.Optimizer, state: TrainState,
+          record: dict[str, Any], run_dir: Path, device: torch.device, info: DistInfo, resume: bool,
+          stop_after_epoch: int | None, tensorboard: bool) -> FitResult:
+    """The epochs of :func:`fit` from ``state`` on: train, log, validate, checkpoint (with ``record``'s fields)."""
+    t = cfg.train
     module = ObjectiveModule(model, objective)
     if info.enabled:
         from torch.nn.parallel import DistributedDataParallel as DDP
@@ -402,21 +411,21 @@ def fit(cfg: RunConfig, run_dir: str | Path | None = None, resume: bool = False,
                     state.best_val_elbo, state.best_epoch = val["elbo"], state.epoch
                     state.elapsed = time.perf_counter() - t_start
                     save_checkpoint(run_dir / "checkpoints", "best", model, None, epoch=state.epoch,
-                                    step=state.step, config=cfg_dict, extra=_state_extra(state, model, data),
+                                    step=state.step, config=cfg_dict, extra=_state_extra(state), **record,
                                     rng=False)
                 if bar is not None:
                     bar.set_postfix(val_elbo=f"{val['elbo']:.2f}")
             if info.is_main and (state.epoch % t.checkpoint_every == 0 or final or state.epoch == total_epochs):
                 state.elapsed = time.perf_counter() - t_start
                 save_checkpoint(run_dir / "checkpoints", "last", model, optimizer, epoch=state.epoch,
-                                step=state.step, config=cfg_dict, extra=_state_extra(state, model, data))
+                                step=state.step, config=cfg_dict, extra=_state_extra(state), **record)
     finally:
         if bar is not None:
             bar.close()
         if logger is not None:
             logger.close()
     ips = train_images / train_time if train_time > 0 else float("nan")
-    return FitResult(run_dir, model, data, state, history, ips)
+    return FitResult(run_dir, model, data, state, history, ips, info.is_main)
 
 
 def _log_window(logger: RunLogger | None, window: list[dict[str, Any]], state: TrainState, epoch: int, lr: float,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -9,24 +10,49 @@ import torch
 from torch import nn
 
 from ..config import RunConfig, load_config_json
-from .checkpoint import CheckpointError, checkpoint_path, load_checkpoint, read_checkpoint
+from .checkpoint import CheckpointError, checkpoint_path, load_checkpoint, model_record, read_checkpoint
 
 __all__ = ["load_run", "LoadedRun"]
 
 
+@dataclass
 class LoadedRun:
-    """A run directory opened for evaluation: ``config``, ``model`` (eval mode), checkpoint ``meta``, ``which``."""
+    """A run directory opened for evaluation.
 
-    def __init__(self, run_dir: Path, config: RunConfig, model: nn.Module, meta: dict[str, Any], which: str) -> None:
-        self.run_dir, self.config, self.model, self.meta, self.which = run_dir, config, model, meta, which
+    Attributes:
+        run_dir: the directory.
+        config: its ``config.json`` (``config.model`` is None for a model built by hand).
+        model: the model in eval mode, with the checkpoint's weights, on the requested device.
+        meta: the checkpoint's metadata (``epoch``, ``step``, ``extra``, ...).
+        which: the checkpoint loaded, ``"best"`` or ``"last"``.
+        model_spec, data_dim, image_shape: what the checkpoint says the model is
+            (see :func:`vaekit.train.checkpoint.model_record`).
+    """
+
+    run_dir: Path
+    config: RunConfig
+    model: nn.Module
+    meta: dict[str, Any]
+    which: str
+    model_spec: dict[str, Any] | None = None
+    data_dim: int | None = None
+    image_shape: tuple[int, ...] | None = None
 
 
 def load_run(run_dir: str | Path, checkpoint: str = "best", device: str | torch.device = "cpu",
-             fallback: bool = True) -> LoadedRun:
+             fallback: bool = True, model: nn.Module | None = None) -> LoadedRun:
     """Open ``run_dir``: read ``config.json``, build the model, load checkpoint ``best`` or ``last``.
 
-    With ``fallback``, a missing ``best`` (no validation set) falls back to ``last``.
-    The model is built from the data size recorded in the checkpoint, so no data need loading.
+    With ``fallback``, a missing ``best`` (no validation set) falls back to ``last``. The model is
+    rebuilt from the checkpoint's ``model_spec`` and ``data_dim``/``image_shape``, so no data need
+    loading; pass ``model`` to load the weights into a model you built (required for a run of a model
+    built by hand, whose ``model_spec`` is null).
+
+    Raises:
+        FileNotFoundError: no such directory, or no ``config.json`` in it.
+        CheckpointError: the checkpoint is missing or corrupted, does not fit ``model``, does not record
+            the data size, or records no model spec and no ``model`` was passed.
+        ValueError: ``checkpoint`` is not ``"best"`` or ``"last"``.
     """
     from ..models import build_model
 
@@ -41,11 +67,14 @@ def load_run(run_dir: str | Path, checkpoint: str = "best", device: str | torch.
     if which == "best" and fallback and not checkpoint_path(ckpt_dir, "best").exists():
         which = "last"
     meta, _ = read_checkpoint(ckpt_dir, which)
-    extra = meta.get("extra", {})
-    if "data_dim" not in extra:
-        raise CheckpointError(f"checkpoint {which!r} in {run_dir} does not record the data size")
-    image_shape = tuple(extra["image_shape"]) if extra.get("image_shape") else None
-    model = build_model(cfg.model, data_dim=int(extra["data_dim"]), image_shape=image_shape)
+    rec = model_record(meta)
+    if model is None:
+        if rec["model_spec"] is None:
+            raise CheckpointError(f"checkpoint {which!r} in {run_dir} holds a model built by hand (model_spec: null); "
+                                  "build the same model and pass it: load_run(run_dir, model=model)")
+        if rec["data_dim"] is None:
+            raise CheckpointError(f"checkpoint {which!r} in {run_dir} does not record the data size")
+        model = build_model(rec["model_spec"], data_dim=rec["data_dim"], image_shape=rec["image_shape"])
     meta = load_checkpoint(ckpt_dir, which, model, map_location="cpu")
     model.to(device).eval()
-    return LoadedRun(run_dir, cfg, model, meta, which)
+    return LoadedRun(run_dir, cfg, model, meta, which, **rec)

@@ -1,5 +1,5 @@
-"""Plots for VAE runs: sample grids, reconstructions, 2-D latent manifolds, latent scatter plots,
-training curves and interpolation strips.
+"""Plots for VAE runs: sample grids, reconstructions, decoded latent grids (a 2-D Gaussian manifold, a
+circle, a sphere), latent scatter plots, training curves and interpolation strips.
 
 Every function draws on its own :class:`matplotlib.figure.Figure` with the Agg canvas (no pyplot
 state, no ``plt.show``), saves one PNG and returns its :class:`~pathlib.Path`. Image grids are
@@ -240,16 +240,86 @@ def latent_manifold(decode_mean: Callable[[Tensor], Tensor], image_shape: Sequen
     Returns:
         the PNG path; size :func:`grid_pixel_size` ``(n*n, image_shape, n, scale, title)``.
     """
-    z = manifold_grid(n, quantiles)
+    return _decode_grid(decode_mean, manifold_grid(n, quantiles), image_shape, n, path, scale, title)
+
+
+def _decode_grid(decode_mean: Callable[[Tensor], Tensor], z: Tensor, image_shape: Sequence[int], nrow: int,
+                 path: PathLike, scale: int | None, title: str | None) -> Path:
+    """Decode the latent points ``z`` ``(M, d)`` (once, under no_grad) and save the means as a grid, row-major."""
     with torch.no_grad():
         out = decode_mean(z)
     if not isinstance(out, Tensor):
         raise TypeError(f"decode_mean must return a Tensor, got {type(out).__name__}")
-    if out.dim() != 2 or out.shape[0] != n * n:
-        raise ValueError(f"decode_mean must map (M, 2) latents to (M, D) means; for M={n * n} it returned "
+    m, d = z.shape
+    if out.dim() != 2 or out.shape[0] != m:
+        raise ValueError(f"decode_mean must map (M, {d}) latents to (M, D) means; for M={m} it returned "
                          f"{tuple(out.shape)}")
     imgs = _as_images(out, image_shape, "decode_mean output")
-    return _save_grid(_tile(imgs, n), path, scale, title)
+    return _save_grid(_tile(imgs, nrow), path, scale, title)
+
+
+def circle_points(n: int = 16) -> Tensor:
+    r"""``n`` evenly spaced points on the unit circle, :math:`z_i = (\cos\theta_i, \sin\theta_i)`,
+    :math:`\theta_i = 2\pi i / n` (``i = 0..n-1``; :math:`2\pi` is :math:`\theta_0` again).
+
+    Under the uniform prior on :math:`S^1` these are even quantiles of the angle, the circle's
+    analogue of :func:`manifold_grid`. Returns ``(n, 2)`` float32.
+    """
+    if isinstance(n, bool) or not isinstance(n, int) or n < 2:
+        raise ValueError(f"n must be an int >= 2, got {n!r}")
+    theta = torch.arange(n, dtype=torch.float64) * (2 * math.pi / n)
+    return torch.stack([theta.cos(), theta.sin()], 1).to(torch.float32)
+
+
+def sphere_grid(n_lon: int = 16, n_lat: int = 8) -> Tensor:
+    r"""A longitude/latitude grid on the unit sphere :math:`S^2` with equal-area latitude bands.
+
+    Longitudes :math:`\phi_j = 2\pi j / n_{lon}`; heights :math:`z_3 = \sin(\mathrm{lat}_i)` at the
+    midpoints of ``n_lat`` equal intervals of :math:`[-1, 1]` (top row first). By Archimedes'
+    theorem :math:`z_3` is uniform under the uniform prior on :math:`S^2`, so the rows are even
+    prior quantiles, as in :func:`manifold_grid`; the poles themselves are not drawn.
+
+    Returns:
+        ``(n_lat * n_lon, 3)`` float32 unit vectors, row-major: entry ``r * n_lon + c`` has longitude
+        :math:`\phi_c` and the ``r``-th highest latitude.
+    """
+    for name, v in (("n_lon", n_lon), ("n_lat", n_lat)):
+        if isinstance(v, bool) or not isinstance(v, int) or v < 2:
+            raise ValueError(f"{name} must be an int >= 2, got {v!r}")
+    h = 1 - (2 * torch.arange(n_lat, dtype=torch.float64) + 1) / n_lat      # midpoints, top first
+    phi = torch.arange(n_lon, dtype=torch.float64) * (2 * math.pi / n_lon)
+    r = (1 - h ** 2).sqrt()
+    z = torch.stack([r[:, None] * phi.cos()[None, :], r[:, None] * phi.sin()[None, :],
+                     h[:, None].expand(n_lat, n_lon)], -1)
+    return z.reshape(-1, 3).to(torch.float32)
+
+
+def latent_circle(decode_mean: Callable[[Tensor], Tensor], image_shape: Sequence[int], path: PathLike,
+                  n: int = 16, nrow: int = 8, title: str | None = None, scale: int | None = None) -> Path:
+    r"""Save decoder means along a circle latent (``z`` on :math:`S^1`): the :func:`circle_points`,
+    angle 0 to :math:`2\pi` in reading order, ``nrow`` per row.
+
+    Args:
+        decode_mean: maps ``(M, 2)`` unit vectors to ``(M, C*H*W)`` decoder means.
+
+    Returns:
+        the PNG path; size :func:`grid_pixel_size` ``(n, image_shape, nrow, scale, title)``.
+    """
+    return _decode_grid(decode_mean, circle_points(n), image_shape, nrow, path, scale, title)
+
+
+def latent_sphere(decode_mean: Callable[[Tensor], Tensor], image_shape: Sequence[int], path: PathLike,
+                  n_lon: int = 16, n_lat: int = 8, title: str | None = None, scale: int | None = None) -> Path:
+    r"""Save decoder means on the :func:`sphere_grid` of :math:`S^2`: one row per latitude band (north
+    first), longitude 0 to :math:`2\pi` along each row.
+
+    Args:
+        decode_mean: maps ``(M, 3)`` unit vectors to ``(M, C*H*W)`` decoder means.
+
+    Returns:
+        the PNG path; size :func:`grid_pixel_size` ``(n_lon * n_lat, image_shape, n_lon, scale, title)``.
+    """
+    return _decode_grid(decode_mean, sphere_grid(n_lon, n_lat), image_shape, n_lon, path, scale, title)
 
 
 def latent_scatter(z: Tensor, labels: Tensor | None, path: PathLike, title: str | None = None,

@@ -1,0 +1,184 @@
+"""Evaluating a trained run: estimators on an evaluation split, ``eval.json``, the post-training report."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import torch
+from torch import Tensor, nn
+
+from .data import eval_data
+from .plots import write_plots
+
+__all__ = ["evaluate_model", "evaluate_run", "finish_run", "RunEvaluation"]
+
+
+def evaluate_model(model: nn.Module, x: Tensor, spec: str, seed: int = 0, batch_size: int = 100,
+                   **opts: Any) -> dict[str, Any]:
+    """Run the estimators of ``spec`` (e.g. ``"elbo,iwae:1000,ais:500"``) on the rows of ``x``, timed.
+
+    Args:
+        model: speaks the model protocol.
+        x: ``(N, data_dim)`` rows, prepared as the model was trained on them.
+        spec, seed, batch_size, opts: as :func:`vaekit.evaluation.run_estimators` (``ais_chains``, ...).
+
+    Returns:
+        ``{"estimates": {token: {"mean", "stderr", "n", "settings", "seconds", ...}}, "n": N, "seed",
+        "spec", "seconds"}``; the means are per-example bounds/estimates of log p(x) in nats.
+
+    Raises:
+        what :func:`vaekit.evaluation.run_estimators` raises (a bad spec, data the model cannot score).
+    """
+    from ..evaluation import run_estimators
+
+    t0 = time.perf_counter()
+    est = run_estimators(model, x, spec, seed=seed, batch_size=batch_size, **opts)
+    return {"estimates": est, "n": int(x.shape[0]), "seed": seed, "spec": spec, "seconds": time.perf_counter() - t0}
+
+
+@dataclass
+class RunEvaluation:
+    """What :func:`evaluate_run` and :func:`finish_run` produced.
+
+    Attributes:
+        payload: the JSON written to ``path``: ``run_dir``, ``checkpoint``, ``epoch``, ``step``, ``split``,
+            ``binarize`` and :func:`evaluate_model`'s fields (plus ``bdmc`` when asked for).
+        path: where the JSON was written.
+        plots: the PNGs written (:func:`finish_run` only).
+    """
+
+    payload: dict[str, Any]
+    path: Path
+    plots: list[Path] = field(default_factory=list)
+
+    def summary(self) -> str:
+        """A text report: the split and checkpoint, the estimates' table, the NLL read off the tightest
+        lower bound, and the BDMC rows if any."""
+        from ..evaluation import format_table
+
+        p = self.payload
+        est = p["estimates"]
+        lines = [f"{p['split']} set ({p['n']} examples), {p['checkpoint']} checkpoint (epoch {p['epoch']}):",
+                 format_table(est)]
+        if est:
+            tok = max(est, key=lambda k: est[k]["mean"])
+            lines.append(f"NLL {-est[tok]['mean']:.3f} nats (from {tok}, the largest estimate of log p(x); "
+                         "each is a lower bound in expectation)")
+        if "bdmc" in p:
+            lines.append(f"BDMC on {p['bdmc']['settings']['n_simulated']} simulated examples (lower = forward AIS, upper = reverse AIS):")
+            lines += [f"  T={r['T']:>6}  lower {r['lower']:.3f}  upper {r['upper']:.3f}  gap {r['gap']:.3f}"
+                      for r in p["bdmc"]["rows"]]
+        return "\n".join(lines)
+
+
+def _open(run_dir: str | Path, checkpoint: str, device: str | None, data_dir: str | None,
+          split: str | None) -> tuple[Any, str, Tensor, Tensor | None]:
+    """Load the run's model and its evaluation split as training saw it: ``(run, split, x, y)``."""
+    from ..train import load_run, resolve_device
+
+    if device is None:
+        from ..config import load_config_json
+
+        device = load_config_json(Path(run_dir) / "config.json").device
+    dev = resolve_device(device)
+    run = load_run(run_dir, checkpoint, device=dev)
+    if data_dir is not None:
+        run.config.data.data_dir = data_dir
+    split = split or run.config.eval.split
+    x, y, _ = eval_data(run.config, split, dev)
+    return run, split, x, y
+
+
+def _estimate(run: Any, split: str, x: Tensor, spec: str | None, seed: int | None, batch_size: int | None,
+              n: int | None, **opts: Any) -> dict[str, Any]:
+    """The payload of ``eval.json`` for the first ``n`` rows of ``x`` (defaults from the run's ``eval`` config)."""
+    ev = run.config.eval
+    n = ev.n if n is None else n
+    if n is not None and n < 1:
+        raise ValueError(f"n must be >= 1, got {n}")
+    seed = ev.seed if seed is None else seed
+    res = evaluate_model(run.model, x if n is None else x[:n], spec or ev.estimators, seed,
+                         batch_size or ev.batch_size, **opts)
+    return {"run_dir": str(run.run_dir), "checkpoint": run.which, "epoch": run.meta["epoch"],
+            "step": run.meta["step"], "split": split, "binarize": run.config.data.binarize, **res}
+
+
+def _write_json(path: Path, payload: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(payload, indent=2, default=float) + "\n")
+
+
+def evaluate_run(run_dir: str | Path, *, checkpoint: str = "best", estimators: str | None = None,
+                 split: str | None = None, n: int | None = None, seed: int | None = None,
+                 batch_size: int | None = None, device: str = "cpu", data_dir: str | None = None,
+                 ais_chains: int = 16, ais_leapfrog: int = 10, bdmc_T: Sequence[int] = (), bdmc_n: int = 16,
+                 out: str | Path | None = None) -> RunEvaluation:
+    """Evaluate a run directory's checkpoint with the estimators of ``estimators`` and write the JSON.
+
+    The evaluation rows are ``split`` of the run's data exactly as training saw them
+    (:func:`vaekit.pipeline.eval_data`). ``None`` takes the run's ``eval`` config (``estimators``,
+    ``split``, ``n``, ``seed``, ``batch_size``).
+
+    Args:
+        run_dir: a run directory written by :func:`vaekit.train.fit` from a config.
+        checkpoint: ``best`` (falls back to ``last`` without a validation split) or ``last``.
+        n: evaluate the first ``n`` rows.
+        device: ``cpu``, ``cuda`` or ``auto``.
+        data_dir: where the data set's files are, if not where training found them.
+        ais_chains, ais_leapfrog: AIS chains per example and HMC leapfrog steps per transition.
+        bdmc_T: AIS lengths for bidirectional Monte Carlo on ``bdmc_n`` examples simulated from the model
+            (Grosse et al. 2015; Wu et al. 2017); empty: no BDMC.
+        out: the JSON path (default ``run_dir/eval.json``).
+
+    Raises:
+        ValueError: ``n``, ``ais_chains``, ``ais_leapfrog``, ``bdmc_n`` or an entry of ``bdmc_T`` below 1, or
+            a run of a model built by hand (its data are not in the run directory; evaluate it with
+            :func:`evaluate_model`); and what :func:`vaekit.train.load_run` and :func:`evaluate_model` raise.
+    """
+    if ais_chains < 1 or ais_leapfrog < 1:
+        raise ValueError(f"ais_chains and ais_leapfrog must be >= 1, got {ais_chains}, {ais_leapfrog}")
+    if bdmc_T and (min(bdmc_T) < 1 or bdmc_n < 1):
+        raise ValueError(f"bdmc_T needs positive integers and bdmc_n >= 1, got {list(bdmc_T)}, {bdmc_n}")
+    run, split, x, _ = _open(run_dir, checkpoint, device, data_dir, split)
+    payload = _estimate(run, split, x, estimators, seed, batch_size, n, ais_chains=ais_chains,
+                        ais_leapfrog=ais_leapfrog)
+    if bdmc_T:
+        from ..evaluation import run_bdmc
+
+        payload["bdmc"] = run_bdmc(run.model, bdmc_n, list(bdmc_T), seed=payload["seed"], n_chains=ais_chains,
+                                   leapfrog_steps=ais_leapfrog)
+    path = Path(out) if out is not None else run.run_dir / "eval.json"
+    _write_json(path, payload)
+    return RunEvaluation(payload, path)
+
+
+def finish_run(run_dir: str | Path, device: str | None = None, plots: bool = True) -> RunEvaluation:
+    """The post-training report of a run: evaluate the ``best`` checkpoint on ``eval.split`` with the run's
+    ``eval`` config, write ``eval.json``, append a metrics record (``split: <eval.split>``, one field per
+    estimator) to ``metrics.jsonl``, and write the plots (:func:`vaekit.pipeline.write_plots`).
+
+    Args:
+        run_dir: a run directory written by :func:`vaekit.train.fit` from a config.
+        device: where to evaluate (None: the run's ``device``).
+        plots: also write the plots.
+
+    Raises:
+        what :func:`evaluate_run` raises.
+    """
+    from ..train import RunLogger
+
+    run, split, x, y = _open(run_dir, "best", device, None, None)
+    payload = _estimate(run, split, x, None, None, None, None)
+    path = run.run_dir / "eval.json"
+    _write_json(path, payload)
+    rec: dict[str, Any] = {"step": run.meta["step"], "epoch": run.meta["epoch"], "split": split,
+                           "checkpoint": run.which, "time": run.meta.get("extra", {}).get("elapsed")}
+    rec.update({tok.replace(":", "_"): r["mean"] for tok, r in payload["estimates"].items()})
+    with RunLogger(run.run_dir, tensorboard=False) as log:
+        log.log(rec)
+    written = write_plots(run.run_dir, run.model, x, y, run.image_shape, seed=run.config.eval.seed) if plots else []
+    return RunEvaluation(payload, path, written)

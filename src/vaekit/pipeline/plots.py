@@ -1,0 +1,102 @@
+"""The plots of a trained run, chosen by the geometry of the model's latent space."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import torch
+from torch import Tensor, nn
+
+__all__ = ["latent_plots", "decode_mean", "write_plots"]
+
+#: points per grid of the decoded-latent plots
+_CIRCLE_POINTS = 16
+_SPHERE_GRID = (16, 8)  # longitudes, latitude bands
+_ENCODE_BATCH = 500
+
+
+def latent_plots(space: Any) -> tuple[str, ...]:
+    r"""The latent plots that suit a :class:`~vaekit.latents.LatentSpace`, chosen by its geometry.
+
+    * ``"manifold"``: a 2-D Euclidean latent: decoder means on a grid of :math:`\mathcal N(0, 1)`
+      quantiles (Kingma & Welling 2013, Fig. 4; :func:`vaekit.viz.latent_manifold`).
+    * ``"circle"``: a circle (sphere geometry, ``dim == 2``): decoder means along the angle
+      :math:`0..2\pi` (:func:`vaekit.viz.latent_circle`). A Gaussian-quantile grid would decode points
+      off the circle, which the decoder never saw.
+    * ``"sphere"``: :math:`S^2` (sphere geometry, ``dim == 3``): decoder means on a longitude/latitude
+      grid (:func:`vaekit.viz.latent_sphere`).
+    * ``"scatter"``: any space whose encodings have at least 2 coordinates (a product of layers, a
+      simplex, a higher-dimensional latent...): encodings coloured by label, PCA above 2-D
+      (:func:`vaekit.viz.latent_scatter`).
+
+    Returns:
+        the names, in the order above (empty for a 1-D latent).
+    """
+    kinds: list[str] = []
+    decoded = {("euclidean", 2): "manifold", ("sphere", 2): "circle", ("sphere", 3): "sphere"}
+    if (space.geometry, space.dim) in decoded:
+        kinds.append(decoded[(space.geometry, space.dim)])
+    if space.dim >= 2:
+        kinds.append("scatter")
+    return tuple(kinds)
+
+
+def decode_mean(model: nn.Module) -> Callable[[Tensor], Tensor]:
+    """``z -> E[x|z]`` on the CPU: the mean of ``model.decode(z)`` for ``z`` ``(M, D)``, a ``(M, data_dim)`` tensor
+    (what the image plots show); ``z`` is moved to the model's device first."""
+
+    def fn(z: Tensor) -> Tensor:
+        return model.decode(z.to(next(model.parameters()).device)).mean.cpu()
+
+    return fn
+
+
+@torch.no_grad()
+def write_plots(run_dir: str | Path, model: nn.Module, x: Tensor, y: Tensor | None,
+                image_shape: Sequence[int] | None, seed: int = 0) -> list[Path]:
+    """Write a run's plots into ``run_dir/plots`` and return their paths.
+
+    For image data (``image_shape`` ``(C, H, W)``): ``samples.png`` (64 prior samples' decoder means),
+    ``reconstructions.png`` (the first 32 rows of ``x``) and the decoded latent plot of
+    :func:`latent_plots` (``latent_manifold.png``, ``latent_circle.png`` or ``latent_sphere.png``).
+    For every data set: ``latent_scatter.png`` (``model.encode`` of every row of ``x``, coloured by
+    ``y``) when :func:`latent_plots` lists it, and ``training_curves.png`` from ``metrics.jsonl``.
+
+    Args:
+        run_dir: the run directory.
+        model: speaks the protocol (``latent_space``, ``sample``, ``reconstruct``, ``encode``, ``decode``).
+        x: ``(N, data_dim)`` rows to reconstruct and encode (on the model's device).
+        y: ``(N,)`` labels or None.
+        image_shape: ``(C, H, W)`` of one row, or None for non-image data.
+        seed: seeds the prior samples (the global RNG is restored afterwards).
+    """
+    from .. import viz
+
+    run_dir = Path(run_dir)
+    plots = run_dir / "plots"
+    plots.mkdir(parents=True, exist_ok=True)
+    kinds = latent_plots(model.latent_space)
+    out: list[Path] = []
+    model.eval()
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        if image_shape is not None:
+            out.append(viz.sample_grid(model.sample(64).cpu(), image_shape, plots / "samples.png"))
+            xs = x[:32]
+            out.append(viz.reconstruction_grid(xs.cpu(), model.reconstruct(xs).cpu(), image_shape,
+                                               plots / "reconstructions.png", n=32))
+            dec = decode_mean(model)
+            if "manifold" in kinds:
+                out.append(viz.latent_manifold(dec, image_shape, plots / "latent_manifold.png"))
+            if "circle" in kinds:
+                out.append(viz.latent_circle(dec, image_shape, plots / "latent_circle.png", n=_CIRCLE_POINTS))
+            if "sphere" in kinds:
+                out.append(viz.latent_sphere(dec, image_shape, plots / "latent_sphere.png", *_SPHERE_GRID))
+        if "scatter" in kinds:
+            z = torch.cat([model.encode(x[i:i + _ENCODE_BATCH]).cpu() for i in range(0, x.shape[0], _ENCODE_BATCH)])
+            out.append(viz.latent_scatter(z, None if y is None else y.cpu(), plots / "latent_scatter.png"))
+    metrics = run_dir / "metrics.jsonl"
+    if metrics.exists() and metrics.stat().st_size > 0:
+        out.append(viz.training_curves(metrics, plots / "training_curves.png", keys=("elbo", "kl")))
+    return out

@@ -1,0 +1,139 @@
+"""The data as the training loop uses them: loaded from a config or given in memory, binarised, on a device."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from ..config import RunConfig
+from .seeding import derive_seed
+
+__all__ = ["PreparedData", "prepare_data", "prepare_given", "load_data", "check_data", "BINARIZE"]
+
+#: the values of ``data.binarize`` (see :class:`vaekit.config.DataConfig`)
+BINARIZE = ("dynamic", "static", "none")
+
+
+@dataclass
+class PreparedData:
+    """The data as the loop uses them: training rows plus fixed evaluation tensors, on one device.
+
+    Attributes:
+        dataset: the :class:`vaekit.data.Dataset` they came from, or None (rows given as a tensor).
+        train: ``(N, D)`` training rows: raw intensities when ``dynamic`` (each batch is binarised
+            afresh), else the values trained on.
+        val: ``(N_val, D)`` validation rows, binarised once (seeded) unless ``binarize`` is ``none`` or
+            the data are already binary, so validation numbers are comparable across epochs; or None.
+        test: ``(N_test, D)`` test rows, prepared like ``val``; None when the rows were given as a tensor.
+        dynamic: whether each training batch is drawn ``x ~ Bernoulli(train[idx])``.
+        image_shape: ``(C, H, W)`` of one row for image data, else None.
+    """
+
+    dataset: Any
+    train: Tensor
+    val: Tensor | None
+    test: Tensor | None
+    dynamic: bool
+    image_shape: tuple[int, ...] | None = None
+
+    @property
+    def dim(self) -> int:
+        """The flattened size ``D`` of one example."""
+        return int(self.train.shape[1])
+
+
+def _fixed(x: Tensor | None, binarize: str, already_binary: bool, seed: int) -> Tensor | None:
+    from ..data import static_binarize
+
+    if x is None or binarize == "none" or already_binary:
+        return x
+    return static_binarize(x, seed)
+
+
+def _prepare(train: Tensor, val: Tensor | None, test: Tensor | None, *, binarize: str, binary: bool, seed: int,
+             device: torch.device, name: str, dataset: Any = None,
+             image_shape: tuple[int, ...] | None = None) -> PreparedData:
+    """Binarise the splits as ``binarize`` says (fixed draws seeded from ``seed``) and move them to ``device``."""
+    if binarize not in BINARIZE:
+        raise ValueError(f"binarize must be one of {list(BINARIZE)}, got {binarize!r}")
+    seed = derive_seed(seed, "binarize-fixed")
+    dynamic = binarize == "dynamic" and not binary
+    if dynamic:  # checked once here, so the per-batch draw skips it
+        from ..data.base import check_unit_interval
+
+        check_unit_interval(train, f"data set {name!r} (train split, data.binarize=dynamic)")
+    if binarize == "static" and not binary:
+        train = _fixed(train, "static", False, derive_seed(seed, "train"))
+    val = _fixed(val, binarize, binary, derive_seed(seed, "val"))
+    test = _fixed(test, binarize, binary, derive_seed(seed, "test"))
+    return PreparedData(dataset, train.to(device), _to(val, device), _to(test, device), dynamic,
+                        None if image_shape is None else tuple(image_shape))
+
+
+def _to(x: Tensor | None, device: torch.device) -> Tensor | None:
+    return None if x is None else x.to(device)
+
+
+def load_data(cfg: RunConfig) -> Any:
+    """Load ``cfg.data`` through :func:`vaekit.data.load_dataset` (the split is seeded with ``cfg.seed``)."""
+    from ..data import load_dataset
+
+    d = cfg.data
+    return load_dataset(d.name, data_dir=d.data_dir, val_size=d.val_size, seed=cfg.seed, **d.options)
+
+
+def check_data(model: nn.Module, splits: dict[str, Tensor | None]) -> None:
+    """``model.validate_input(x, name)`` on every named split (NaN, wrong width, values a likelihood cannot
+    score); models without ``validate_input`` are not checked. Raises what ``validate_input`` raises."""
+    if not hasattr(model, "validate_input"):
+        return
+    for name, x in splits.items():
+        if x is not None:
+            model.validate_input(x, name=name)
+
+
+def prepare_data(cfg: RunConfig, device: torch.device, dataset: Any = None) -> PreparedData:
+    """Binarise (``cfg.data.binarize``) and move ``dataset`` (loaded from ``cfg.data`` if None) to ``device``."""
+    ds = load_data(cfg) if dataset is None else dataset
+    return _prepare(ds.train.x, None if ds.val is None else ds.val.x, ds.test.x, binarize=cfg.data.binarize,
+                    binary=ds.binary, seed=cfg.seed, device=device, name=cfg.data.name, dataset=ds,
+                    image_shape=ds.image_shape)
+
+
+def prepare_given(data: Any, binarize: str | None, seed: int, device: torch.device) -> tuple[PreparedData, str]:
+    """The data handed to ``fit(model, data, ...)`` as :class:`PreparedData`, and a name for messages.
+
+    Args:
+        data: an ``(N, D)`` floating-point tensor of training rows (no validation or test split), a
+            :class:`vaekit.data.Dataset` (what :func:`vaekit.data.load_dataset` returns: every split,
+            the image shape), or a :class:`PreparedData` (used as it is, moved to ``device``).
+        binarize: ``dynamic``, ``static`` or ``none`` for a tensor or a data set (None: ``none``); must
+            be None for a :class:`PreparedData`, which is already prepared.
+        seed: seeds the fixed binarisations.
+
+    Raises:
+        TypeError: ``data`` is none of these, or ``binarize`` is given with a :class:`PreparedData`.
+        ValueError: a tensor that is not ``(N, D)`` floating point, or an unknown ``binarize``.
+    """
+    from ..data import Dataset
+
+    if isinstance(data, PreparedData):
+        if binarize is not None:
+            raise TypeError("binarize applies to raw data; a PreparedData is already prepared (pass binarize=None)")
+        return PreparedData(data.dataset, data.train.to(device), _to(data.val, device), _to(data.test, device),
+                            data.dynamic, data.image_shape), "prepared"
+    if isinstance(data, Dataset):
+        return _prepare(data.train.x, None if data.val is None else data.val.x, data.test.x,
+                        binarize=binarize or "none", binary=data.binary, seed=seed, device=device, name=data.name,
+                        dataset=data, image_shape=data.image_shape), data.name
+    if torch.is_tensor(data):
+        if data.dim() != 2 or not data.is_floating_point():
+            raise ValueError(f"training data given as a tensor must be (N, D) floating point, got "
+                             f"{data.dtype} {tuple(data.shape)}")
+        return _prepare(data, None, None, binarize=binarize or "none", binary=False, seed=seed, device=device,
+                        name="tensor"), "tensor"
+    raise TypeError(f"fit(model, data): data must be an (N, D) tensor, a vaekit.data.Dataset or a PreparedData, "
+                    f"got {type(data).__name__}")

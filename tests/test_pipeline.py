@@ -1,0 +1,90 @@
+"""The pipeline in the library: plot choice by latent geometry, post-training evaluation, its report."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from vaekit.models import build_model
+from vaekit.pipeline import RunEvaluation, evaluate_model, evaluate_run, latent_plots, write_plots
+
+
+@pytest.fixture(autouse=True)
+def _one_thread(one_thread_seeded):
+    yield
+
+
+def vae(latent: dict, data_dim: int = 64):
+    return build_model({"type": "vae", "encoder": {"type": "mlp", "hidden": [16]}, "latent": latent,
+                        "decoder": {"type": "mlp", "hidden": [16]}, "likelihood": {"type": "bernoulli"}}, data_dim,
+                       (1, 8, 8))
+
+
+@pytest.mark.parametrize("latent,kinds", [
+    ({"type": "gaussian", "dim": 2}, ("manifold", "scatter")),
+    ({"type": "vmf", "dim": 2}, ("circle", "scatter")),            # a circle: never the Gaussian-quantile grid
+    ({"type": "power_spherical", "dim": 2}, ("circle", "scatter")),
+    ({"type": "vmf", "dim": 3}, ("sphere", "scatter")),
+    ({"type": "gaussian", "dim": 5}, ("scatter",)),
+    ({"type": "relaxed_categorical", "dim": 20, "n_categories": 10}, ("scatter",)),  # a simplex
+    ({"type": "gaussian", "dim": 1}, ()),
+])
+def test_latent_plots_follow_the_geometry(latent, kinds):
+    assert latent_plots(vae(latent).latent_space) == kinds
+
+
+def test_a_stacked_model_gets_a_scatter_only():
+    layer = {"encoder": {"type": "mlp", "hidden": [8]}, "latent": {"type": "gaussian", "dim": 2},
+             "decoder": {"type": "mlp", "hidden": [8]}}
+    m = build_model({"type": "hvae", "layers": [layer, layer], "likelihood": {"type": "bernoulli"}}, 64)
+    assert m.latent_space.geometry == "product" and latent_plots(m.latent_space) == ("scatter",)
+
+
+@pytest.mark.parametrize("latent,decoded", [({"type": "vmf", "dim": 2}, "latent_circle.png"),
+                                            ({"type": "gaussian", "dim": 2}, "latent_manifold.png"),
+                                            ({"type": "vmf", "dim": 3}, "latent_sphere.png")])
+def test_write_plots_draws_the_decoded_latent_plot_of_the_geometry(tmp_path, digits, latent, decoded):
+    paths = write_plots(tmp_path, vae(latent), digits.test.x[:100], digits.test.y[:100], (1, 8, 8), seed=0)
+    names = {p.name for p in paths}
+    assert names == {"samples.png", "reconstructions.png", decoded, "latent_scatter.png"}  # no metrics.jsonl yet
+    assert all(p.parent == tmp_path / "plots" and p.stat().st_size > 0 for p in paths)
+
+
+def test_write_plots_of_non_image_data_draws_the_scatter_only(tmp_path, digits):
+    paths = write_plots(tmp_path, vae({"type": "vmf", "dim": 2}), digits.test.x[:50], None, None)
+    assert [p.name for p in paths] == ["latent_scatter.png"]
+
+
+def test_evaluate_model_and_the_summary(digits):
+    model = vae({"type": "gaussian", "dim": 2})
+    res = evaluate_model(model, digits.test.x[:20].bernoulli(), "elbo,iwae:10", seed=3, batch_size=8)
+    assert set(res) == {"estimates", "n", "seed", "spec", "seconds"} and res["n"] == 20
+    est = res["estimates"]
+    assert set(est) == {"elbo", "iwae:10"} and all(est[k]["n"] == 20 for k in est)
+    payload = {"split": "test", "checkpoint": "best", "epoch": 3, **res,
+               "bdmc": {"settings": {"n_simulated": 2}, "rows": [{"T": 10, "lower": -3.0, "upper": -2.0, "gap": 1.0}]}}
+    text = RunEvaluation(payload, Path("eval.json")).summary()
+    best = max(est, key=lambda k: est[k]["mean"])
+    assert text.startswith("test set (20 examples), best checkpoint (epoch 3):")
+    assert f"NLL {-est[best]['mean']:.3f} nats (from {best}" in text
+    assert "BDMC on 2 simulated examples" in text and "T=    10  lower -3.000  upper -2.000  gap 1.000" in text
+
+
+def test_a_run_of_a_hand_built_model_names_what_to_do(tmp_path, digits):
+    from vaekit.config import TrainConfig
+    from vaekit.train import fit
+
+    model = vae({"type": "gaussian", "dim": 2})
+    res = fit(model, digits.train.x[:100], train=TrainConfig(epochs=1, batch_size=50), device="cpu",
+              run_dir=tmp_path / "hand", tensorboard=False)
+    with pytest.raises(Exception, match=r"load_run\(run_dir, model=model\)"):
+        evaluate_run(res.run_dir)
+    from vaekit.pipeline import eval_data
+    from vaekit.train import load_run
+
+    run = load_run(res.run_dir, model=vae({"type": "gaussian", "dim": 2}))
+    with pytest.raises(ValueError, match=r"cannot be reloaded: evaluate with vaekit.pipeline.evaluate_model"):
+        eval_data(run.config, "test")
+    assert torch.equal(run.model.encoder[0].weight, res.model.encoder[0].weight)
