@@ -522,6 +522,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--eval-images", type=int, default=1000, help="NLL images for --epochs scoring")
     p.add_argument("--train-images", type=int, default=N_TRAIN, help="< 60000 only for smoke checks")
     p.add_argument("--no-section6", action="store_true", help="skip the best-of-5 GEMM speeds")
+    _bench.add_quiet_args(p)
     p.add_argument("--quick", action="store_true", help="a smoke check: tiny rounds and blocks; figures meaningless")
     p.add_argument("--out", type=Path, default=DEFAULT_OUT)
     a = p.parse_args(argv)
@@ -530,8 +531,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         a.iwae_images, a.iwae_rounds, a.iwae_k = min(a.iwae_images, 10), min(a.iwae_rounds, 2), min(a.iwae_k, 500)
         a.iwae_batch = min(a.iwae_batch, 10)
         a.epochs, a.eval_images, a.train_images = min(a.epochs, 2), min(a.eval_images, 100), min(a.train_images, 2000)
-        a.gemm_rows = min(a.gemm_rows, 1000)
+        a.gemm_rows, a.quiet = min(a.gemm_rows, 1000), 0.0
     torch.set_num_threads(a.threads)
+    _bench.WAIT_BUDGET["left"] = a.wait_budget
+    quiet = {"quiet": a.quiet, "max_wait": a.max_wait}
     import vaekit
 
     print(f"[fm_mlp] vaekit from {vaekit.__file__}, {a.threads} threads", file=sys.stderr, flush=True)
@@ -552,7 +555,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ref_step = reference_stepper(ref, train)
     ref.train(), vk.train()
     timing = _bench.interleave({"ref": lambda: ref_step(a.block), "vaekit": lambda: vk_step(a.block)},
-                               a.rounds, a.warmup_rounds, label="fm_mlp train")
+                               a.rounds, a.warmup_rounds, label="fm_mlp train", **quiet)
     train_ratio = _bench.ratio_summary(timing, "ref", "vaekit", per=a.block, unit="ms")
     result["vaekit_model"] = {**vk_info, **step_info}
     result["train"] = {"block_steps": a.block, "rounds": a.rounds, "batch": BATCH, **timing, "summary": train_ratio}
@@ -564,7 +567,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     iwae_run, iwae_values = iwae_block(vk, x_iwae, a.iwae_k, a.iwae_batch)
     gemm_run = gemm_only_block(a.iwae_images, a.iwae_k, a.iwae_batch, a.gemm_rows)
     itiming = _bench.interleave({"iwae": iwae_run, "gemm": gemm_run}, a.iwae_rounds, a.warmup_rounds,
-                                label="fm_mlp iwae")
+                                label="fm_mlp iwae", **quiet)
     iwae_ratio = _bench.ratio_summary(itiming, "iwae", "gemm", per=1, unit="s")
     compile_s = getattr(sys.modules.get("vaekit.compile"), "COMPILE_SECONDS", None)
     result["iwae"] = {"evaluator": fn_name, "images": a.iwae_images, "k": a.iwae_k, "batch": a.iwae_batch,
@@ -586,15 +589,20 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     result["peak_rss_mb"] = rss_mb()
     result["summary"] = {
         "train_ratio_ref_over_vaekit": {k: train_ratio[k] for k in ("median", "q25", "q75", "min", "max", "n")},
+        "train_ratio_undisturbed_rounds": train_ratio.get("undisturbed_rounds"),
         "train_ratio_of_minimums": train_ratio["ratio_of_minimums"],
         "train_step_ms": {"ref": train_ratio["ref_ms"], "vaekit": train_ratio["vaekit_ms"]},
         "iwae_over_gemm": {k: iwae_ratio[k] for k in ("median", "q25", "q75", "min", "max", "n")},
+        "iwae_over_gemm_undisturbed_rounds": iwae_ratio.get("undisturbed_rounds"),
         "iwae_over_gemm_ratio_of_minimums": iwae_ratio["ratio_of_minimums"],
         "iwae_s": iwae_ratio["iwae_s"], "gemm_only_s": iwae_ratio["gemm_s"],
         "iwae_images": a.iwae_images, "iwae_k": a.iwae_k, "evaluator": fn_name,
     }
     if "gemm" in result:
         result["summary"]["limit_images_per_s"] = result["gemm"]["limit_images_per_s_at_peak"]
+    result["summary"]["others_share_of_cpu"] = {"train": train_ratio.get("others_share"),
+                                                "iwae": iwae_ratio.get("others_share")}
+    result["summary"]["waited_for_quiet_s"] = sum(timing["waited_s"]) + sum(itiming["waited_s"])
     result["load_avg_end"] = os.getloadavg()
     result["wall_s"] = time.perf_counter() - t0
     _print_summary(result)
@@ -635,6 +643,7 @@ def _print_summary(r: dict[str, Any]) -> None:
     print(f"training step, ref time / vaekit time (> 1: vaekit faster): median {t['median']:.3f} "
           f"(IQR {t['q25']:.3f}-{t['q75']:.3f}, min-max {t['min']:.3f}-{t['max']:.3f}, {t['n']} rounds; "
           f"ratio of the minimum step times {s['train_ratio_of_minimums']:.3f})")
+    _print_undisturbed(s["train_ratio_undisturbed_rounds"])
     for n in ("ref", "vaekit"):
         m = s["train_step_ms"][n]
         print(f"  {n:7s} step {m['median']:.3f} ms median, {m['min']:.3f} ms min")
@@ -642,6 +651,16 @@ def _print_summary(r: dict[str, Any]) -> None:
           f"({s['iwae_s']['min']:.3f} min); GEMM-only {s['gemm_only_s']['median']:.3f} s ({s['gemm_only_s']['min']:.3f} min); "
           f"ratio median {i['median']:.3f} (IQR {i['q25']:.3f}-{i['q75']:.3f}, min-max {i['min']:.3f}-{i['max']:.3f}, "
           f"{i['n']} rounds; ratio of the minimums {s['iwae_over_gemm_ratio_of_minimums']:.3f})")
+    _print_undisturbed(s["iwae_over_gemm_undisturbed_rounds"])
+    print(f"waited {s['waited_for_quiet_s']:.0f} s in all for other processes to go quiet")
+
+
+def _print_undisturbed(u: dict[str, Any] | None) -> None:
+    if u and u.get("n"):
+        print(f"  rounds with other processes under {100 * u['threshold_others']:.0f}% of the CPU: {u['n']}, "
+              f"median {u['median']:.3f} (IQR {u['q25']:.3f}-{u['q75']:.3f})")
+    elif u:
+        print(f"  no round had other processes under {100 * u['threshold_others']:.0f}% of the CPU")
 
 
 if __name__ == "__main__":

@@ -89,13 +89,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--warmup-rounds", type=int, default=1)
     p.add_argument("--families", default="", help="comma-separated subset (default: every registered family)")
     p.add_argument("--train-images", type=int, default=10_000, help="training images cycled through")
+    _bench.add_quiet_args(p)
     p.add_argument("--quick", action="store_true", help="smoke check: 2 rounds of 5 steps; figures meaningless")
     p.add_argument("--out", type=Path, default=DEFAULT_OUT)
     a = p.parse_args(argv)
     if a.quick:
         a.block, a.min_block, a.rounds, a.warmup_rounds = min(a.block, 5), min(a.min_block, 2), min(a.rounds, 2), 1
-        a.train_images = min(a.train_images, 1000)
+        a.train_images, a.quiet = min(a.train_images, 1000), 0.0
     torch.set_num_threads(a.threads)
+    _bench.WAIT_BUDGET["left"] = a.wait_budget
     import vaekit
     from vaekit.latents import LATENTS
 
@@ -128,7 +130,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 slow = min(warm["s"][fam]) / min(warm["s"]["gaussian"])
                 steps[fam] = max(a.min_block, min(a.block, round(a.block / slow)))
                 timing = _bench.interleave({"gaussian": lambda: g_step(steps["gaussian"]), fam: lambda: f_step(steps[fam])},
-                                           a.rounds, 0, label=f"{fam} k={k}")
+                                           a.rounds, 0, label=f"{fam} k={k}", quiet=a.quiet, max_wait=a.max_wait)
             except Exception as e:  # one family failing must not lose the others' figures
                 res["skipped"][f"{fam} k={k}"] = f"{type(e).__name__}: {e}"
                 print(f"[latent_families] {fam} k={k} skipped: {type(e).__name__}: {e}", file=sys.stderr, flush=True)
@@ -136,6 +138,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             summ = _bench.ratio_summary(timing, fam, "gaussian", per=steps, unit="ms")
             res["results"].setdefault(fam, {"latent": spec})[f"k{k}"] = {
                 "ratio": {q: summ[q] for q in ("median", "q25", "q75", "min", "max", "n")},
+                "undisturbed_rounds": summ.get("undisturbed_rounds"), "others_share": summ.get("others_share"),
+                "waited_s": sum(timing["waited_s"]),
                 "per_round": summ["per_round"], "step_ms": summ[f"{fam}_ms"], "gaussian_step_ms": summ["gaussian_ms"],
                 "block_steps": steps, "orders": timing["orders"], "params_finite_after": finite(model)}
             res["results"]["gaussian"][f"k{k}"]["steps_ms"].append(summ["gaussian_ms"]["median"])
