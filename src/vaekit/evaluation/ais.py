@@ -117,6 +117,17 @@ class AISResult:
     settings: dict[str, Any] = field(default_factory=dict)
 
 
+def _check_space(model: nn.Module) -> None:
+    """Refuse, before any work, a model whose ``latent_space`` HMC cannot move in (it runs in R^D)."""
+    space = getattr(model, "latent_space", None)
+    if space is not None and space.geometry != "euclidean":
+        what = ", ".join(p.geometry for p in space.parts) if space.parts else repr(space.support)
+        raise NotImplementedError(
+            f"ais: HMC moves z in R^D, but this {type(model).__name__}'s latent space is {space.geometry} ({what})"
+            + (f"; {space.note}" if space.note else "") + ". AIS supports latent families on R^D (gaussian, "
+            "full_cov_gaussian, mixture, iaf); use iwae:K for this model")
+
+
 def ais(model: nn.Module, x: Tensor, n_chains: int = 16, T: int = 1000, schedule: str | Tensor = "sigmoid",
         leapfrog_steps: int = 10, seed: int = 0, reverse: bool = False, init_z: Tensor | None = None,
         obs_scale: float | None = None, adapt: StepSizeAdapter | None = None) -> AISResult:
@@ -153,6 +164,11 @@ def ais(model: nn.Module, x: Tensor, n_chains: int = 16, T: int = 1000, schedule
     Returns:
         :class:`AISResult`.
 
+    Raises:
+        NotImplementedError: the model's ``latent_space`` is not ``R^D`` (a sphere, a simplex, a stacked
+            latent): HMC would leave the support, so AIS refuses before running instead of returning wrong values.
+        ValueError: bad ``n_chains``, ``leapfrog_steps``, ``x`` shape, or ``init_z``.
+
     Notes:
         Cost: ``T·L + 1`` batched forward+backward decoder passes on ``C·B`` latent points (the prior and
         likelihood terms of the accepted point are kept apart and reused at the next temperature).
@@ -168,6 +184,7 @@ def ais(model: nn.Module, x: Tensor, n_chains: int = 16, T: int = 1000, schedule
         raise ValueError("reverse AIS needs init_z, an exact posterior sample (e.g. the z that simulated x)")
     if not reverse and init_z is not None:
         raise ValueError("forward AIS starts from the prior; init_z is only for reverse=True")
+    _check_space(model)
     betas = make_schedule(schedule, T)
     if reverse:
         betas = betas.flip(0)

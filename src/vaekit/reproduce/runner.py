@@ -43,15 +43,10 @@ import torch
 from torch import Tensor, nn
 
 from ..config import RunConfig, load_config
-from ..evaluation import elbo_estimate
+from ..evaluation import elbo_estimate, iwae_estimate
 from ..pipeline import eval_data
 from ..train import CheckpointError, LoadedRun, fit, load_run, read_checkpoint, resolve_device
 from ..train.checkpoint import atomic_write_bytes, checkpoint_path
-
-try:
-    from ..evaluation import iwae_estimate
-except ImportError:  # TODO(issue11): drop once vaekit.evaluation.iwae_bound is renamed iwae_estimate
-    from ..evaluation import iwae_bound as iwae_estimate
 
 __all__ = ["REPRODUCTIONS", "get_reproduction", "RunSpec", "EvalSettings", "Budget", "Report", "Reproduction",
            "run_config", "train_or_resume", "evaluate_checkpoint", "per_image", "mean_se", "paired", "md_table",
