@@ -289,6 +289,13 @@ def test_fit_trains_a_hand_built_model_and_resumes_exactly(tmp_path, digits):
     assert_same_params(params(run.model), params(resumed.model))
 
 
+def build_small(data_dim: int):
+    from vaekit.models import build_model
+
+    return build_model({"type": "vae", "encoder": {"type": "mlp", "hidden": [8]}, "latent": {"type": "gaussian", "dim": 2},
+                        "decoder": {"type": "mlp", "hidden": [8]}, "likelihood": {"type": "bernoulli"}}, data_dim)
+
+
 def test_fit_on_a_tensor_and_its_type_errors(tmp_path, digits):
     from vaekit.config import TrainConfig
 
@@ -311,6 +318,12 @@ def test_fit_on_a_tensor_and_its_type_errors(tmp_path, digits):
         fit({"model": {}})
     with pytest.raises(ValueError, match="binarize must be one of"):
         fit(_hand_built_vae(), digits, binarize="yes")
+    bad = digits.train.x[:10].clone()
+    bad[2, 3] = float("nan")
+    with pytest.raises(ValueError, match=r"tensor\.train contains 1 non-finite"):  # checked before binarising
+        fit(_hand_built_vae(), bad, binarize="static", run_dir=tmp_path / "bad")
+    with pytest.raises(ValueError, match=r"digits\.train has shape \(1297, 64\) but the model expects \(batch, 32\)"):
+        fit(build_small(32), digits, run_dir=tmp_path / "bad")
 
 
 def test_old_checkpoints_with_sizes_in_extra_still_load(tmp_path):

@@ -85,14 +85,17 @@ def load_data(cfg: RunConfig) -> Any:
     return load_dataset(d.name, data_dir=d.data_dir, val_size=d.val_size, seed=cfg.seed, **d.options)
 
 
-def check_data(model: nn.Module, splits: dict[str, Tensor | None]) -> None:
-    """``model.validate_input(x, name)`` on every named split (NaN, wrong width, values a likelihood cannot
-    score); models without ``validate_input`` are not checked. Raises what ``validate_input`` raises."""
+def check_data(model: nn.Module, dataset: Any, name: str) -> None:
+    """``model.validate_input`` on every split of ``dataset`` (a :class:`vaekit.data.Dataset` or a
+    :class:`PreparedData`), named ``<name>.train`` etc. in messages: NaN, wrong width, values a likelihood
+    cannot score. Models without ``validate_input`` are not checked. Raises what ``validate_input`` raises."""
     if not hasattr(model, "validate_input"):
         return
-    for name, x in splits.items():
+    for split in ("train", "val", "test"):
+        x = getattr(dataset, split)
+        x = getattr(x, "x", x)  # a Dataset's Split, or a PreparedData's tensor
         if x is not None:
-            model.validate_input(x, name=name)
+            model.validate_input(x, name=f"{name}.{split}")
 
 
 def prepare_data(cfg: RunConfig, device: torch.device, dataset: Any = None) -> PreparedData:
@@ -103,8 +106,12 @@ def prepare_data(cfg: RunConfig, device: torch.device, dataset: Any = None) -> P
                     image_shape=ds.image_shape)
 
 
-def prepare_given(data: Any, binarize: str | None, seed: int, device: torch.device) -> tuple[PreparedData, str]:
+def prepare_given(data: Any, binarize: str | None, seed: int, device: torch.device,
+                  model: nn.Module | None = None) -> tuple[PreparedData, str]:
     """The data handed to ``fit(model, data, ...)`` as :class:`PreparedData`, and a name for messages.
+
+    With ``model``, the data are first checked with :func:`check_data` (before any binarisation, so an
+    error names the real problem).
 
     Args:
         data: an ``(N, D)`` floating-point tensor of training rows (no validation or test split), a
@@ -120,6 +127,17 @@ def prepare_given(data: Any, binarize: str | None, seed: int, device: torch.devi
     """
     from ..data import Dataset
 
+    if torch.is_tensor(data):
+        if data.dim() != 2 or not data.is_floating_point():
+            raise ValueError(f"training data given as a tensor must be (N, D) floating point, got "
+                             f"{data.dtype} {tuple(data.shape)}")
+        given = PreparedData(None, data, None, None, False)
+        if model is not None:
+            check_data(model, given, "tensor")
+        return _prepare(data, None, None, binarize=binarize or "none", binary=False, seed=seed, device=device,
+                        name="tensor"), "tensor"
+    if model is not None and isinstance(data, (Dataset, PreparedData)):
+        check_data(model, data, getattr(data, "name", "prepared"))
     if isinstance(data, PreparedData):
         if binarize is not None:
             raise TypeError("binarize applies to raw data; a PreparedData is already prepared (pass binarize=None)")
@@ -129,11 +147,5 @@ def prepare_given(data: Any, binarize: str | None, seed: int, device: torch.devi
         return _prepare(data.train.x, None if data.val is None else data.val.x, data.test.x,
                         binarize=binarize or "none", binary=data.binary, seed=seed, device=device, name=data.name,
                         dataset=data, image_shape=data.image_shape), data.name
-    if torch.is_tensor(data):
-        if data.dim() != 2 or not data.is_floating_point():
-            raise ValueError(f"training data given as a tensor must be (N, D) floating point, got "
-                             f"{data.dtype} {tuple(data.shape)}")
-        return _prepare(data, None, None, binarize=binarize or "none", binary=False, seed=seed, device=device,
-                        name="tensor"), "tensor"
     raise TypeError(f"fit(model, data): data must be an (N, D) tensor, a vaekit.data.Dataset or a PreparedData, "
                     f"got {type(data).__name__}")

@@ -141,9 +141,13 @@ def validate(model: nn.Module, x: Tensor, batch_size: int, seed: int) -> dict[st
 
     .. math:: \mathcal L(x) = \mathbb E_{q(z|x)}[\log p(x|z)] - \mathrm{KL}(q(z|x)\|p(z))
 
-    (analytic KL where registered). Runs in eval mode under a forked RNG seeded
+    (analytic KL where registered). ``model(x, k=1)`` must return the protocol's output:
+    ``log_likelihood`` ``(1, B)`` and ``kl`` ``(B,)``. Runs in eval mode under a forked RNG seeded
     with ``seed``: the same noise every epoch (a fair comparison for the best
     checkpoint), and training noise is untouched.
+
+    Returns:
+        ``{"elbo", "log_likelihood", "kl"}``, means over the rows of ``x`` in nats.
     """
     was = model.training
     model.eval()
@@ -155,8 +159,7 @@ def validate(model: nn.Module, x: Tensor, batch_size: int, seed: int) -> dict[st
             sums = torch.zeros(3, dtype=torch.float64, device=x.device)
             for i in range(0, x.shape[0], batch_size):
                 out = model(x[i:i + batch_size], k=1)
-                ll = out.log_likelihood.mean(0)
-                kl = out.kl.mean(0) if out.kl.dim() == out.log_likelihood.dim() else out.kl
+                ll, kl = out.log_likelihood.mean(0), out.kl  # (k, B) -> (B,); the protocol's KL is (B,)
                 sums += torch.stack([(ll - kl).sum(), ll.sum(), kl.sum()]).double()
             vals = (sums / x.shape[0]).tolist()
     finally:
@@ -290,25 +293,21 @@ def fit(model: RunConfig | nn.Module, data: Any = None, *, train: TrainConfig | 
     info = init_distributed(dev)
     if info.enabled and dev.type == "cuda":
         dev = torch.device("cuda", info.local_rank)
-    t = cfg.train
 
     if isinstance(model, RunConfig):
         # The data come first: build_model needs their size. Same seed on every rank -> same initial weights.
         seed_everything(cfg.seed, 0)
         ds = load_data(cfg)
         net = build_model(cfg.model, data_dim=ds.dim, image_shape=ds.image_shape).to(dev)
-        # before binarisation, so the error names the real problem
-        check_data(net, {f"{cfg.data.name}.{k}": None if s is None else s.x
-                         for k, s in (("train", ds.train), ("val", ds.val), ("test", ds.test))})
+        check_data(net, ds, cfg.data.name)  # before binarisation, so the error names the real problem
         prepared = prepare_data(cfg, dev, ds)
         raw_train = ds.train.x.to(dev)
     else:
         net = model.to(dev)
-        prepared, name = prepare_given(data, binarize, cfg.seed, dev)
+        prepared, name = prepare_given(data, binarize, cfg.seed, dev, model=net)
         cfg.data = DataConfig(name=name, binarize=binarize or ("dynamic" if prepared.dynamic else "none"))
-        check_data(net, {f"{name}.train": prepared.train, f"{name}.val": prepared.val, f"{name}.test": prepared.test})
         raw_train = prepared.train
-    if t.init_output_bias and not resume:
+    if cfg.train.init_output_bias and not resume:
         init_output_bias(net, raw_train)
     optimizer = build_optimizer(net, cfg)
     record = {"model_spec": cfg.model, "data_dim": prepared.dim, "image_shape": prepared.image_shape}
