@@ -14,22 +14,25 @@ from pathlib import Path
 SRC = Path(__file__).resolve().parents[1] / "src"
 PKG = SRC / "vaekit"
 
-#: bottom up; a package may import itself and anything listed before it
+#: bottom up; a package may import itself and anything listed before it. The order refines the layer
+#: table of ARCHITECTURE.md (as ranked by ../shared/hooks/before-stop): layers the table puts level
+#: (distributions, nets, likelihoods, data, viz; flows, inference; objectives, evaluation; train,
+#: pipeline) are given an order here too, so that no two packages may import each other.
 LAYERS: list[tuple[str, ...]] = [
     ("registry", "compile"),  # utilities
     ("distributions",),
-    ("flows",),
-    ("latents",),
     ("nets",),
     ("likelihoods",),
+    ("data",),
+    ("viz",),
+    ("flows",),
+    ("inference",),
+    ("latents",),
     ("models",),
     ("objectives",),
-    ("inference",),
     ("evaluation",),
-    ("data",),
     ("config",),
     ("train",),
-    ("viz",),
     ("pipeline",),
     ("reproduce",),
     ("cli",),

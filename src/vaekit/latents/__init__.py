@@ -4,8 +4,8 @@ from .base import LATENTS, LatentLayer, has_analytic_kl, kl_by_dimension, kl_est
 from .gaussian import GaussianLatent
 from .space import LatentSpace, latent_space_of
 
-__all__ = ["LATENTS", "LatentLayer", "GaussianLatent", "has_analytic_kl", "kl_estimate", "kl_by_dimension", "slerp", "LatentSpace",
-           "latent_space_of"]
+__all__ = ["LATENTS", "LatentLayer", "GaussianLatent", "has_analytic_kl", "kl_estimate", "kl_by_dimension", "slerp",
+           "LatentSpace", "latent_space_of"]
 from .categorical import RelaxedCategoricalLatent
 from .full_cov import FullCovGaussianLatent
 from .iaf import IAFLatent, IAFPosterior

@@ -60,11 +60,6 @@ class LatentSpace:
         t = torch.linspace(0.0, 1.0, steps, dtype=z0.dtype, device=z0.device).view(-1, *([1] * z0.dim()))
         return (1 - t) * z0 + t * z1
 
-    @property
-    def unconstrained(self) -> bool:
-        """True when the support is all of ``R^D`` (the bijection is the identity)."""
-        return self.geometry == "euclidean"
-
 
 def latent_space_of(prior: Distribution) -> LatentSpace:
     """Describe the space of ``prior``'s samples (its ``support`` and event size).
