@@ -7,12 +7,13 @@ closed form from the noise and a one-node KL to the standard normal; its law, ``
 
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
-from torch.distributions import Independent, MultivariateNormal, Normal, register_kl
+from torch.distributions import Distribution, Independent, MultivariateNormal, Normal, register_kl
 from torch.distributions.kl import _kl_normal_normal
 
 from .sampling import RsampleAndLogProb
@@ -63,7 +64,14 @@ class DiagonalNormal(RsampleAndLogProb, Independent):
     """
 
     def __init__(self, loc: Tensor, scale: Tensor, standard: bool = False, validate_args: bool | None = False) -> None:
-        super().__init__(Normal(loc, scale, validate_args=validate_args), 1, validate_args=validate_args)
+        if validate_args is False and loc.shape == scale.shape:
+            # speed: Normal's __init__ broadcasts its arguments (two kernels per distribution per step)
+            base = Normal.__new__(Normal)
+            base.loc, base.scale = loc, scale
+            Distribution.__init__(base, loc.shape, validate_args=False)
+        else:
+            base = Normal(loc, scale, validate_args=validate_args)
+        super().__init__(base, 1, validate_args=validate_args)
         self.standard = bool(standard)
 
     @property
@@ -98,10 +106,15 @@ class DiagonalNormal(RsampleAndLogProb, Independent):
         return z, log_q
 
 
+@functools.lru_cache(maxsize=64)
+def _zeros_and_ones(dim: int, dtype: torch.dtype, device: torch.device) -> tuple[Tensor, Tensor]:
+    # constants shared by every prior of this size (never written to): no allocation per training step
+    return torch.zeros(dim, dtype=dtype, device=device), torch.ones(dim, dtype=dtype, device=device)
+
+
 def standard_normal(dim: int, like: Tensor) -> DiagonalNormal:
     """The prior ``N(0, I_dim)`` with empty batch shape, on ``like``'s device and dtype."""
-    zero = like.new_zeros(dim)
-    return DiagonalNormal(zero, torch.ones_like(zero), standard=True)
+    return DiagonalNormal(*_zeros_and_ones(dim, like.dtype, like.device), standard=True)
 
 
 @register_kl(DiagonalNormal, DiagonalNormal)

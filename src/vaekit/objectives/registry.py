@@ -13,7 +13,7 @@ from torch import Tensor, nn
 
 from ..latents.base import kl_by_dimension
 from ..registry import Registry, build
-from .elbo import beta_elbo, elbo, free_bits_kl, kl_warmup
+from .elbo import free_bits_kl, kl_warmup
 
 OBJECTIVES: Registry = Registry("objective")
 
@@ -47,19 +47,20 @@ class ELBOObjective:
     def __call__(self, model: nn.Module, x: Tensor, step: int) -> tuple[Tensor, dict[str, Tensor | float]]:
         out = model(x, k=self.k)
         beta = self.beta * kl_warmup(step, self.warmup_steps, self.warmup_start)
-        ll = out.log_likelihood.mean(0)
+        ll = out.log_likelihood.mean(0)  # (B,)
         if self.free_bits > 0:
             kl_dim = kl_by_dimension(out.posterior, out.prior)
             if kl_dim is None:
                 raise ValueError("free_bits needs a latent family with an analytic per-dimension KL (a factorised "
                                  f"posterior); got {type(out.posterior).__name__}")
-            loss = -ll.mean() + beta * free_bits_kl(kl_dim, self.free_bits)
+            loss = beta * free_bits_kl(kl_dim, self.free_bits) - ll.mean()
         else:
-            loss = -beta_elbo(out.log_likelihood, out.kl, beta).mean()
+            loss = (beta * out.kl - ll).mean()  # -beta_elbo, from the one (B,) mean of log p(x|z)
         with torch.no_grad():
             # detached tensors, not floats: no device sync per step; the trainer reads them when it logs
-            metrics = {"loss": loss.detach(), "elbo": elbo(out.log_likelihood, out.kl).mean(),
-                       "log_likelihood": ll.mean(), "kl": out.kl.mean(), "beta": beta}
+            ll_mean, kl_mean = ll.mean(), out.kl.mean()
+            metrics = {"loss": loss.detach(), "elbo": ll_mean - kl_mean, "log_likelihood": ll_mean, "kl": kl_mean,
+                       "beta": beta}
         return loss, metrics
 
 
