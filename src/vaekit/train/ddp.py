@@ -54,8 +54,13 @@ def init_distributed(device: torch.device) -> DistInfo:
 
 
 def shutdown_distributed() -> None:
-    """Leave the process group if this process joined one."""
+    """Leave the process group if this process joined one.
+
+    Waits for every rank first: destroying the group while a peer is still working aborts the process
+    under gloo (``terminate called without an active exception``).
+    """
     if dist.is_available() and dist.is_initialized():
+        dist.barrier()
         dist.destroy_process_group()
 
 

@@ -423,6 +423,13 @@ def _loop(model: nn.Module, data: PreparedData, cfg: RunConfig, objective: Calla
             bar.close()
         if logger is not None:
             logger.close()
+    if info.enabled:
+        # Every rank returns only once rank 0 has written the final checkpoint: a caller may read it
+        # at once, and a rank that reached shutdown while rank 0 still validated or wrote tore down
+        # gloo's connections under a live peer (SIGABRT, "terminate called without an active exception").
+        import torch.distributed as dist
+
+        dist.barrier()
     ips = train_images / train_time if train_time > 0 else float("nan")
     return FitResult(run_dir, model, data, state, history, ips, info.is_main)
 
