@@ -161,3 +161,16 @@ def test_corrupted_checkpoint_is_one_line_in_a_real_process(run_dir, tmp_path):
     assert r.returncode == 2
     assert r.stderr.startswith("vaekit: error: checkpoint tensor file") and "corrupted or truncated" in r.stderr
     assert "Traceback" not in r.stderr and r.stderr.count("\n") == 1
+
+
+def test_overrides_after_options_are_taken_and_other_extras_refused(capsys) -> None:
+    """``vaekit reproduce NAME --opt v KEY=VALUE``: argparse leaves the late overrides unparsed; main takes them."""
+    from vaekit.cli.main import main
+
+    # A bad run name fails inside reproduce(), after parsing: so parsing (with the late override) succeeded.
+    assert main(["reproduce", "iwae", "--runs", "not_a_run", "train.epochs=1"]) == 2
+    assert "bad run name 'not_a_run'" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as e:
+        main(["reproduce", "iwae", "--runs", "l1_vae_k1", "--no-such-flag"])
+    assert e.value.code == 2
+    assert "unrecognized arguments: --no-such-flag" in capsys.readouterr().err

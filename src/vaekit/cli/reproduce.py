@@ -28,7 +28,7 @@ def add_parser(sub: Any) -> None:
     from ..reproduce import REPRODUCTIONS
 
     p = sub.add_parser("reproduce", help=f"reproduce a paper's experiments ({', '.join(REPRODUCTIONS)})",
-                       usage="vaekit reproduce [options] NAME [KEY=VALUE ...]   (the overrides right after NAME)",
+                       usage="vaekit reproduce [options] NAME [KEY=VALUE ...]",
                        description="Train, evaluate and tabulate a paper's experiment set next to its published "
                                    "numbers. Finished runs are not retrained and saved evaluations not redone.",
                        epilog=_epilog(), formatter_class=argparse.RawDescriptionHelpFormatter)
