@@ -251,15 +251,3 @@ def test_bdmc_gap_shrinks_on_trained_bernoulli_vae():
     assert gaps[0] - gaps[1] > 2 * math.hypot(ses[0], ses[1]), (gaps, ses)
     assert gaps[1] - gaps[2] > 2 * math.hypot(ses[1], ses[2]) or gaps[2] < 0.1, (gaps, ses)
     assert gaps[2] > -3 * ses[2]
-
-
-@pytest.mark.parametrize("latent", [{"type": "vmf", "dim": 2}, {"type": "power_spherical", "dim": 3},
-                                    {"type": "relaxed_categorical", "dim": 3, "n_categories": 3}])
-def test_ais_refuses_latent_spaces_hmc_cannot_move_in(latent):
-    """Before any chain runs: a sphere or simplex latent gets an error naming the geometry, not wrong numbers."""
-    spec = {"type": "vae", "encoder": {"type": "mlp", "hidden": [8]}, "latent": latent,
-            "decoder": {"type": "mlp", "hidden": [8]}, "likelihood": {"type": "bernoulli"}}
-    model = build_model(spec, data_dim=16)
-    geometry = "sphere" if "spherical" in latent["type"] or latent["type"] == "vmf" else "simplex"
-    with pytest.raises(NotImplementedError, match=f"latent space is {geometry}"):
-        ais(model, torch.zeros(2, 16), n_chains=2, T=3)

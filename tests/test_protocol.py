@@ -94,10 +94,14 @@ def test_protocol(model_type, family, seed):
     space = model.latent_space
     assert isinstance(space, LatentSpace)
     spaces = list(space.parts) if space.geometry == "product" else [space]
-    assert all(s.geometry in ("euclidean", "sphere", "simplex", "constrained") for s in spaces)
+    assert all(s.geometry in ("euclidean", "sphere", "simplex", "discrete", "constrained") for s in spaces)
     for s, zp in zip(spaces, _leaves(p.sample((6,)))):
         assert bool(s.support.check(zp).all()), (s, zp)
-        assert (s.bijection is None) == bool(s.note)  # no bijection comes with what to use instead
+        assert (s.bijection is None) <= bool(s.note)  # no bijection comes with what is used instead
+        if s.geometry != "discrete":  # every other space has a chart to R^U that round-trips (AIS moves in it)
+            u = s.to_unconstrained(zp)
+            assert u.shape == (6, s.unconstrained_dim)
+            torch.testing.assert_close(s.from_unconstrained(u)[0], zp, rtol=1e-6, atol=1e-6)
 
 
 def test_protocol_errors_name_the_problem():
