@@ -11,8 +11,10 @@ import math
 import pytest
 import torch
 from torch.distributions import OneHotCategorical, RelaxedOneHotCategorical, kl_divergence
+from torch.distributions.relaxed_categorical import ExpRelaxedCategorical
 
 from vaekit.distributions import GroupedRelaxedOneHotCategorical
+from vaekit.distributions.relaxed import MAX_TEMPERATURE, MIN_TEMPERATURE
 from vaekit.evaluation.bounds import elbo_estimate, iwae_estimate
 from vaekit.latents import (LATENTS, FullCovGaussianLatent, IAFPosterior, MixtureLatent,
                             RelaxedCategoricalLatent, has_analytic_kl)
@@ -78,6 +80,90 @@ def test_relaxed_log_prob_matches_torch_per_group_and_normalises():
     y = torch.linspace(1e-7, 1 - 1e-7, 400001, dtype=DT)
     dens = q2.log_prob(torch.stack([y, 1 - y], -1)).exp()
     assert torch.trapezoid(dens, y).item() == pytest.approx(1.0, abs=2e-3)
+
+
+def _replayed_log_values(logits: torch.Tensor, tau: float, n_draws: int, seed: int) -> torch.Tensor:
+    """The float64 log-values ``x = log y`` that seed ``seed`` gives, replayed with torch's ``ExpRelaxedCategorical``."""
+    torch.manual_seed(seed)
+    return ExpRelaxedCategorical(torch.tensor(tau, dtype=DT), logits=logits.detach().double()).rsample((n_draws,))
+
+
+def _reference_log_prob(logits: torch.Tensor, tau: float, x: torch.Tensor) -> torch.Tensor:
+    """Float64 Concrete log-density of ``y = exp(x)``, summed over groups: torch's ``ExpRelaxedCategorical.log_prob``
+    minus ``sum_i x_i`` (the change of variables), independent of vaekit's scoring code."""
+    e = ExpRelaxedCategorical(torch.tensor(tau, dtype=DT), logits=logits.detach().double())
+    return (e.log_prob(x) - x.sum(-1)).sum(-1)
+
+
+@pytest.mark.parametrize("tau", [MIN_TEMPERATURE, 1 / 29, 0.5, MAX_TEMPERATURE])
+def test_relaxed_log_prob_of_a_float32_draw_is_the_float64_log_space_value(tau):
+    # issue 12 item 3: 30 classes at tau = 1/29, every float32 draw has an entry that underflows to 0, and
+    # log_prob rebuilt from it was off by up to 9.5e3 nats; the draw now carries its log-space coordinates
+    logits = (2 * torch.randn(2, 1, 30)).float()
+    q = GroupedRelaxedOneHotCategorical(tau, logits)
+    torch.manual_seed(11)
+    z = q.rsample((100,))
+    assert z.dtype == torch.float32 and bool(q.support.check(z).all())
+    if tau <= 1 / 29:
+        assert (z == 0).any(-1).all()  # the case the fix is for: every draw has underflowed entries
+    ref = _reference_log_prob(logits, tau, _replayed_log_values(logits, tau, 100, 11))
+    torch.testing.assert_close(q.log_prob(z).double(), ref, rtol=1e-6, atol=1e-6)
+    torch.manual_seed(11)  # the fast path draws the same way
+    torch.testing.assert_close(q.rsample_and_log_prob((100,))[1].double(), ref, rtol=1e-6, atol=1e-6)
+
+
+def test_relaxed_monte_carlo_kl_at_low_temperature_is_the_float64_value_and_positive():
+    # before: the MC KL of 30 classes at tau = 1/29 came out at -23.7 where the float64 value is +51.9
+    layer = RelaxedCategoricalLatent(4, dim=30, n_categories=30, temperature=1 / 29)
+    with torch.no_grad():
+        layer.head.weight.mul_(10)  # a posterior far from the uniform prior
+    q, p = layer(torch.randn(2, 4)), layer.prior()
+    torch.manual_seed(12)
+    z, log_q = q.rsample_and_log_prob((400,))
+    est = (log_q - p.log_prob(z)).double()  # what kl_estimate averages
+    x = _replayed_log_values(q.logits, 1 / 29, 400, 12)
+    ref_q, ref_p = _reference_log_prob(q.logits, 1 / 29, x), _reference_log_prob(torch.zeros(1, 30), 1 / 29, x)
+    torch.testing.assert_close(est, ref_q - ref_p, rtol=1e-5, atol=1e-2)
+    se = est.std(0) / math.sqrt(400)
+    assert (est.mean(0) > 4 * se).all() and (est.mean(0) > 10).all(), est.mean(0)
+
+
+def test_relaxed_values_that_are_not_draws_are_scored_from_their_entries():
+    logits = torch.randn(3, 2, 4, dtype=DT)
+    q = GroupedRelaxedOneHotCategorical(0.8, logits)
+    z = q.sample((6,))
+    ref = RelaxedOneHotCategorical(torch.tensor(0.8, dtype=DT), logits=logits).log_prob(z.unflatten(-1, (2, 4)))
+    torch.testing.assert_close(q.log_prob(z.clone()), ref.sum(-1), rtol=1e-10, atol=1e-10)  # no underflow here
+    z.mul_(1.0)  # modified in place: the carried coordinates no longer count, the entries do
+    torch.testing.assert_close(q.log_prob(z), ref.sum(-1), rtol=1e-10, atol=1e-10)
+    # the value's own derivative exists for a non-draw (HMC needs it)
+    v = z.clone().requires_grad_()
+    (g,) = torch.autograd.grad(q.log_prob(v).sum(), v)
+    assert torch.isfinite(g).all() and g.abs().sum() > 0
+
+
+def test_relaxed_temperature_outside_the_accepted_range_is_refused():
+    for bad in (0.0, -1.0, MIN_TEMPERATURE / 2, 2 * MAX_TEMPERATURE, True, "0.5"):
+        with pytest.raises(ValueError, match=r"temperature must be a number in \[0.001, 1000.0\]"):
+            GroupedRelaxedOneHotCategorical(bad, torch.zeros(1, 3))
+    with pytest.raises(ValueError, match="temperature must be in"):
+        RelaxedCategoricalLatent(4, dim=6, n_categories=3, temperature=1e-4)
+
+
+def test_relaxed_impossible_class_is_the_concrete_density_of_the_rest():
+    # issue 12 item 2, relaxed: a logit of -inf puts every draw on the face y_i = 0, scored there
+    logits = torch.randn(5, 1, 4, dtype=DT)
+    logits[..., 2] = -math.inf
+    q = GroupedRelaxedOneHotCategorical(0.6, logits)
+    z, log_q = q.rsample_and_log_prob((20,))
+    assert (z[..., 2] == 0).all()
+    rest = [0, 1, 3]
+    ref = RelaxedOneHotCategorical(torch.tensor(0.6, dtype=DT), logits=logits[..., rest]).log_prob(
+        z.unflatten(-1, (1, 4))[..., rest])
+    torch.testing.assert_close(log_q, ref.sum(-1), rtol=1e-10, atol=1e-10)
+    torch.testing.assert_close(q.log_prob(z.clone()), ref.sum(-1), rtol=1e-10, atol=1e-10)
+    off = torch.tensor([0.5, 0.3, 0.1, 0.1], dtype=DT)  # mass on the impossible class: density 0
+    assert (q.log_prob(off) == -math.inf).all()
 
 
 def test_straight_through_forward_is_one_hot_with_nonzero_gradients():

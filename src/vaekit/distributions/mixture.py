@@ -172,8 +172,11 @@ class MixtureOfDiagonalNormals(RsampleAndLogProb, Distribution):
             lmat = torch.einsum("...kd,...kj->...dj", coef, a) \
                 - coef.sum(-2).unsqueeze(-1) * torch.einsum("...kd,...kj->...dj", w, a)  # (*S, *batch, D, D)
             lmat = lmat.tril(-1) + torch.eye(z.shape[-1], dtype=z.dtype, device=z.device)
-        # partial derivatives of F_d / p_d in theta at fixed z (surrogate whose value is 0)
-        s = (coef * log_w + resp * scale.detach() * u).sum(-2)  # (*S, *batch, D)
+        # partial derivatives of F_d / p_d in theta at fixed z (surrogate whose value is 0). A component with
+        # pi_k = 0 has coef_k = 0 and log w_k = -inf, and 0 * (-inf) would be NaN: its term is 0 (it has no
+        # derivative to carry either, since d log w_k / d theta enters only multiplied by w_k = 0)
+        log_w_finite = torch.where(torch.isneginf(log_w), torch.zeros_like(log_w), log_w)
+        s = (coef * log_w_finite + resp * scale.detach() * u).sum(-2)  # (*S, *batch, D)
         s = s - s.detach()
         # total derivative: (I + L) dz = -dS  (the chain through z_<d)
         dz = torch.linalg.solve_triangular(lmat, s.unsqueeze(-1), upper=False, unitriangular=True).squeeze(-1)

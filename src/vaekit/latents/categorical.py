@@ -6,7 +6,7 @@ import torch
 from torch import Tensor, nn
 from torch.distributions import Distribution
 
-from ..distributions.relaxed import GroupedRelaxedOneHotCategorical
+from ..distributions.relaxed import MAX_TEMPERATURE, MIN_TEMPERATURE, GroupedRelaxedOneHotCategorical
 from .base import LATENTS, LatentLayer
 
 
@@ -32,7 +32,7 @@ class RelaxedCategoricalLatent(LatentLayer):
         in_features: width of ``h``.
         dim: ``G * n_categories``.
         n_categories: classes per group ``n >= 2``.
-        temperature: ``τ > 0``, fixed (anneal it by rebuilding or setting ``layer.temperature``).
+        temperature: ``τ`` in ``[1e-3, 1e3]``, fixed (anneal it by rebuilding or setting ``layer.temperature``).
         straight_through: hard one-hot forward values, relaxed gradients.
     """
 
@@ -43,8 +43,9 @@ class RelaxedCategoricalLatent(LatentLayer):
             raise ValueError(f"n_categories must be >= 2, got {n_categories}")
         if dim % n_categories:
             raise ValueError(f"dim ({dim}) must be a multiple of n_categories ({n_categories})")
-        if not temperature > 0:
-            raise ValueError(f"temperature must be > 0, got {temperature}")
+        if not MIN_TEMPERATURE <= temperature <= MAX_TEMPERATURE:
+            raise ValueError(f"temperature must be in [{MIN_TEMPERATURE}, {MAX_TEMPERATURE}] (the range in which "
+                             f"the relaxed density is computed to float32 precision), got {temperature}")
         self.n_categories = n_categories
         self.groups = dim // n_categories
         self.temperature = float(temperature)

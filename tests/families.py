@@ -1,0 +1,68 @@
+"""The one table of latent families and model types the generic tests run over.
+
+``FAMILY_SPECS`` maps a case name to a latent spec (``{"type": <registered name>, **small kwargs}``) with
+every registered latent family at least once, and the relaxed categorical both relaxed and
+straight-through. ``MODEL_SPECS`` maps every registered model type to a builder of a small model spec
+around a latent spec. ``tests/test_families.py`` fails when a registered family or model type is missing.
+
+To add a check for every family, parametrise over ``FAMILY_CASES`` and build with :func:`make_layer` /
+:func:`make_posterior` (or ``build_model(MODEL_SPECS[m](FAMILY_SPECS[f]), data_dim=...)`` for a model).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from vaekit.latents import LATENTS, LatentLayer
+
+IN_FEATURES = 5
+
+#: case name -> small latent spec; the type is the registered family name
+FAMILY_SPECS: dict[str, dict] = {
+    "gaussian": {"type": "gaussian", "dim": 3},
+    "full_cov_gaussian": {"type": "full_cov_gaussian", "dim": 3},
+    "vmf": {"type": "vmf", "dim": 3},
+    "power_spherical": {"type": "power_spherical", "dim": 3},
+    "mixture": {"type": "mixture", "dim": 3, "components": 3},
+    "iaf": {"type": "iaf", "dim": 3, "steps": 2, "hidden": [8]},
+    "relaxed_categorical": {"type": "relaxed_categorical", "dim": 6, "n_categories": 3},
+    "relaxed_categorical_st": {"type": "relaxed_categorical", "dim": 6, "n_categories": 3,
+                               "straight_through": True},
+}
+
+FAMILY_CASES = sorted(FAMILY_SPECS)
+
+
+def _net(hidden: list[int]) -> dict:
+    return {"type": "mlp", "hidden": hidden, "activation": "tanh"}
+
+
+def _vae(latent: dict) -> dict:
+    return {"type": "vae", "encoder": _net([16]), "latent": latent, "decoder": _net([16]),
+            "likelihood": {"type": "bernoulli"}}
+
+
+def _hvae(top: dict) -> dict:
+    return {"type": "hvae", "likelihood": {"type": "bernoulli"},
+            "layers": [{"encoder": _net([16]), "latent": {"type": "gaussian", "dim": 4}, "decoder": _net([16])},
+                       {"encoder": _net([8]), "latent": top, "decoder": _net([8])}]}
+
+
+#: model type -> builder of a small spec from a latent spec (the family of the top layer for stacked models)
+MODEL_SPECS = {"vae": _vae, "hvae": _hvae}
+
+
+def make_layer(case: str, dtype: torch.dtype = torch.float64) -> LatentLayer:
+    """The latent layer of ``FAMILY_SPECS[case]`` with ``IN_FEATURES`` input features, in ``dtype``."""
+    spec = dict(FAMILY_SPECS[case])
+    return LATENTS.get(spec.pop("type"))(IN_FEATURES, **spec).to(dtype)
+
+
+def make_posterior(case: str, batch: int = 4, seed: int = 0, dtype: torch.dtype = torch.float64):
+    """``(layer, q, params)``: the layer's posterior for ``batch`` random feature rows (seeded)."""
+    g = torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)  # the layer's initialisation
+    layer = make_layer(case, dtype)
+    h = torch.randn(batch, IN_FEATURES, generator=g, dtype=dtype)
+    params = layer.params(h)
+    return layer, layer.distribution(**params), params
