@@ -280,7 +280,7 @@ def test_fit_trains_a_hand_built_model_and_resumes_exactly(tmp_path, digits):
     # the checkpoint says what the model is at top level: built by hand, 8x8 images of 64 values
     meta = json.loads((part.run_dir / "checkpoints" / "last.json").read_text())
     assert (meta["model_spec"], meta["data_dim"], meta["image_shape"]) == (None, 64, [1, 8, 8])
-    assert set(meta["extra"]) == {"best_val_elbo", "best_epoch", "elapsed"}
+    assert set(meta["extra"]) == {"best_val_elbo", "best_epoch", "elapsed", "skipped_batches"}
     assert json.loads((part.run_dir / "config.json").read_text())["model"] is None
     with pytest.raises(CheckpointError, match=r"model built by hand \(model_spec: null\); .*load_run\(run_dir, model=model\)"):
         load_run(part.run_dir)
@@ -337,3 +337,84 @@ def test_old_checkpoints_with_sizes_in_extra_still_load(tmp_path):
     run = load_run(res.run_dir, "best")
     assert (run.model_spec["type"], run.data_dim, run.image_shape) == ("vae", 64, (1, 8, 8))
     assert_same_params(params(run.model), params(res.model))  # one epoch: best is the last
+
+
+def test_train_step_skips_a_nan_gradient_behind_a_finite_loss_without_touching_adam(seed):
+    model = torch.nn.Linear(3, 1)
+    opt = torch.optim.Adam(model.parameters(), lr=0.1)
+    x = torch.randn(8, 3)
+
+    def good(x, step):
+        loss = model(x).pow(2).mean()
+        return loss, {"loss": loss.detach()}
+
+    def nan_grad(x, step):
+        # sqrt at 0 has an infinite derivative and 0 * inf is NaN: the loss is 0, its gradient NaN
+        loss = (model(x) * 0.0).pow(2).sum().sqrt()
+        return loss, {"loss": loss.detach()}
+
+    assert train_step(good, opt, x, 0) is not None
+    before, adam = params(model), {k: v.clone() for k, v in opt.state[model.weight].items()}
+    assert train_step(nan_grad, opt, x, 1) is None
+    assert_same_params(params(model), before)
+    for k, v in opt.state[model.weight].items():
+        assert torch.equal(v, adam[k]), f"Adam's {k} changed on a skipped step"
+    assert all(p.grad is None for p in model.parameters())
+    assert train_step(good, opt, x, 1) is not None and opt.state[model.weight]["step"] == 2
+
+
+class _NaNOnCalls(torch.nn.Module):
+    """A VAE whose training forward returns a NaN log-likelihood on the calls numbered in ``bad`` (1-based)."""
+
+    def __init__(self, bad):
+        super().__init__()
+        self.vae, self.bad, self.calls = _hand_built_vae(), set(bad), 0
+
+    def forward(self, x, k=1):
+        out = self.vae(x, k=k)
+        if self.training:
+            self.calls += 1
+            if self.calls in self.bad:
+                out.log_likelihood = out.log_likelihood * float("nan")
+        return out
+
+
+def test_nonfinite_skip_counts_the_batch_and_keeps_adam_finite(tmp_path, digits):
+    from vaekit.config import TrainConfig
+
+    data = digits.train.x[:200]  # 4 batches of 50 per epoch
+    res = fit(_NaNOnCalls({3, 6}), data, train=TrainConfig(epochs=2, batch_size=50, nonfinite="skip"), device="cpu",
+              run_dir=tmp_path / "skip", tensorboard=False)
+    assert (res.state.skipped, res.state.step) == (2, 6)
+    meta, tensors = read_checkpoint(res.run_dir / "checkpoints", "last")
+    assert meta["extra"]["skipped_batches"] == 2 and meta["step"] == 6
+    assert all(torch.isfinite(v).all() for k, v in tensors.items() if k.startswith(("model.", "optim.")))
+    # Adam's own step count saw only the 6 steps taken
+    assert {int(v) for k, v in tensors.items() if k.endswith(".step")} == {6}
+    assert read_metrics(res.run_dir, "train")[-1]["skipped"] == 2
+
+
+def test_nonfinite_stop_and_a_run_with_no_step_fail_with_a_message(tmp_path, digits):
+    from vaekit.config import TrainConfig
+    from vaekit.train import TrainingError
+
+    data = digits.train.x[:200]
+    with pytest.raises(TrainingError, match=r"train.nonfinite=stop: .* in epoch 2 after 5 optimiser step\(s\); that "
+                                            r"step was not taken and .* keeps the checkpoint of epoch 1"):
+        fit(_NaNOnCalls({6}), data, train=TrainConfig(epochs=2, batch_size=50), device="cpu",
+            run_dir=tmp_path / "stop", tensorboard=False)
+    meta, _ = read_checkpoint(tmp_path / "stop" / "checkpoints", "last")
+    assert (meta["epoch"], meta["step"]) == (1, 4)  # the last good checkpoint, untouched
+    with pytest.raises(TrainingError, match=r"no optimiser step in 1 epoch\(s\): all 4 batches had a non-finite"):
+        fit(_NaNOnCalls(range(1, 5)), data, train=TrainConfig(epochs=1, batch_size=50, nonfinite="skip"),
+            device="cpu", run_dir=tmp_path / "none", tensorboard=False)
+
+
+def test_a_diverging_run_exits_non_zero_through_the_cli(tmp_path):
+    # lr = 1e30 throws the weights so far that the Bernoulli logits overflow within a few steps
+    r = subprocess.run([sys.executable, "-m", "vaekit.cli.main", "train", "--config", str(ROOT / "configs" / "vae_digits.yaml"),
+                        "train.lr=1e30", "train.epochs=1", "--out", str(tmp_path), "--device", "cpu", "--threads", "1",
+                        "--no-final-eval"], env={**os.environ, "OMP_NUM_THREADS": "1", "CI": "1"},
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 1, r.stderr[-2000:]
+    assert r.stderr.startswith("vaekit: error: train.nonfinite=stop") and "Traceback" not in r.stderr

@@ -114,7 +114,12 @@ class TrainConfig:
     ``init_output_bias`` sets the decoder's output bias to the logit of the mean
     training pixel (Burda et al. 2015; Bernoulli likelihoods only).
     ``eval_every``/``checkpoint_every`` count epochs; ``log_every`` counts steps.
-    ``batch_size`` is the *global* batch: under DDP each of ``W`` ranks takes a ``1/W`` shard.
+    ``batch_size`` is the *global* batch: under DDP each of ``W`` ranks takes a ``1/W`` shard (the shards
+    of a batch that ``W`` does not divide differ by one row, and their losses are weighted by size, so the
+    step is one process's step).
+    ``nonfinite`` says what a NaN or infinite loss or gradient does: ``stop`` ends the run with an error,
+    ``skip`` drops that batch without touching the optimiser and counts it (``skipped`` in the metrics
+    and checkpoints). Either way no optimiser step is taken on it.
     """
 
     epochs: int = 10
@@ -130,6 +135,7 @@ class TrainConfig:
     checkpoint_every: int = 1
     log_every: int = 50
     init_output_bias: bool = False
+    nonfinite: Literal["stop", "skip"] = "stop"
 
     def __post_init__(self) -> None:
         self.betas = tuple(self.betas)  # JSON/YAML give lists; keep the declared type
@@ -146,6 +152,8 @@ class TrainConfig:
             raise ConfigError(f"train.betas: need two values in [0, 1), got {list(self.betas)}")
         if self.grad_clip is not None and not self.grad_clip > 0:
             raise ConfigError(f"train.grad_clip: must be > 0 or null, got {self.grad_clip}")
+        if self.nonfinite not in ("stop", "skip"):
+            raise ConfigError(f"train.nonfinite: expected 'stop' or 'skip', got {self.nonfinite!r}")
 
 
 @dataclass

@@ -2,7 +2,9 @@
 
 Bad input (unknown config key, wrong type, missing data, corrupted checkpoint,
 data a model cannot score) ends with one ``vaekit: error: ...`` message and exit
-status 2, not a traceback. Set ``VAEKIT_DEBUG=1`` to see the traceback.
+status 2, not a traceback; a run that trained but failed at its job (a non-finite
+loss, no optimiser step) the same way with status 1. Set ``VAEKIT_DEBUG=1`` to see
+the traceback.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from typing import Sequence
 
 from ..registry import ConfigError
 from ..train.checkpoint import CheckpointError
+from ..train.loop import TrainingError
 from . import eval as eval_cmd
 from . import interpolate, reconstruct, sample, train
 
@@ -56,6 +59,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             msg = f"missing key {e}"
         print(f"vaekit: error: {msg}", file=sys.stderr)
         return 2
+    except TrainingError as e:
+        if os.environ.get("VAEKIT_DEBUG"):
+            raise
+        print(f"vaekit: error: {e}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("vaekit: interrupted", file=sys.stderr)
         return 130

@@ -72,6 +72,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"run directory: {result.run_dir}")
         if result.state.best_val_elbo is not None:
             print(f"best validation ELBO {result.state.best_val_elbo:.3f} at epoch {result.state.best_epoch}")
+        if result.state.skipped:
+            print(f"skipped {result.state.skipped} batches with a non-finite loss or gradient (train.nonfinite=skip); "
+                  f"{result.state.step} optimiser steps taken")
     if report.evaluation is not None:
         print(report.evaluation.summary())
         print("plots: " + ", ".join(p.name for p in report.evaluation.plots))

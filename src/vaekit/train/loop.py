@@ -17,7 +17,10 @@ Random streams, all derived from ``cfg.seed`` (see :func:`~vaekit.train.seeding.
 * data order and dynamic binarisation of epoch ``e``: generators seeded from
   ``(seed, e)``, identical on every rank. Each rank binarises the whole *global*
   batch and keeps its shard, so the data stream does not depend on the number of
-  processes (``W`` ranks see exactly the batches one process sees);
+  processes: ``W`` ranks see exactly the batches one process sees, every one of them,
+  and take as many steps. Shards of a batch ``W`` does not divide differ by one row
+  and each rank's loss is weighted by its shard's size, so the averaged gradient is
+  the global batch's (a rank left without rows joins the all-reduce with weight 0);
 * latent noise of epoch ``e`` on rank ``r``: torch's global RNG reseeded from
   ``(seed, e, r)`` at the start of the epoch (rank offset as in nanoGPT).
 
@@ -49,7 +52,12 @@ from .logging import RunLogger, progress_enabled
 from .seeding import derive_seed, seed_everything
 
 __all__ = ["train_step", "fit", "FitResult", "TrainState", "ObjectiveModule", "resolve_device", "build_optimizer",
-           "validate", "make_run_dir"]
+           "validate", "make_run_dir", "TrainingError"]
+
+
+class TrainingError(RuntimeError):
+    """Training ran but did not do its job: the loss became non-finite (``train.nonfinite: stop``), or the
+    run took no optimiser step at all. The run directory keeps its last good checkpoint."""
 
 
 # --------------------------------------------------------------------------------------------------
@@ -59,8 +67,12 @@ __all__ = ["train_step", "fit", "FitResult", "TrainState", "ObjectiveModule", "r
 
 def train_step(compute: Callable[[Tensor, int], tuple[Tensor, dict[str, Any]]], optimizer: torch.optim.Optimizer,
                x: Tensor, step: int, grad_clip: float | None = None, params: Iterable[Tensor] | None = None,
-               loss_scale: float = 1.0) -> dict[str, Any]:
+               loss_scale: float = 1.0, agree: Callable[[Tensor], Tensor] | None = None) -> dict[str, Any] | None:
     r"""One optimiser step on batch ``x``: ``loss, metrics = compute(x, step)``; backprop; clip; Adam.
+
+    The step is taken only when the loss and the global gradient norm are finite: a NaN or infinite
+    gradient would enter Adam's moment estimates and stay there, so the optimiser is then left
+    untouched (its state, its step count and the parameters) and the gradients are dropped.
 
     Args:
         compute: ``(x, step) -> (scalar loss, metrics)``, usually an :class:`ObjectiveModule`
@@ -69,19 +81,32 @@ def train_step(compute: Callable[[Tensor, int], tuple[Tensor, dict[str, Any]]], 
         x: ``(B, D)`` batch (this rank's shard).
         step: global step count before this step (objectives use it for warm-up).
         grad_clip: max global L2 norm of the gradient, or None.
-        params: the parameters to clip (needed when ``grad_clip`` is set).
+        params: the parameters whose gradient is checked (and clipped); default: the optimiser's.
         loss_scale: multiplies the loss before backprop; DDP sets it to ``b_r W / B`` so that the
             average of the ranks' gradients equals the gradient of the global-batch mean when
-            shards are unequal.
+            shards are unequal (0 for a rank whose shard is empty).
+        agree: maps this process's verdict (a bool tensor, True = not finite) to the one every
+            process acts on; under DDP the loop passes an all-reduce, so that all ranks skip alike
+            (the gradients are already all-reduced, the losses are not).
 
     Returns:
-        the objective's metrics, still detached tensors (no device sync here).
+        the objective's metrics, still detached tensors, or None when the step was skipped as not
+        finite. Checking finiteness costs one device sync per step.
     """
     loss, metrics = compute(x, step)
     optimizer.zero_grad(set_to_none=True)
     (loss if loss_scale == 1.0 else loss * loss_scale).backward()
+    params = list(params) if params is not None else [p for g in optimizer.param_groups for p in g["params"]]
     if grad_clip is not None:
-        torch.nn.utils.clip_grad_norm_(params, grad_clip)
+        norm = torch.nn.utils.clip_grad_norm_(params, grad_clip)
+    else:
+        norm = torch.nn.utils.get_total_norm([p.grad for p in params if p.grad is not None])
+    bad = ~(torch.isfinite(loss.detach()) & torch.isfinite(norm))
+    if agree is not None:
+        bad = agree(bad)
+    if bool(bad):
+        optimizer.zero_grad(set_to_none=True)
+        return None
     optimizer.step()
     return metrics
 
@@ -200,10 +225,11 @@ class TrainState:
     """Counters saved with every checkpoint. ``epoch`` counts *completed* epochs."""
 
     epoch: int = 0
-    step: int = 0
+    step: int = 0  #: optimiser steps taken
     best_val_elbo: float | None = None
     best_epoch: int | None = None
     elapsed: float = 0.0
+    skipped: int = 0  #: batches skipped for a non-finite loss or gradient (``train.nonfinite: skip``)
 
 
 @dataclass
@@ -220,7 +246,8 @@ class FitResult:
 
 
 def _state_extra(state: TrainState) -> dict[str, Any]:
-    return {"best_val_elbo": state.best_val_elbo, "best_epoch": state.best_epoch, "elapsed": state.elapsed}
+    return {"best_val_elbo": state.best_val_elbo, "best_epoch": state.best_epoch, "elapsed": state.elapsed,
+            "skipped_batches": state.skipped}
 
 
 def fit(model: RunConfig | nn.Module, data: Any = None, *, train: TrainConfig | None = None,
@@ -321,7 +348,8 @@ def fit(model: RunConfig | nn.Module, data: Any = None, *, train: TrainConfig | 
                                map_location=dev)
         ex = meta.get("extra", {})
         state = TrainState(epoch=meta["epoch"], step=meta["step"], best_val_elbo=ex.get("best_val_elbo"),
-                           best_epoch=ex.get("best_epoch"), elapsed=float(ex.get("elapsed", 0.0)))
+                           best_epoch=ex.get("best_epoch"), elapsed=float(ex.get("elapsed", 0.0)),
+                           skipped=int(ex.get("skipped_batches", 0)))
     else:
         run_dir = Path(run_dir) if run_dir is not None else make_run_dir(cfg, info)
         if info.is_main:
@@ -347,6 +375,7 @@ def _loop(model: nn.Module, data: PreparedData, cfg: RunConfig, objective: Calla
     else:
         compute = module
     params = [p for p in model.parameters() if p.requires_grad]
+    agree = _all_ranks_any if info.enabled else None
     logger = RunLogger(run_dir, purge_step=state.step if resume else None, tensorboard=tensorboard) \
         if info.is_main else None
 
@@ -359,12 +388,13 @@ def _loop(model: nn.Module, data: PreparedData, cfg: RunConfig, objective: Calla
     if progress_enabled(info.rank):
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=steps_per_epoch * t.epochs, initial=state.step, unit="step", dynamic_ncols=True)
+        bar = tqdm(total=steps_per_epoch * t.epochs, initial=state.step + state.skipped, unit="step", dynamic_ncols=True)
     history: list[dict[str, Any]] = []
     cfg_dict = to_dict(cfg)
     t_start = time.perf_counter() - state.elapsed
     train_time, train_images = 0.0, 0
     seed_everything(cfg.seed, info.rank)
+    saved_epoch = state.epoch if resume else None  # of the last "last" checkpoint, for messages
     model.train()
     try:
         for epoch in range(state.epoch, total_epochs):
@@ -377,17 +407,27 @@ def _loop(model: nn.Module, data: PreparedData, cfg: RunConfig, objective: Calla
             window: list[dict[str, Any]] = []
             t_epoch = time.perf_counter()
             for idx in batch_indices(n, t.batch_size, perm_gen, shuffle=True):
-                if info.enabled and idx.numel() < info.world_size:
-                    continue  # a rank would get an empty shard; every rank skips it alike
                 xb = data.train[idx.to(device)]
                 if data.dynamic:
                     xb = dynamic_binarize(xb, bin_gen, check=False)
                 scale = 1.0
                 if info.enabled:
-                    full = xb.shape[0]
-                    xb = shard(xb, info)
-                    scale = xb.shape[0] * info.world_size / full
-                window.append(train_step(compute, optimizer, xb, state.step, t.grad_clip, params, scale))
+                    xb, scale = _rank_shard(xb, info)
+                metrics = train_step(compute, optimizer, xb, state.step, t.grad_clip, params, scale, agree)
+                if metrics is None:
+                    state.skipped += 1
+                    if t.nonfinite == "stop":
+                        kept = (f"{run_dir / 'checkpoints'} keeps the checkpoint of epoch {saved_epoch}"
+                                if saved_epoch is not None else "no checkpoint had been written yet")
+                        raise TrainingError(
+                            f"train.nonfinite=stop: the loss or its gradient became NaN or infinite in epoch "
+                            f"{epoch + 1} after {state.step} optimiser step(s); that step was not taken and {kept}. "
+                            "Lower train.lr, set train.grad_clip, or set train.nonfinite=skip to skip such batches "
+                            "(they are counted)")
+                    if bar is not None:
+                        bar.update(1)
+                    continue
+                window.append(metrics)
                 state.step += 1
                 if state.step % t.log_every == 0:
                     _log_window(logger, window, state, epoch, lr, t_start, history)
@@ -414,15 +454,22 @@ def _loop(model: nn.Module, data: PreparedData, cfg: RunConfig, objective: Calla
                                     rng=False)
                 if bar is not None:
                     bar.set_postfix(val_elbo=f"{val['elbo']:.2f}")
-            if info.is_main and (state.epoch % t.checkpoint_every == 0 or final or state.epoch == total_epochs):
-                state.elapsed = time.perf_counter() - t_start
-                save_checkpoint(run_dir / "checkpoints", "last", model, optimizer, epoch=state.epoch,
-                                step=state.step, config=cfg_dict, extra=_state_extra(state), **record)
+            if state.epoch % t.checkpoint_every == 0 or final or state.epoch == total_epochs:
+                if info.is_main:
+                    state.elapsed = time.perf_counter() - t_start
+                    save_checkpoint(run_dir / "checkpoints", "last", model, optimizer, epoch=state.epoch,
+                                    step=state.step, config=cfg_dict, extra=_state_extra(state), **record)
+                saved_epoch = state.epoch
     finally:
         if bar is not None:
             bar.close()
         if logger is not None:
             logger.close()
+    if state.step == 0:
+        raise TrainingError(
+            f"the run took no optimiser step in {state.epoch} epoch(s)"
+            + (f": all {state.skipped} batches had a non-finite loss or gradient (train.nonfinite=skip)"
+               if state.skipped else f" ({n} training rows)") + f"; {run_dir} holds the untrained model")
     if info.enabled:
         # Every rank returns only once rank 0 has written the final checkpoint: a caller may read it
         # at once, and a rank that reached shutdown while rank 0 still validated or wrote tore down
@@ -432,6 +479,29 @@ def _loop(model: nn.Module, data: PreparedData, cfg: RunConfig, objective: Calla
         dist.barrier()
     ips = train_images / train_time if train_time > 0 else float("nan")
     return FitResult(run_dir, model, data, state, history, ips, info.is_main)
+
+
+def _rank_shard(xb: Tensor, info: DistInfo) -> tuple[Tensor, float]:
+    """This rank's rows of global batch ``xb`` and its loss scale ``b_r W / B`` (see :func:`train_step`).
+
+    Shards are contiguous and differ in size by at most one (``torch.tensor_split``), larger first, so
+    rank 0, which logs, always has a row. A rank left without rows (``B < W``) still has to join the
+    gradient all-reduce, or the other ranks would wait forever: it scores the batch's first row with
+    weight 0.
+    """
+    part = shard(xb, info)
+    if part.shape[0] == 0:
+        return xb[:1], 0.0
+    return part, part.shape[0] * info.world_size / xb.shape[0]
+
+
+def _all_ranks_any(flag: Tensor) -> Tensor:
+    """True on every rank when ``flag`` is True on any rank (an all-reduce of one number)."""
+    import torch.distributed as dist
+
+    t = flag.to(torch.int32).reshape(1)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return t[0] > 0
 
 
 def _log_window(logger: RunLogger | None, window: list[dict[str, Any]], state: TrainState, epoch: int, lr: float,
@@ -445,6 +515,8 @@ def _log_window(logger: RunLogger | None, window: list[dict[str, Any]], state: T
     for k, v in window[-1].items():
         if not torch.is_tensor(v):
             rec[k] = v
+    if state.skipped:
+        rec["skipped"] = state.skipped
     rec.update({"lr": lr, "time": time.perf_counter() - t_start})
     logger.log(rec)
     history.append(rec)
