@@ -418,3 +418,15 @@ def test_a_diverging_run_exits_non_zero_through_the_cli(tmp_path):
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 1, r.stderr[-2000:]
     assert r.stderr.startswith("vaekit: error: train.nonfinite=stop") and "Traceback" not in r.stderr
+
+
+@pytest.mark.parametrize("umask,mode", [(0o022, 0o644), (0o002, 0o664), (0o077, 0o600)])
+def test_checkpoint_files_get_the_mode_the_umask_gives(tmp_path, umask, mode):
+    old = os.umask(umask)
+    try:
+        save_checkpoint(tmp_path, "last", torch.nn.Linear(2, 2), None, epoch=1, step=1)
+    finally:
+        os.umask(old)
+    files = sorted(tmp_path.iterdir())
+    assert [p.name for p in files] == ["last-e000001.safetensors", "last.json"]
+    assert all(p.stat().st_mode & 0o777 == mode for p in files), [oct(p.stat().st_mode) for p in files]

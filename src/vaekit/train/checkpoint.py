@@ -27,7 +27,7 @@ import hashlib
 import json
 import os
 import random
-import tempfile
+import secrets
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -49,12 +49,15 @@ class CheckpointError(ValueError):
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     """Write ``data`` to ``path`` so that ``path`` is either the old file or the complete new one.
 
-    Writes a temporary file in the same directory (same file system, so the
+    Writes a temporary file ``.<name>.<random>.tmp`` in the same directory (same file system, so the
     rename is atomic), flushes and fsyncs it, then ``os.replace``s it over ``path``
-    and fsyncs the directory so the rename itself is durable.
+    and fsyncs the directory so the rename itself is durable. The file gets the mode any new file of
+    the user gets (0666 less the umask); ``tempfile.mkstemp`` would make it 0600, unreadable to the
+    user's group however their umask is set.
     """
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    tmp = str(path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp"))
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
