@@ -184,3 +184,38 @@ def test_linear_gaussian_bounds_ordered_below_exact_log_px() -> None:
         assert float(d.mean()) > 4 * float(d.std() / math.sqrt(d.numel())), float(d.mean())
     l2000 = iwae_estimate(m, x, 2000)
     assert abs(float((logpx - l2000).mean())) < 0.05
+
+
+def test_active_units_of_a_stacked_layer_follow_the_authors_rule() -> None:
+    """Layer 2's unit activity is Var_x of the mean of q(z2 | z1) at a *sample* z1 (Burda et al.'s code,
+    get_units_variances). Here q(z1|x) = N(0, I) whatever x is, so E[z1|x] is constant (0 active units in
+    layer 1), and q(z2|z1) has mean 3 z1: its means at sampled z1 vary with variance 9 per unit (all 4
+    active), while at the mean passed upwards (z1 = 0) they would not vary at all."""
+    from torch import nn
+
+    from vaekit.reproduce.iwae import active_units_per_layer
+
+    spec = {"type": "hvae", "likelihood": {"type": "bernoulli"},
+            "layers": [{"encoder": {"type": "mlp", "hidden": []}, "latent": {"type": "gaussian", "dim": 4},
+                        "decoder": {"type": "mlp", "hidden": [8]}},
+                       {"encoder": {"type": "mlp", "hidden": []}, "latent": {"type": "gaussian", "dim": 4},
+                        "decoder": {"type": "mlp", "hidden": [8]}}]}
+    m = build_model(spec, data_dim=64)
+    with torch.no_grad():
+        for p in m.encoders.parameters():
+            p.zero_()
+        head1, head2 = m.q_layers[0].head, m.q_layers[1].head  # (loc, a) heads on the encoders' outputs
+        head1.weight.zero_()
+        head1.bias.zero_()
+        head1.bias[4:] = math.log(math.expm1(1.0))  # softplus(a) = 1: unit scale
+        head2.weight.zero_()
+        head2.bias.zero_()
+        head2.bias[4:] = -10.0
+    m.encoders[1] = nn.Identity()  # q(z2|z1) sees z1 itself
+    with torch.no_grad():
+        head2.weight[:4, :4] = 3 * torch.eye(4)
+    x = _digits()[:500]
+    assert active_units_per_layer(m, x) == [0, 4]
+    var2 = torch.cat([m.posterior(x).conditionals(m.posterior(x).sample())[1].loc]).var(0)
+    assert torch.allclose(var2, torch.full((4,), 9.0), rtol=0.2)  # 9 Var(z1) = 9
+    assert [int((v.var(0) > 0.01).sum()) for v in m.encode_layers(x)] == [0, 0]  # the old rule saw none

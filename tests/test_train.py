@@ -430,3 +430,27 @@ def test_checkpoint_files_get_the_mode_the_umask_gives(tmp_path, umask, mode):
     files = sorted(tmp_path.iterdir())
     assert [p.name for p in files] == ["last-e000001.safetensors", "last.json"]
     assert all(p.stat().st_mode & 0o777 == mode for p in files), [oct(p.stat().st_mode) for p in files]
+
+
+def test_glorot_uniform_init_option(tmp_path):
+    """``train.init_weights: glorot_uniform`` gives every Linear U(±sqrt(6/(in+out))) weights and zero biases."""
+    import math
+
+    from torch import nn
+
+    from vaekit.config import ConfigError, from_dict
+    from vaekit.train import init_weights
+
+    net = nn.Sequential(nn.Linear(200, 100), nn.Tanh(), nn.Linear(100, 50))
+    torch.manual_seed(0)
+    assert init_weights(net) == 2
+    for lin in (net[0], net[2]):
+        a = math.sqrt(6 / (lin.in_features + lin.out_features))
+        w = lin.weight
+        assert float(w.abs().max()) <= a and float(w.abs().max()) > 0.98 * a  # fills the Glorot interval
+        assert abs(float(w.var()) - a * a / 3) < 0.05 * a * a / 3  # the uniform's variance a^2/3
+        assert float(lin.bias.abs().max()) == 0.0
+    with pytest.raises(ValueError, match="unknown scheme 'he'"):
+        init_weights(net, "he")
+    with pytest.raises(ConfigError, match="train.init_weights"):
+        from_dict({"train": {"init_weights": "he"}})

@@ -113,6 +113,9 @@ class TrainConfig:
     ``grad_clip`` is a maximum global gradient norm (None: no clipping).
     ``init_output_bias`` sets the decoder's output bias to the logit of the mean
     training pixel (Burda et al. 2015; Bernoulli likelihoods only).
+    ``init_weights`` re-initialises every ``nn.Linear`` before training: ``default`` keeps PyTorch's
+    (uniform with bound ``1/sqrt(fan_in)``), ``glorot_uniform`` is Glorot & Bengio (2010) with zero
+    biases, the initialisation of Burda et al.'s code (see :func:`vaekit.train.init_weights`).
     ``eval_every``/``checkpoint_every`` count epochs; ``log_every`` counts steps.
     ``batch_size`` is the *global* batch: under DDP each of ``W`` ranks takes a ``1/W`` shard (the shards
     of a batch that ``W`` does not divide differ by one row, and their losses are weighted by size, so the
@@ -135,6 +138,7 @@ class TrainConfig:
     checkpoint_every: int = 1
     log_every: int = 50
     init_output_bias: bool = False
+    init_weights: Literal["default", "glorot_uniform"] = "default"
     nonfinite: Literal["stop", "skip"] = "stop"
 
     def __post_init__(self) -> None:

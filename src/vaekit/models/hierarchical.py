@@ -40,7 +40,8 @@ class StackedPosterior(RsampleAndLogProb, Distribution):
         self.model, self.x = model, x
         super().__init__(x.shape[:-1], torch.Size(), validate_args=False)
 
-    def _layers(self, zs: Sequence[Tensor]) -> list[Distribution]:
+    def conditionals(self, zs: Sequence[Tensor]) -> list[Distribution]:
+        """``[q(z_1|x), q(z_2|z_1), …, q(z_L|z_{L-1})]`` at the given ``zs`` (batch shapes ``zs[l].shape[:-1]``)."""
         inputs = [self.x, *zs[:-1]]
         return [lat(enc(h)) for enc, lat, h in zip(self.model.encoders, self.model.q_layers, inputs)]
 
@@ -66,7 +67,7 @@ class StackedPosterior(RsampleAndLogProb, Distribution):
 
     def log_prob(self, zs: Sequence[Tensor]) -> Tensor:
         self.model.check_latent(zs)
-        return sum(q.log_prob(z) for q, z in zip(self._layers(zs), zs))
+        return sum(q.log_prob(z) for q, z in zip(self.conditionals(zs), zs))
 
     @property
     def mean(self) -> tuple[Tensor, ...]:

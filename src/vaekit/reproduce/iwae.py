@@ -11,7 +11,9 @@ budgets train it once (``l{L}_vae_k1``).
 Evaluation (:func:`vaekit.reproduce.runner.evaluate_checkpoint`): test NLL = ``-L_k`` (IWAE bound, Burda et al. use
 k = 5000 on all 10,000 test images) with its standard error over images, the test ELBO (10 samples,
 analytic KL) and the gap ``L_k - ELBO``; active units = latent units whose posterior-mean variance over
-500 (fixed-binarised) training images exceeds 0.01 (Sec. 5.2), per layer for stacked models.
+500 (fixed-binarised) training images exceeds 0.01 (Sec. 5.2), per layer for stacked models, where layer
+``l > 1``'s mean is that of ``q(z_l | z_{l-1})`` at a *sample* ``z_{l-1} ~ q`` (the authors' code,
+``get_units_variances``), not at the mean passed upwards.
 """
 
 from __future__ import annotations
@@ -71,17 +73,23 @@ def run_spec(name: str) -> RunSpec:
 
 
 @torch.no_grad()
-def active_units_per_layer(model: nn.Module, x: Tensor, threshold: float = AU_THRESHOLD) -> list[int]:
-    r"""Active units ``#{u : Var_x(E_q[u|x]) > threshold}`` (Burda et al. 2015, Sec. 5.2), one count per
-    stochastic layer (:func:`vaekit.evaluation.posterior_mean_variance` split by ``encode_layers`` sizes).
+def active_units_per_layer(model: nn.Module, x: Tensor, threshold: float = AU_THRESHOLD, seed: int = 0) -> list[int]:
+    r"""Active units ``#{u : Var_x(E_q[u|·]) > threshold}`` (Burda et al. 2015, Sec. 5.2), one count per layer.
+
+    A one-layer model: ``E_q[u|x]`` (:func:`vaekit.evaluation.posterior_mean_variance`). A stacked model, as
+    in the authors' code (``iwae.py``, ``get_units_variances``): draw ``z_{1:L} ~ q(z_{1:L}|x)`` once (seeded)
+    and take the mean of ``q(z_l | z_{l-1})`` at that draw (``z_0 = x``), so layer 1 is ``E_q[z_1|x]`` and
+    layer ``l > 1`` the mean given a sample of the layer below.
 
     ``x``: ``(N, data_dim)`` binarised images (N >= 2)."""
-    var = posterior_mean_variance(model, x)
-    if hasattr(model, "encode_layers"):
-        sizes = [m.shape[-1] for m in model.encode_layers(x[:1])]
-    else:
-        sizes = [var.numel()]
-    return [int((v > threshold).sum()) for v in var.split(sizes)]
+    if not hasattr(model, "encode_layers"):
+        return [int((posterior_mean_variance(model, x) > threshold).sum())]
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        post = model.posterior(x)
+        zs = post.sample()
+        means = [lat.point_estimate(q) for lat, q in zip(model.q_layers, post.conditionals(zs))]
+    return [int((m.double().var(0, unbiased=True) > threshold).sum()) for m in means]
 
 
 def measure(run: LoadedRun, x: Tensor, values: Mapping[str, Tensor], budget: Budget) -> dict[str, Any]:

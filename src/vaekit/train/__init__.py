@@ -4,10 +4,11 @@ from .check import build_training, check_config
 from .checkpoint import CheckpointError, load_checkpoint, model_record, read_checkpoint, save_checkpoint
 from .data import PreparedData, prepare_data
 from .ddp import DistInfo, init_distributed, shutdown_distributed
-from .init import init_output_bias, output_layer
+from .init import init_output_bias, init_weights, output_layer
 from .logging import RunLogger, read_metrics
 from .loop import (FitResult, ObjectiveModule, TrainingError, TrainState, build_optimizer, fit, resolve_device, train_step,
                    validate)
+from .outputs import OutputError, check_folder, plan_output, write_output
 from .run import LoadedRun, load_run
 from .schedules import SCHEDULES, build_schedule
 from .seeding import derive_seed, seed_everything
@@ -15,5 +16,5 @@ from .seeding import derive_seed, seed_everything
 __all__ = ["fit", "TrainingError", "check_config", "build_training", "train_step", "FitResult", "TrainState", "ObjectiveModule",
            "PreparedData", "prepare_data", "build_optimizer", "validate", "resolve_device", "CheckpointError",
            "save_checkpoint", "load_checkpoint", "read_checkpoint", "model_record", "DistInfo", "init_distributed",
-           "shutdown_distributed", "init_output_bias", "output_layer", "RunLogger", "read_metrics", "LoadedRun",
-           "load_run", "SCHEDULES", "build_schedule", "derive_seed", "seed_everything"]
+           "shutdown_distributed", "init_output_bias", "init_weights", "output_layer", "RunLogger", "read_metrics", "LoadedRun",
+           "load_run", "OutputError", "plan_output", "check_folder", "write_output", "SCHEDULES", "build_schedule", "derive_seed", "seed_everything"]

@@ -5,7 +5,31 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-__all__ = ["output_layer", "init_output_bias"]
+__all__ = ["output_layer", "init_output_bias", "init_weights"]
+
+
+@torch.no_grad()
+def init_weights(model: nn.Module, scheme: str = "glorot_uniform") -> int:
+    r"""Re-initialise every ``nn.Linear`` of ``model`` in place; returns how many layers were set.
+
+    ``"glorot_uniform"``: :math:`W \sim U(-a, a)`, :math:`a = \sqrt{6 / (n_{in} + n_{out})}`, biases 0
+    (Glorot & Bengio 2010, via ``torch.nn.init.xavier_uniform_``). Burda et al.'s IWAE code initialises
+    every layer this way, the mean and log-sigma heads included; PyTorch's default bound
+    ``1/sqrt(n_in)`` is 0.58 times as wide for a 200-200 layer.
+
+    Raises:
+        ValueError: an unknown ``scheme``.
+    """
+    if scheme != "glorot_uniform":
+        raise ValueError(f"train.init_weights: unknown scheme {scheme!r}; allowed 'default', 'glorot_uniform'")
+    n = 0
+    for m in model.modules():
+        if isinstance(m, nn.Linear):
+            nn.init.xavier_uniform_(m.weight)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+            n += 1
+    return n
 
 
 def output_layer(model: nn.Module) -> nn.Linear:

@@ -47,7 +47,7 @@ from .check import build_training, check_config
 from .checkpoint import load_checkpoint, save_checkpoint
 from .data import PreparedData, check_data, load_data, prepare_data, prepare_given
 from .ddp import DistInfo, init_distributed, shard
-from .init import init_output_bias
+from .init import init_output_bias, init_weights
 from .logging import RunLogger, progress_enabled
 from .seeding import derive_seed, seed_everything
 
@@ -334,6 +334,8 @@ def fit(model: RunConfig | nn.Module, data: Any = None, *, train: TrainConfig | 
         prepared, name = prepare_given(data, binarize, cfg.seed, dev, model=net)
         cfg.data = DataConfig(name=name, binarize=binarize or ("dynamic" if prepared.dynamic else "none"))
         raw_train = prepared.train
+    if cfg.train.init_weights != "default" and not resume:
+        init_weights(net, cfg.train.init_weights)
     if cfg.train.init_output_bias and not resume:
         init_output_bias(net, raw_train)
     optimizer = build_optimizer(net, cfg)
