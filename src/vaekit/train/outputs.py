@@ -1,0 +1,124 @@
+"""Where a command writes: checked before the work, never replaced unasked, and a failed write that keeps
+what was computed.
+
+Evaluations can run for hours; finding out afterwards that ``--out`` points into a read-only or
+missing folder must not cost the result. So every command that computes and then writes:
+
+1. plans its output first (:func:`plan_output`): the folder is created and a probe file written and
+   removed in it, so a folder that cannot take the file fails before any work, naming it;
+2. never replaces a file silently: a default name that is taken gets the next free number
+   (``eval.json`` -> ``eval-2.json``), an explicit path that exists is refused unless overwriting is
+   asked for;
+3. writes atomically (:func:`write_output`), and on failure raises :class:`OutputError` naming the
+   path and carrying the result (``payload``), which the command line then prints.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from .checkpoint import atomic_write_bytes
+
+__all__ = ["OutputError", "plan_output", "check_folder", "write_output", "next_free"]
+
+
+class OutputError(OSError):
+    """A result could not be written to ``path``.
+
+    Attributes:
+        path: the file (or folder) that could not be written.
+        payload: the JSON-ready result that was to be written, kept so that it is not lost
+            (``vaekit`` prints it); None when nothing was computed yet.
+    """
+
+    def __init__(self, message: str, path: str | Path, payload: Any = None) -> None:
+        super().__init__(message)
+        self.path = Path(path)
+        self.payload = payload
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+def _reason(e: OSError) -> str:
+    return e.strerror or str(e)
+
+
+def next_free(path: Path) -> Path:
+    """``path`` if no such file exists, else the first of ``stem-2.suffix``, ``stem-3.suffix``, ... that is free."""
+    if not path.exists():
+        return path
+    i = 2
+    while (cand := path.with_name(f"{path.stem}-{i}{path.suffix}")).exists():
+        i += 1
+    return cand
+
+
+def check_folder(folder: str | Path, what: str = "output") -> Path:
+    """Create ``folder`` (with its parents) and prove it takes a file: write and remove a probe in it.
+
+    A probe rather than :func:`os.access`: the permission bits say nothing about a read-only mount,
+    a full disk's inode table or a root-owned folder under ``sudo``.
+
+    Raises:
+        OutputError: naming the folder and the system's reason.
+    """
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise OutputError(f"cannot create the {what} folder {folder}: {_reason(e)}", folder) from None
+    try:
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".vaekit-probe-"):
+            pass
+    except OSError as e:
+        raise OutputError(f"cannot write into the {what} folder {folder}: {_reason(e)}", folder) from None
+    return folder
+
+
+def plan_output(out: str | Path | None, default: Path, *, overwrite: bool = False, flag: str = "--out") -> Path:
+    """The file a command will write, decided and checked before the command does any work.
+
+    Args:
+        out: the path the user gave (None: ``default``). An existing folder, or a path ending in a
+            separator, means ``<out>/<default's name>``.
+        default: where the file goes by default; taken names get the next free number
+            (:func:`next_free`), so an earlier result is kept.
+        overwrite: replace a file the user named explicitly (without it that is an error).
+        flag: how the user named ``out`` (for messages).
+
+    Raises:
+        OutputError: the named file exists (and ``overwrite`` is False), or its folder cannot be created
+            or written (see :func:`check_folder`).
+    """
+    if out is None:
+        path = next_free(Path(default))
+    else:
+        path = Path(out).expanduser()
+        if path.is_dir() or str(out).endswith((os.sep, "/")):
+            path = path / Path(default).name
+        if path.is_dir():
+            raise OutputError(f"{flag} {path} is a folder; give a file name", path)
+        if path.exists() and not overwrite:
+            raise OutputError(f"{flag} {path} exists; choose another path or ask to overwrite it "
+                              "(--force on the command line)", path)
+    check_folder(path.parent)
+    return path
+
+
+def write_output(path: str | Path, data: str | bytes, payload: Any = None) -> Path:
+    """Write ``data`` to ``path`` atomically (the old file or the whole new one, never a torn one).
+
+    Raises:
+        OutputError: naming ``path`` and the system's reason, carrying ``payload`` (the result).
+    """
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(path, data.encode() if isinstance(data, str) else data)
+    except OSError as e:
+        raise OutputError(f"could not write {path}: {_reason(e)}", path, payload) from None
+    return path

@@ -1,0 +1,55 @@
+"""Outputs are settled before the work, never replaced unasked, and a failed write keeps the result."""
+
+from __future__ import annotations
+
+import errno
+
+import pytest
+
+from vaekit.train import OutputError, check_folder, plan_output, write_output
+from vaekit.train import checkpoint as ckpt_mod
+
+
+def test_a_taken_default_name_gets_the_next_free_number(tmp_path):
+    default = tmp_path / "eval.json"
+    assert plan_output(None, default) == default
+    default.write_text("{}")
+    assert plan_output(None, default) == tmp_path / "eval-2.json"
+    (tmp_path / "eval-2.json").write_text("{}")
+    assert plan_output(None, default) == tmp_path / "eval-3.json"
+    assert default.read_text() == "{}"  # planning touches nothing that is there
+
+
+def test_an_explicit_path_that_exists_is_refused_unless_overwriting(tmp_path):
+    f = tmp_path / "mine.json"
+    f.write_text("old")
+    with pytest.raises(OutputError, match=r"--out .*mine.json exists; choose another path"):
+        plan_output(f, tmp_path / "eval.json")
+    assert plan_output(f, tmp_path / "eval.json", overwrite=True) == f
+    # a folder (existing, or written with a trailing slash) takes the default name inside it
+    assert plan_output(tmp_path, tmp_path / "x" / "eval.json") == tmp_path / "eval.json"
+    assert plan_output(f"{tmp_path}/new/", tmp_path / "eval.json") == tmp_path / "new" / "eval.json"
+    assert (tmp_path / "new").is_dir()
+
+
+def test_a_folder_that_cannot_take_the_file_fails_before_the_work(tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    # a path under a regular file cannot exist, even for root (permission bits would not stop root)
+    with pytest.raises(OutputError, match=r"cannot create the output folder .*a-file/sub") as e:
+        plan_output(blocker / "sub" / "eval.json", tmp_path / "eval.json")
+    assert e.value.path == blocker / "sub" and e.value.payload is None
+    with pytest.raises(OutputError, match="cannot write into the plots folder"):
+        check_folder("/proc/self", "plots")
+
+
+def test_a_failed_write_names_the_path_and_carries_the_result(tmp_path, monkeypatch):
+    def full(*a, **k):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(ckpt_mod.os, "replace", full)
+    payload = {"estimates": {"elbo": {"mean": -1.5}}}
+    with pytest.raises(OutputError, match=r"could not write .*eval.json: No space left on device") as e:
+        write_output(tmp_path / "eval.json", "{}", payload)
+    assert e.value.payload is payload and e.value.path == tmp_path / "eval.json"
+    assert list(tmp_path.iterdir()) == []  # no temporary file left behind
