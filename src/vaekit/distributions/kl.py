@@ -30,19 +30,22 @@ def _broadcast(kl: Tensor, q_batch: torch.Size) -> Tensor:
 # KL(vMF(mu, k) || U(S^{m-1})) = -H[vMF] + log|S^{m-1}|
 #   = k A_m(k) + log C_m(k) + log|S^{m-1}|,  A_m = I_{m/2}/I_{m/2-1}.
 # Davidson et al. (2018), Hyperspherical VAEs, arXiv:1804.00891, eq. (16)/App. B. Constant in mu; 0 at k = 0.
+# In float64, rounding below 0 clamped (the two terms agree to ~1e-13 at k = 0).
 @register_kl(VonMisesFisher, HypersphericalUniform)
 def _kl_vmf_uniform(p: VonMisesFisher, q: HypersphericalUniform) -> Tensor:
     _check_dims(p.event_shape[0], q.dim, "VonMisesFisher", "HypersphericalUniform")
-    return _broadcast(q.log_area - p.entropy(), q.batch_shape)
+    return _broadcast((q.log_area - p._entropy64()).clamp_min(0).to(p.loc.dtype), q.batch_shape)
 
 
 # KL(PowerSpherical(mu, k) || U(S^{m-1})) = -H[PS] + log|S^{m-1}|, with
 #   H[PS] = log N(k, m) - k (log 2 + psi(alpha) - psi(alpha + beta)), alpha = (m-1)/2 + k, beta = (m-1)/2.
 # De Cao & Aziz (2020), The Power Spherical distribution, arXiv:2006.04437, Sec. 3 (entropy) and App.
+# Computed as D(beta) - D(2 beta), D(a) = lgamma(a) - lgamma(a + k) + k psi(a + k) (PowerSpherical.kl_to_uniform):
+# the same value with no O(k) terms to cancel, exactly 0 at k = 0.
 @register_kl(PowerSpherical, HypersphericalUniform)
 def _kl_ps_uniform(p: PowerSpherical, q: HypersphericalUniform) -> Tensor:
     _check_dims(p.event_shape[0], q.dim, "PowerSpherical", "HypersphericalUniform")
-    return _broadcast(q.log_area - p.entropy(), q.batch_shape)
+    return _broadcast(p.kl_to_uniform(), q.batch_shape)
 
 
 # KL(U || U) = 0 for equal dimensions (same density).
@@ -60,8 +63,10 @@ def _kl_uniform_uniform(p: HypersphericalUniform, q: HypersphericalUniform) -> T
 @register_kl(VonMisesFisher, VonMisesFisher)
 def _kl_vmf_vmf(p: VonMisesFisher, q: VonMisesFisher) -> Tensor:
     _check_dims(p.event_shape[0], q.event_shape[0], "VonMisesFisher", "VonMisesFisher")
-    a = bessel_ratio(p.event_shape[0] / 2 - 1, p.concentration.double()).to(p.loc.dtype)
-    # (log C1 + k1) - (log C2 + k2) keeps the O(kappa) parts out of the subtraction
-    cos = (p.loc * q.loc).sum(-1)
-    return (p._log_normalizer_plus_kappa() - q._log_normalizer_plus_kappa()
-            - p.concentration * (1 - a) + q.concentration * (1 - a * cos))
+    k1, k2 = p.concentration.double(), q.concentration.double()
+    a = bessel_ratio(p.event_shape[0] / 2 - 1, k1)
+    # (log C1 + k1) - (log C2 + k2) keeps the O(kappa) parts out of the subtraction; all in float64, because
+    # 1 - A_m(k1) ~ (m-1)/(2 k1) keeps only a few float32 digits at k1 ~ 1e5
+    cos = (p.loc.double() * q.loc.double()).sum(-1)
+    kl = (p._log_normalizer_plus_kappa64() - q._log_normalizer_plus_kappa64() - k1 * (1 - a) + k2 * (1 - a * cos))
+    return kl.clamp_min(0).to(torch.promote_types(p.loc.dtype, q.loc.dtype))

@@ -41,19 +41,32 @@ class PowerSpherical(DirectionalDistribution):
         ``loc`` is the mean direction and the mode. ``log_prob`` uses
         ``xlogy(kappa, 1 + mu^T z)`` so that :math:`\kappa = 0` at the antipode gives 0, not NaN.
 
+        **Precision.** The log-normaliser, entropy, KL, ``log_prob`` and the Beta draw run in float64
+        and are cast to ``loc.dtype`` at the end: in float32 the lgamma terms (about 1e6 at
+        :math:`\kappa = 10^5`) cancel to a few hundred nats, and doing that in float32 put the KL to the
+        uniform 0.13 nats off at m = 64, :math:`\kappa = 10^5`, and below 0 (to -5e-4) at small
+        :math:`\kappa`. Tested against mpmath for m in [2, 1024] and :math:`\kappa` in [0, 1e5], in float32
+        and float64 (``tests/test_spherical.py``); in float32 the result is then exact up to its own
+        rounding. Beyond :math:`\kappa \approx 10^7 m` a float32 draw rounds to ``loc`` itself
+        (:math:`1 - \mu^\top z \approx (m-1)/(2\kappa)` falls below float32's resolution), so keep
+        :math:`\kappa` in the tested range there (a ``min_kappa``/``fixed_kappa`` of a latent layer is).
+
     References:
         De Cao & Aziz (2020), The Power Spherical distribution, arXiv:2006.04437.
     """
 
-    @property
-    def _alpha_beta(self) -> tuple[Tensor, float]:
+    def _kappa64(self) -> Tensor:
+        return self.concentration.double()
+
+    def _log_normalizer64(self) -> Tensor:
         beta = (self._m - 1) / 2
-        return self.concentration + beta, beta
+        alpha = self._kappa64() + beta
+        return (alpha + beta) * math.log(2) + beta * math.log(math.pi) + torch.lgamma(alpha) - torch.lgamma(alpha + beta)
 
     def log_normalizer(self) -> Tensor:
-        r""":math:`\log N(\kappa, m) = (\alpha+\beta)\log 2 + \beta\log\pi + \log\Gamma(\alpha) - \log\Gamma(\alpha+\beta)`."""
-        alpha, beta = self._alpha_beta
-        return (alpha + beta) * math.log(2) + beta * math.log(math.pi) + torch.lgamma(alpha) - torch.lgamma(alpha + beta)
+        r""":math:`\log N(\kappa, m) = (\alpha+\beta)\log 2 + \beta\log\pi + \log\Gamma(\alpha) - \log\Gamma(\alpha+\beta)`
+        (float64 inside: the lgamma terms reach 1e6 at :math:`\kappa = 10^5`), shape ``batch_shape``."""
+        return self._log_normalizer64().to(self.loc.dtype)
 
     @property
     def mean(self) -> Tensor:
@@ -65,24 +78,51 @@ class PowerSpherical(DirectionalDistribution):
         return self.loc
 
     def log_prob(self, value: Tensor) -> Tensor:
-        r""":math:`\kappa\log(1+\mu^\top z) - \log N(\kappa, m)`; ``value`` ``(*S, *B, m)`` -> ``(*S, *B)``."""
+        r""":math:`\kappa\log(1+\mu^\top z) - \log N(\kappa, m)`; ``value`` ``(*S, *B, m)`` -> ``(*S, *B)``.
+
+        Written as :math:`\kappa\log\frac{1+\mu^\top z}{2} - (\log N - \kappa\log 2)` in float64, so the
+        :math:`O(\kappa)` parts cancel before anything is rounded to the value's dtype.
+        """
         if self._validate_args:
             self._validate_sample(value)
-        cos = (self.loc * value).sum(-1)
-        return torch.xlogy(self.concentration, (1 + cos).clamp_min(0)) - self.log_normalizer()
+        k = self._kappa64()
+        half_one_plus_cos = ((self.loc.double() * value.double()).sum(-1) + 1).clamp_min(0) / 2
+        out = torch.xlogy(k, half_one_plus_cos) - (self._log_normalizer64() - k * math.log(2))
+        return out.to(torch.promote_types(value.dtype, self.loc.dtype))
+
+    def _entropy64(self) -> Tensor:
+        beta = (self._m - 1) / 2
+        k = self._kappa64()
+        return self._log_normalizer64() - k * (math.log(2) + torch.digamma(k + beta) - torch.digamma(k + 2 * beta))
 
     def entropy(self) -> Tensor:
-        alpha, beta = self._alpha_beta
-        return self.log_normalizer() - self.concentration * (
-            math.log(2) + torch.digamma(alpha) - torch.digamma(alpha + beta))
+        r""":math:`H = \log N(\kappa, m) - \kappa(\log 2 + \psi(\alpha) - \psi(\alpha+\beta))` (float64 inside)."""
+        return self._entropy64().to(self.loc.dtype)
+
+    def kl_to_uniform(self) -> Tensor:
+        r""":math:`\mathrm{KL}(q \| U(S^{m-1}))`, shape ``batch_shape``, never negative.
+
+        :math:`\log|S^{m-1}| = \log N(0, m)`, so with :math:`D(a) = \log\Gamma(a) - \log\Gamma(a+\kappa)
+        + \kappa\psi(a+\kappa) \ge 0` (the Bregman divergence of the convex :math:`\log\Gamma`)
+        the KL is :math:`D(\beta) - D(2\beta)`: exactly 0 at :math:`\kappa = 0`, with no :math:`O(\kappa)` terms
+        to cancel, in float64 (agrees with mpmath to 1e-10 over m in [2, 1024], kappa in [0, 1e5]);
+        rounding below 0 is clamped. Its derivative is :math:`\kappa(\psi'(\beta+\kappa) - \psi'(2\beta+\kappa)) \ge 0`.
+        """
+        beta = (self._m - 1) / 2
+        k = self._kappa64()
+
+        def bregman(a: float) -> Tensor:
+            return math.lgamma(a) - torch.lgamma(a + k) + k * torch.digamma(a + k)
+
+        return (bregman(beta) - bregman(2 * beta)).clamp_min(0).to(self.loc.dtype)
 
     def rsample(self, sample_shape: torch.Size | tuple[int, ...] = torch.Size()) -> Tensor:
-        """``(*sample_shape, *batch_shape, m)`` reparameterised draws."""
+        """``(*sample_shape, *batch_shape, m)`` reparameterised draws (the Beta draw in float64)."""
         shape = self._extended_shape(torch.Size(sample_shape))
-        alpha, beta = self._alpha_beta
-        alpha = alpha.expand(shape[:-1])
+        beta = (self._m - 1) / 2
+        alpha = (self._kappa64() + beta).expand(shape[:-1])
         conc = torch.stack([alpha, torch.full_like(alpha, beta)], dim=-1)
-        one_minus_t = Dirichlet(conc, validate_args=False).rsample()[..., 1]  # (*S, *B)
+        one_minus_t = Dirichlet(conc, validate_args=False).rsample()[..., 1].to(self.loc.dtype)  # (*S, *B)
         tangent = uniform_sphere(tuple(shape[:-1]), self._m - 1, self.loc.dtype, self.loc.device)
         return householder(self.loc, assemble(2 * one_minus_t, tangent))
 
