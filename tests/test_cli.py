@@ -174,3 +174,137 @@ def test_overrides_after_options_are_taken_and_other_extras_refused(capsys) -> N
         main(["reproduce", "iwae", "--runs", "l1_vae_k1", "--no-such-flag"])
     assert e.value.code == 2
     assert "unrecognized arguments: --no-such-flag" in capsys.readouterr().err
+
+
+@pytest.fixture
+def own_run(run_dir, tmp_path) -> Path:
+    """A copy of the trained run that a test may write into."""
+    import shutil
+
+    return Path(shutil.copytree(run_dir, tmp_path / "run"))
+
+
+def _no_work(monkeypatch):
+    """Make any evaluation or image drawing fail loudly: the command must stop before it."""
+    import vaekit.pipeline.evaluate as ev_mod
+    import vaekit.pipeline.images as img_mod
+
+    def work(*a, **k):
+        raise AssertionError("the command computed before checking where it writes")
+
+    monkeypatch.setattr(ev_mod, "_open", work)
+    monkeypatch.setattr(img_mod, "_image_run", work)
+    monkeypatch.setattr(img_mod, "load_run_images", work)
+
+
+def test_outputs_that_cannot_be_written_fail_before_the_work(own_run, tmp_path, capsys, monkeypatch):
+    _no_work(monkeypatch)
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    for argv in (["eval", str(own_run), "--out", str(blocker / "res" / "eval.json")],
+                 ["sample", str(own_run), "--out", str(blocker / "s.png")],
+                 ["reconstruct", str(own_run), "--out", str(blocker / "r.png")],
+                 ["interpolate", str(own_run), "--out", str(blocker / "i.png")]):
+        assert main(argv) == 1, argv
+        err = capsys.readouterr().err
+        assert err.startswith("vaekit: error: cannot create the output folder") and str(blocker) in err, err
+    # an explicit file that exists is not replaced unasked, and a wrong suffix is named, both before the work
+    (own_run / "mine.json").write_text("{}")
+    _one_line_error(capsys, ["sample", str(own_run), "--out", str(tmp_path / "s.jpg")], "give a path ending in .png")
+    assert main(["eval", str(own_run), "--out", str(own_run / "mine.json")]) == 1
+    assert "mine.json exists; choose another path or ask to overwrite it (--force" in capsys.readouterr().err
+    assert (own_run / "mine.json").read_text() == "{}"
+    # training: the run directory is probed before the first step
+    assert main(["train", "--config", CONFIG, "--out", str(blocker), "--device", "cpu", "run_name=x"]) == 1
+    assert "cannot create the checkpoint folder" in capsys.readouterr().err
+
+
+def test_a_failed_eval_write_prints_the_results_and_names_the_path(own_run, capsys, monkeypatch):
+    import errno
+
+    from vaekit.train import outputs
+
+    def full(path, data):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(outputs, "atomic_write_bytes", full)
+    out = own_run / "res.json"
+    assert main(["eval", str(own_run), "--estimators", "elbo", "--n", "20", "--out", str(out)]) == 1
+    cap = capsys.readouterr()
+    assert cap.out.index("test set (20 examples)") < cap.out.index("{")  # the table first, then the JSON
+    payload = json.loads(cap.out[cap.out.index("{"):])
+    assert payload["n"] == 20 and set(payload["estimates"]) == {"elbo"}
+    assert cap.err == (f"vaekit: error: could not write {out}: No space left on device; the results are printed "
+                       "above\n")
+    assert not out.exists() and not list(own_run.glob(".res.json.*"))
+
+
+def test_a_failed_image_write_keeps_the_image_elsewhere(own_run, capsys, monkeypatch):
+    from vaekit import viz
+
+    real = viz.sample_grid
+
+    def refuse_run_dir(x, shape, path, *a, **k):
+        if str(own_run) in str(path):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real(x, shape, path, *a, **k)
+
+    monkeypatch.setattr(viz, "sample_grid", refuse_run_dir)
+    assert main(["sample", str(own_run), "--n", "4"]) == 1
+    err = capsys.readouterr().err
+    assert "could not write" in err and "Permission denied; the image was saved to " in err, err
+    kept = Path(err.rsplit("saved to ", 1)[1].split(" instead")[0])
+    try:
+        assert kept.stat().st_size > 0
+    finally:
+        kept.unlink()
+
+
+def test_eval_and_sample_never_replace_earlier_results_unasked(own_run, capsys):
+    before = (own_run / "eval.json").read_text()
+    assert main(["eval", str(own_run), "--estimators", "elbo", "--n", "10"]) == 0
+    assert f"wrote {own_run / 'eval-2.json'} ({own_run / 'eval.json'} was there and is kept)" in capsys.readouterr().out
+    assert (own_run / "eval.json").read_text() == before
+    assert json.loads((own_run / "eval-2.json").read_text())["n"] == 10
+    png = (own_run / "plots" / "samples.png").read_bytes()
+    assert main(["sample", str(own_run), "--n", "4"]) == 0
+    assert capsys.readouterr().out.strip() == str(own_run / "plots" / "samples-2.png")
+    assert (own_run / "plots" / "samples.png").read_bytes() == png
+    # asked for, an explicit file is replaced
+    assert main(["eval", str(own_run), "--estimators", "elbo", "--n", "5", "--out", str(own_run / "eval-2.json"),
+                 "--force"]) == 0
+    assert json.loads((own_run / "eval-2.json").read_text())["n"] == 5
+
+
+def test_train_prints_its_evaluation_before_writing_it(tmp_path, capsys, monkeypatch):
+    import errno
+
+    from vaekit.train import outputs, read_checkpoint
+
+    real = outputs.atomic_write_bytes
+
+    def no_eval_json(path, data):
+        if Path(path).name == "eval.json":
+            raise OSError(errno.EROFS, "Read-only file system")
+        return real(path, data)
+
+    monkeypatch.setattr(outputs, "atomic_write_bytes", no_eval_json)
+    torch.set_num_threads(1)
+    rc = main(["train", "--config", CONFIG, "train.epochs=1", "eval.estimators=elbo", "eval.n=30", "run_name=ro",
+               "--out", str(tmp_path), "--device", "cpu"])
+    cap = capsys.readouterr()
+    assert rc == 1, cap.err
+    assert "test set (30 examples)" in cap.out and json.loads(cap.out[cap.out.index("{"):])["n"] == 30
+    assert f"could not write {tmp_path / 'ro' / 'eval.json'}: Read-only file system" in cap.err
+    assert read_checkpoint(tmp_path / "ro" / "checkpoints", "last")[0]["epoch"] == 1  # the run itself is intact
+
+
+def test_reproduce_checks_its_folder_before_training(tmp_path, capsys, monkeypatch):
+    from vaekit.reproduce import runner
+
+    monkeypatch.setattr(runner, "fit", lambda *a, **k: pytest.fail("trained before checking the output folder"))
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    assert main(["reproduce", "latents", "data.name=digits", "--runs", "gaussian_d2", "--epochs", "1",
+                 "--out", str(blocker / "rep")]) == 1
+    assert f"cannot create the reproduction folder {blocker / 'rep'}" in capsys.readouterr().err

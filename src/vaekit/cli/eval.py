@@ -1,7 +1,8 @@
 """``vaekit eval RUN_DIR [--estimators elbo,iwae:5000] [--checkpoint best|last] [--split test] [--n N]``.
 
-Writes ``RUN_DIR/eval.json`` (estimates with standard errors, settings, seed,
-wall time) and prints a table.
+Checks where it will write before it evaluates, prints the table, then writes ``RUN_DIR/eval.json``
+(``eval-2.json``, ... when taken; estimates with standard errors, settings, seed, wall time). If the
+write fails, the JSON is printed instead and the message names the path.
 """
 
 from __future__ import annotations
@@ -33,7 +34,9 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--batch-size", type=int, help="examples per batch")
     p.add_argument("--device", choices=["cpu", "cuda", "auto"], default="cpu")
     p.add_argument("--data-dir", help="override data.data_dir")
-    p.add_argument("--out", help="where to write the JSON (default RUN_DIR/eval.json)")
+    p.add_argument("--out", help="where to write the JSON: a file or a folder (default RUN_DIR/eval.json, or "
+                                 "eval-2.json, ... when taken)")
+    p.add_argument("--force", action="store_true", help="replace the file --out names if it exists")
     p.add_argument("--ais-chains", type=int, default=16, help="AIS chains per example (default 16)")
     p.add_argument("--ais-leapfrog", type=int, default=10, help="HMC leapfrog steps per AIS transition (default 10)")
     p.add_argument("--bdmc", action="store_true",
@@ -51,7 +54,11 @@ def run(args: argparse.Namespace) -> int:
     ev = evaluate_run(args.run_dir, checkpoint=args.checkpoint, estimators=args.estimators, split=args.split, n=args.n,
                       seed=args.seed, batch_size=args.batch_size, device=args.device, data_dir=args.data_dir,
                       ais_chains=args.ais_chains, ais_leapfrog=args.ais_leapfrog,
-                      bdmc_T=args.bdmc_T if args.bdmc else (), bdmc_n=args.bdmc_n, out=args.out)
-    print(ev.summary())
-    print(f"wrote {ev.path}")
+                      bdmc_T=args.bdmc_T if args.bdmc else (), bdmc_n=args.bdmc_n, out=args.out,
+                      overwrite=args.force, write=False)
+    print(ev.summary(), flush=True)
+    ev.write()
+    kept = f" ({ev.path.parent / 'eval.json'} was there and is kept)" if args.out is None and \
+        ev.path.name != "eval.json" else ""
+    print(f"wrote {ev.path}{kept}")
     return 0

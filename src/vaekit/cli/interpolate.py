@@ -26,5 +26,5 @@ def run(args: argparse.Namespace) -> int:
     from ..pipeline import interpolate_images
 
     print(interpolate_images(args.run_dir, args.steps, args.pairs, checkpoint=args.checkpoint, split=args.split,
-                             data_dir=args.data_dir, out=args.out))
+                             data_dir=args.data_dir, out=args.out, overwrite=args.force))
     return 0

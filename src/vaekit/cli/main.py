@@ -3,13 +3,15 @@
 Bad input (unknown config key, wrong type, missing data, corrupted checkpoint,
 data a model cannot score) ends with one ``vaekit: error: ...`` message and exit
 status 2, not a traceback; a run that trained but failed at its job (a non-finite
-loss, no optimiser step) the same way with status 1. Set ``VAEKIT_DEBUG=1`` to see
-the traceback.
+loss, no optimiser step) or a file that could not be written, the same way with
+status 1 (results computed but not written are printed as JSON first). Set
+``VAEKIT_DEBUG=1`` to see the traceback.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from typing import Sequence
@@ -17,6 +19,7 @@ from typing import Sequence
 from ..registry import ConfigError
 from ..train.checkpoint import CheckpointError
 from ..train.loop import TrainingError
+from ..train.outputs import OutputError
 from . import eval as eval_cmd
 from . import interpolate, reconstruct, sample, train
 
@@ -59,7 +62,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             msg = f"missing key {e}"
         print(f"vaekit: error: {msg}", file=sys.stderr)
         return 2
-    except TrainingError as e:
+    except OutputError as e:
+        if os.environ.get("VAEKIT_DEBUG"):
+            raise
+        if e.payload is not None:  # computed but not written: the results go to stdout rather than nowhere
+            print(json.dumps(e.payload, indent=2, default=float))
+        print(f"vaekit: error: {e}" + ("; the results are printed above" if e.payload is not None else ""),
+              file=sys.stderr)
+        return 1
+    except (TrainingError, OSError) as e:
         if os.environ.get("VAEKIT_DEBUG"):
             raise
         print(f"vaekit: error: {e}", file=sys.stderr)

@@ -21,5 +21,5 @@ def run(args: argparse.Namespace) -> int:
     from ..pipeline import reconstruct_images
 
     print(reconstruct_images(args.run_dir, args.n, checkpoint=args.checkpoint, split=args.split,
-                             data_dir=args.data_dir, out=args.out))
+                             data_dir=args.data_dir, out=args.out, overwrite=args.force))
     return 0

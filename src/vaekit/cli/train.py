@@ -65,8 +65,12 @@ def run(args: argparse.Namespace) -> int:
     from ..pipeline import train_run
 
     cfg, run_dir = resolve_config(args)
+
+    def show(ev: Any) -> None:  # before the report is written, so that a failed write cannot hide it
+        print(ev.summary(), flush=True)
+
     report = train_run(cfg, run_dir=run_dir, resume=run_dir is not None, evaluate=not args.no_final_eval,
-                       threads=args.threads)
+                       threads=args.threads, show=show)
     result = report.fit
     if result.is_main:
         print(f"run directory: {result.run_dir}")
@@ -76,6 +80,6 @@ def run(args: argparse.Namespace) -> int:
             print(f"skipped {result.state.skipped} batches with a non-finite loss or gradient (train.nonfinite=skip); "
                   f"{result.state.step} optimiser steps taken")
     if report.evaluation is not None:
-        print(report.evaluation.summary())
+        print(f"wrote {report.evaluation.path}")
         print("plots: " + ", ".join(p.name for p in report.evaluation.plots))
     return 0

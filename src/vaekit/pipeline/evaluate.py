@@ -6,7 +6,7 @@ import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import torch
 from torch import Tensor, nn
@@ -45,15 +45,37 @@ class RunEvaluation:
     """What :func:`evaluate_run` and :func:`finish_run` produced.
 
     Attributes:
-        payload: the JSON written to ``path``: ``run_dir``, ``checkpoint``, ``epoch``, ``step``, ``split``,
+        payload: the JSON for ``path``: ``run_dir``, ``checkpoint``, ``epoch``, ``step``, ``split``,
             ``binarize`` and :func:`evaluate_model`'s fields (plus ``bdmc`` when asked for).
-        path: where the JSON was written.
+        path: where the JSON goes (checked before the evaluation ran: see :func:`vaekit.train.plan_output`).
         plots: the PNGs written (:func:`finish_run` only).
+        written: whether :meth:`write` has written it.
     """
 
     payload: dict[str, Any]
     path: Path
     plots: list[Path] = field(default_factory=list)
+    written: bool = False
+    #: the rest of the report, written after the JSON (finish_run: the metrics record and the plots)
+    after: Callable[[], list[Path]] | None = field(default=None, repr=False, compare=False)
+
+    def to_json(self) -> str:
+        """The payload as the indented JSON that :meth:`write` writes."""
+        return json.dumps(self.payload, indent=2, default=float) + "\n"
+
+    def write(self) -> "RunEvaluation":
+        """Write the JSON to :attr:`path` atomically, then the rest of the report; returns ``self``.
+
+        Raises:
+            OutputError: naming the file that could not be written; its ``payload`` holds the results.
+        """
+        from ..train import write_output
+
+        write_output(self.path, self.to_json(), self.payload)
+        self.written = True
+        if self.after is not None:
+            self.plots = self.after()
+        return self
 
     def summary(self) -> str:
         """A text report: the split and checkpoint, the estimates' table, the NLL read off the tightest
@@ -107,21 +129,25 @@ def _estimate(run: Any, split: str, x: Tensor, spec: str | None, seed: int | Non
             "step": run.meta["step"], "split": split, "binarize": run.config.data.binarize, **res}
 
 
-def _write_json(path: Path, payload: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(payload, indent=2, default=float) + "\n")
+def _run_dir(run_dir: str | Path) -> Path:
+    """``run_dir`` as a Path, refused unless it is a folder (before anything is planned inside it)."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise FileNotFoundError(f"run directory not found: {run_dir}")
+    return run_dir
 
 
 def evaluate_run(run_dir: str | Path, *, checkpoint: str = "best", estimators: str | None = None,
                  split: str | None = None, n: int | None = None, seed: int | None = None,
                  batch_size: int | None = None, device: str = "cpu", data_dir: str | None = None,
                  ais_chains: int = 16, ais_leapfrog: int = 10, bdmc_T: Sequence[int] = (), bdmc_n: int = 16,
-                 out: str | Path | None = None) -> RunEvaluation:
+                 out: str | Path | None = None, overwrite: bool = False, write: bool = True) -> RunEvaluation:
     """Evaluate a run directory's checkpoint with the estimators of ``estimators`` and write the JSON.
 
     The evaluation rows are ``split`` of the run's data exactly as training saw them
     (:func:`vaekit.pipeline.eval_data`). ``None`` takes the run's ``eval`` config (``estimators``,
-    ``split``, ``n``, ``seed``, ``batch_size``).
+    ``split``, ``n``, ``seed``, ``batch_size``). Where the JSON goes is settled and checked before any
+    work (:func:`vaekit.train.plan_output`).
 
     Args:
         run_dir: a run directory written by :func:`vaekit.train.fit` from a config.
@@ -132,17 +158,33 @@ def evaluate_run(run_dir: str | Path, *, checkpoint: str = "best", estimators: s
         ais_chains, ais_leapfrog: AIS chains per example and HMC leapfrog steps per transition.
         bdmc_T: AIS lengths for bidirectional Monte Carlo on ``bdmc_n`` examples simulated from the model
             (Grosse et al. 2015; Wu et al. 2017); empty: no BDMC.
-        out: the JSON path (default ``run_dir/eval.json``).
+        out: the JSON path, or a folder for ``eval.json`` in it (default ``run_dir/eval.json``, or
+            ``eval-2.json``, ... when that exists: an earlier evaluation is never replaced unasked).
+        overwrite: replace the file ``out`` names if it exists (otherwise that is an error, raised first).
+        write: write the JSON before returning; False leaves it to :meth:`RunEvaluation.write` (the command
+            line prints the results first).
 
     Raises:
         ValueError: ``n``, ``ais_chains``, ``ais_leapfrog``, ``bdmc_n`` or an entry of ``bdmc_T`` below 1, or
             a run of a model built by hand (its data are not in the run directory; evaluate it with
             :func:`evaluate_model`); and what :func:`vaekit.train.load_run` and :func:`evaluate_model` raise.
+        OutputError: ``out`` exists or cannot be written (before the work), or the write failed (after it;
+            the exception's ``payload`` holds the results).
     """
+    from ..evaluation import parse_spec
+    from ..train import plan_output
+
     if ais_chains < 1 or ais_leapfrog < 1:
         raise ValueError(f"ais_chains and ais_leapfrog must be >= 1, got {ais_chains}, {ais_leapfrog}")
     if bdmc_T and (min(bdmc_T) < 1 or bdmc_n < 1):
         raise ValueError(f"bdmc_T needs positive integers and bdmc_n >= 1, got {list(bdmc_T)}, {bdmc_n}")
+    if n is not None and n < 1:
+        raise ValueError(f"n must be >= 1, got {n}")
+    if batch_size is not None and batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    if estimators is not None:
+        parse_spec(estimators)
+    path = plan_output(out, _run_dir(run_dir) / "eval.json", overwrite=overwrite)
     run, split, x, _ = _open(run_dir, checkpoint, device, data_dir, split)
     payload = _estimate(run, split, x, estimators, seed, batch_size, n, ais_chains=ais_chains,
                         ais_leapfrog=ais_leapfrog)
@@ -151,34 +193,56 @@ def evaluate_run(run_dir: str | Path, *, checkpoint: str = "best", estimators: s
 
         payload["bdmc"] = run_bdmc(run.model, bdmc_n, list(bdmc_T), seed=payload["seed"], n_chains=ais_chains,
                                    leapfrog_steps=ais_leapfrog)
-    path = Path(out) if out is not None else run.run_dir / "eval.json"
-    _write_json(path, payload)
-    return RunEvaluation(payload, path)
+    ev = RunEvaluation(payload, path)
+    return ev.write() if write else ev
 
 
-def finish_run(run_dir: str | Path, device: str | None = None, plots: bool = True) -> RunEvaluation:
+def finish_run(run_dir: str | Path, device: str | None = None, plots: bool = True,
+               write: bool = True) -> RunEvaluation:
     """The post-training report of a run: evaluate the ``best`` checkpoint on ``eval.split`` with the run's
     ``eval`` config, write ``eval.json``, append a metrics record (``split: <eval.split>``, one field per
     estimator) to ``metrics.jsonl``, and write the plots (:func:`vaekit.pipeline.write_plots`).
+
+    ``eval.json`` never replaces an earlier one (a resumed run's report goes to ``eval-2.json``, ...);
+    the plots are redrawn in place, since they show the run as it now is. The folders are checked
+    before the evaluation runs.
 
     Args:
         run_dir: a run directory written by :func:`vaekit.train.fit` from a config.
         device: where to evaluate (None: the run's ``device``).
         plots: also write the plots.
+        write: write the report before returning; False leaves it to :meth:`RunEvaluation.write`.
 
     Raises:
         what :func:`evaluate_run` raises.
     """
-    from ..train import RunLogger
+    from ..train import OutputError, RunLogger, check_folder, plan_output
 
+    run_dir = _run_dir(run_dir)
+    path = plan_output(None, run_dir / "eval.json")
+    if plots:
+        check_folder(run_dir / "plots", "plots")
     run, split, x, y = _open(run_dir, "best", device, None, None)
     payload = _estimate(run, split, x, None, None, None, None)
-    path = run.run_dir / "eval.json"
-    _write_json(path, payload)
     rec: dict[str, Any] = {"step": run.meta["step"], "epoch": run.meta["epoch"], "split": split,
                            "checkpoint": run.which, "time": run.meta.get("extra", {}).get("elapsed")}
     rec.update({tok.replace(":", "_"): r["mean"] for tok, r in payload["estimates"].items()})
-    with RunLogger(run.run_dir, tensorboard=False) as log:
-        log.log(rec)
-    written = write_plots(run.run_dir, run.model, x, y, run.image_shape, seed=run.config.eval.seed) if plots else []
-    return RunEvaluation(payload, path, written)
+
+    def rest() -> list[Path]:
+        try:
+            with RunLogger(run.run_dir, tensorboard=False) as log:
+                log.log(rec)
+        except OSError as e:
+            raise OutputError(f"could not append the evaluation to {run.run_dir / 'metrics.jsonl'}: "
+                              f"{e.strerror or e} ({path} holds it)", run.run_dir / "metrics.jsonl", payload) from None
+        if not plots:
+            return []
+        try:
+            return write_plots(run.run_dir, run.model, x, y, run.image_shape, seed=run.config.eval.seed)
+        except OSError as e:
+            where = e.filename or run.run_dir / "plots"
+            raise OutputError(f"could not write the plots ({where}): {e.strerror or e}; the evaluation is in {path}",
+                              Path(where), payload) from None
+
+    ev = RunEvaluation(payload, path, after=rest)
+    return ev.write() if write else ev

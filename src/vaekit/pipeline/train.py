@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 from ..config import RunConfig
 from ..train import FitResult
@@ -22,11 +23,13 @@ class TrainReport:
 
 
 def train_run(cfg: RunConfig, run_dir: str | Path | None = None, resume: bool = False, evaluate: bool = True,
-              threads: int | None = None) -> TrainReport:
+              threads: int | None = None, show: Callable[[RunEvaluation], None] | None = None) -> TrainReport:
     """Train ``cfg`` (:func:`vaekit.train.fit`), then on rank 0 evaluate and plot it (:func:`finish_run`).
 
-    ``cfg`` is checked (:func:`vaekit.train.check_config`) before any data are loaded. Under
-    ``torchrun`` every rank trains; the process group is left at the end, also on errors.
+    ``cfg`` is checked (:func:`vaekit.train.check_config`) before any data are loaded, and the run
+    directory is created and probed before the first step, so a folder that cannot take the results
+    fails before training. Under ``torchrun`` every rank trains; the process group is left once
+    training ends (also on errors), before rank 0 evaluates alone.
 
     Args:
         cfg: the run configuration.
@@ -34,10 +37,13 @@ def train_run(cfg: RunConfig, run_dir: str | Path | None = None, resume: bool = 
         resume: continue the run in ``run_dir`` from its ``last`` checkpoint.
         evaluate: run :func:`finish_run` after training (``eval.json``, a metrics record, plots).
         threads: torch intra-op threads for this process (None: leave as it is).
+        show: called with the evaluation after it is computed and before anything of it is written
+            (the command line prints it there, so a failed write cannot hide the numbers).
 
     Raises:
         ValueError: ``threads < 1``; and what ``fit`` and ``finish_run`` raise (a bad config key, missing
-            data, data the model cannot score).
+            data, data the model cannot score; :class:`~vaekit.train.OutputError` with the results in its
+            ``payload`` when the report cannot be written).
     """
     import torch
 
@@ -49,7 +55,11 @@ def train_run(cfg: RunConfig, run_dir: str | Path | None = None, resume: bool = 
         torch.set_num_threads(threads)
     try:
         result = fit(cfg, run_dir=run_dir, resume=resume)
-        ev = finish_run(result.run_dir) if evaluate and result.is_main else None
     finally:
         shutdown_distributed()
-    return TrainReport(result, ev)
+    if not (evaluate and result.is_main):
+        return TrainReport(result)
+    ev = finish_run(result.run_dir, write=False)
+    if show is not None:
+        show(ev)
+    return TrainReport(result, ev.write())

@@ -46,7 +46,8 @@ from ..config import RunConfig, load_config
 from ..evaluation import elbo_estimate, iwae_estimate
 from ..pipeline import eval_data
 from ..train import CheckpointError, LoadedRun, fit, load_run, read_checkpoint, resolve_device
-from ..train.checkpoint import atomic_write_bytes, checkpoint_path
+from ..train.checkpoint import checkpoint_path
+from ..train.outputs import check_folder, write_output
 
 __all__ = ["REPRODUCTIONS", "get_reproduction", "RunSpec", "EvalSettings", "Budget", "Report", "Reproduction",
            "run_config", "train_or_resume", "evaluate_checkpoint", "per_image", "mean_se", "paired", "md_table",
@@ -338,8 +339,7 @@ def evaluate_checkpoint(run_dir: str | Path, budget: Budget, measure: Measure | 
     if measure is not None:
         result.update(measure(run, x, values, budget))
     result["per_image"] = {k: v.tolist() for k, v in values.items()}
-    cache.parent.mkdir(exist_ok=True)
-    atomic_write_bytes(cache, json.dumps(result).encode())
+    write_output(cache, json.dumps(result), {k: v for k, v in result.items() if k != "per_image"})
     return result
 
 
@@ -360,7 +360,6 @@ def write_results(out: str | Path, rows: Sequence[dict], report: Report, meta: d
     per-image values, the report's data), atomically; with ``doc`` (a path relative to the repository root)
     also the docs page and the JSON next to it. Returns a JSON-ready summary naming the files."""
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     results = {"meta": meta, "rows": [{k: v for k, v in r.items() if k != "per_image"} for r in rows],
                **report.data}
     pages = {"table": (out / "table.md", report.markdown),
@@ -369,8 +368,7 @@ def write_results(out: str | Path, rows: Sequence[dict], report: Report, meta: d
         pages["doc"] = (REPO_ROOT / doc, report.markdown)
         pages["doc_json"] = ((REPO_ROOT / doc).with_suffix(".json"), pages["results"][1])
     for path, text in pages.values():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_bytes(path, text.encode())
+        write_output(path, text, {"results": results, "table": report.markdown})
     brief = ("run", "epochs_done", "n", "elbo", "iwae", "train_seconds")
     return {"reproduction": meta["reproduction"], "budget": meta["budget"],
             **{key: str(path) for key, (path, _) in pages.items()},
@@ -431,6 +429,8 @@ def reproduce(name: str | Reproduction, budget: str = "small", runs: str | Seque
         ValueError: unknown reproduction, budget or run name, a run directory with more epochs than asked,
             ``write_doc`` for a reproduction without a generated page.
         FileNotFoundError: a run's config file is missing.
+        OutputError: ``out`` (or the docs folder) cannot take files, before any training; or a result could
+            not be written, naming the file, with the results in its ``payload``.
     """
     rep = get_reproduction(name) if isinstance(name, str) else name
     b = rep.budget(budget)
@@ -447,6 +447,9 @@ def reproduce(name: str | Reproduction, budget: str = "small", runs: str | Seque
     out_given = out
     out = Path(out) if out is not None else Path("runs") / "reproduce" / f"{rep.name}-{budget}"
     cfgs = {n: run_config(rep, n, b.epochs, out, overrides) for n in names}  # a bad run or key fails before training
+    check_folder(out, "reproduction")  # and a folder that cannot take the results
+    if write_doc:
+        check_folder((REPO_ROOT / rep.doc).parent, "docs")
     share = None if max_seconds is None else max_seconds / len(names)
     t0 = time.perf_counter()
     started = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")

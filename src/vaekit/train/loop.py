@@ -49,6 +49,7 @@ from .data import PreparedData, check_data, load_data, prepare_data, prepare_giv
 from .ddp import DistInfo, init_distributed, shard
 from .init import init_output_bias, init_weights
 from .logging import RunLogger, progress_enabled
+from .outputs import check_folder
 from .seeding import derive_seed, seed_everything
 
 __all__ = ["train_step", "fit", "FitResult", "TrainState", "ObjectiveModule", "resolve_device", "build_optimizer",
@@ -354,9 +355,10 @@ def fit(model: RunConfig | nn.Module, data: Any = None, *, train: TrainConfig | 
                            skipped=int(ex.get("skipped_batches", 0)))
     else:
         run_dir = Path(run_dir) if run_dir is not None else make_run_dir(cfg, info)
-        if info.is_main:
-            (run_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
-            (run_dir / "plots").mkdir(exist_ok=True)
+    if info.is_main:
+        # before the first step: a folder that cannot take a checkpoint fails now, not after an epoch
+        check_folder(run_dir / "checkpoints", "checkpoint")
+        check_folder(run_dir / "plots", "plots")
     if info.is_main:
         save_config_json(cfg, run_dir / "config.json")
     return _loop(net, prepared, cfg, objective, schedule, optimizer, state, record, run_dir, dev, info, resume,
