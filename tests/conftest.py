@@ -8,6 +8,11 @@ import numpy as np
 import pytest
 import torch
 
+# Every distribution checks its parameters and the values it scores for the whole test session (torch's
+# global default; vaekit's latent layers leave validate_args at that default), so an out-of-support value
+# or parameter raises here instead of giving a silently wrong number.
+torch.distributions.Distribution.set_default_validate_args(True)
+
 
 @pytest.fixture
 def seed() -> int:

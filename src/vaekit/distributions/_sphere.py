@@ -39,24 +39,32 @@ def assemble(one_minus_w: Tensor, tangent: Tensor) -> Tensor:
 
 
 def householder(loc: Tensor, x: Tensor) -> Tensor:
-    r"""Apply the reflection :math:`H = I - 2uu^\top/u^\top u`, :math:`u = e_1 - \mu`, which maps e1 to ``loc``.
+    r"""Map ``x`` by an orthogonal matrix that takes e1 to ``loc``, smooth in ``loc`` everywhere on the sphere.
+
+    With :math:`s = -1` where :math:`\mu_1 \ge 0` and :math:`s = +1` where :math:`\mu_1 < 0`, and
+    :math:`u = \mu - s e_1`,
+
+    .. math:: z = s\,\Big(x - \frac{2\,u\,(u^\top x)}{u^\top u}\Big), \qquad u^\top u = 2 - 2 s\mu_1 \ge 2.
+
+    For :math:`s = +1` this is the Householder reflection :math:`I - 2uu^\top/u^\top u`,
+    :math:`u = e_1 - \mu` up to sign (Davidson et al. 2018; De Cao & Aziz 2020); for :math:`s = -1` it is
+    minus the reflection with :math:`u = e_1 + \mu`, which also takes e1 to :math:`\mu`. Each is smooth
+    away from its own singular point (:math:`\mu = e_1`, resp. :math:`-e_1`), and the switch keeps
+    ``loc`` at least :math:`\sqrt 2` away from it, so there is no degenerate case to guard: a guard that
+    returned the identity at :math:`\mu = e_1` made ``rsample``'s gradient with respect to ``loc`` zero
+    there. Both maps give the same law for a rotation-invariant tangent draw, so the pathwise gradient is
+    unbiased on either side (the switch itself is piecewise constant).
 
     Args:
         loc: ``(*B, m)`` unit vectors (broadcast against ``x``).
         x: ``(*S, *B, m)``.
 
     Returns:
-        ``(*S, *B, m)``. Where ``loc == e1`` (``u = 0``) ``H`` is the identity,
-        written with the double-``where`` guard so no NaN reaches the gradient.
+        ``(*S, *B, m)``.
     """
-    e1 = torch.zeros_like(loc)
-    e1[..., 0] = 1
-    u = e1 - loc
-    uu = (u * u).sum(-1, keepdim=True)
-    degenerate = uu < torch.finfo(loc.dtype).tiny ** 0.5
-    uu_safe = torch.where(degenerate, torch.ones_like(uu), uu)
-    reflected = x - 2 * u * (u * x).sum(-1, keepdim=True) / uu_safe
-    return torch.where(degenerate, x, reflected)
+    s = torch.where(loc[..., :1] >= 0, -1.0, 1.0).to(loc.dtype)  # (*B, 1), no gradient
+    u = torch.cat([loc[..., :1] - s, loc[..., 1:]], -1)
+    return s * (x - 2 * u * (u * x).sum(-1, keepdim=True) / (u * u).sum(-1, keepdim=True))
 
 
 class DirectionalDistribution(RsampleAndLogProb, Distribution):

@@ -113,10 +113,14 @@ class MixtureOfDiagonalNormals(RsampleAndLogProb, Distribution):
         return self.logits.softmax(-1)
 
     def expand(self, batch_shape: torch.Size, _instance=None) -> "MixtureOfDiagonalNormals":
+        new = self._get_checked_instance(MixtureOfDiagonalNormals, _instance)
         batch_shape = torch.Size(batch_shape)
         k, d = self.num_components, self.event_shape[0]
-        return MixtureOfDiagonalNormals(self.logits.expand(*batch_shape, k), self.loc.expand(*batch_shape, k, d),
-                                        self.scale.expand(*batch_shape, k, d), validate_args=False)
+        new.logits = self.logits.expand(*batch_shape, k)
+        new.loc, new.scale = self.loc.expand(*batch_shape, k, d), self.scale.expand(*batch_shape, k, d)
+        Distribution.__init__(new, batch_shape, self.event_shape, validate_args=False)
+        new._validate_args = self._validate_args
+        return new
 
     @property
     def mean(self) -> Tensor:

@@ -13,7 +13,7 @@ import math
 import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
-from torch.distributions import Distribution, Independent, MultivariateNormal, Normal, register_kl
+from torch.distributions import Distribution, Independent, MultivariateNormal, Normal, constraints, register_kl
 from torch.distributions.kl import _kl_normal_normal
 
 from .sampling import RsampleAndLogProb
@@ -61,16 +61,23 @@ class DiagonalNormal(RsampleAndLogProb, Independent):
     (the density from the noise: no pass over ``z``). ``standard=True`` marks ``N(0, I)``, for which
     ``kl_divergence(q, p)`` uses the closed form of Kingma & Welling (2013, App. B),
     ``KL = sum_j (mu_j^2 + sigma_j^2 - 1)/2 - log sigma_j``, as one autograd node.
+
+    ``validate_args`` (default None: torch's global switch) checks ``loc`` and ``scale`` once at
+    construction and every scored value's shape and support, as torch's ``Normal`` would; with it on, a
+    training step costs the same within the noise of a CPU measurement (two reductions per step).
     """
 
-    def __init__(self, loc: Tensor, scale: Tensor, standard: bool = False, validate_args: bool | None = False) -> None:
-        if validate_args is False and loc.shape == scale.shape:
+    arg_constraints = {"loc": constraints.real, "scale": constraints.positive}
+
+    def __init__(self, loc: Tensor, scale: Tensor, standard: bool = False, validate_args: bool | None = None) -> None:
+        if loc.shape == scale.shape:
             # speed: Normal's __init__ broadcasts its arguments (two kernels per distribution per step)
             base = Normal.__new__(Normal)
             base.loc, base.scale = loc, scale
             Distribution.__init__(base, loc.shape, validate_args=False)
         else:
-            base = Normal(loc, scale, validate_args=validate_args)
+            base = Normal(loc, scale, validate_args=False)
+        # validate_args=None is torch's global default; loc and scale are checked once, here (arg_constraints)
         super().__init__(base, 1, validate_args=validate_args)
         self.standard = bool(standard)
 
@@ -83,8 +90,12 @@ class DiagonalNormal(RsampleAndLogProb, Independent):
         return self.base_dist.scale
 
     def expand(self, batch_shape, _instance=None) -> "DiagonalNormal":
+        new = self._get_checked_instance(DiagonalNormal, _instance)
         shape = torch.Size(batch_shape) + self.event_shape
-        return DiagonalNormal(self.loc.expand(shape), self.scale.expand(shape), self.standard, validate_args=False)
+        DiagonalNormal.__init__(new, self.loc.expand(shape), self.scale.expand(shape), self.standard,
+                                validate_args=False)  # the parameters were checked when self was built
+        new._validate_args = self._validate_args
+        return new
 
     def _noise(self, sample_shape) -> Tensor:
         loc = self.loc
@@ -94,6 +105,8 @@ class DiagonalNormal(RsampleAndLogProb, Independent):
         return torch.addcmul(self.loc, self.scale, self._noise(sample_shape))
 
     def log_prob(self, value: Tensor) -> Tensor:
+        if self._validate_args:  # here, not in the base Normal (built unvalidated for speed)
+            self._validate_sample(value)
         if self.standard:  # N(0, I): two passes over value instead of torch's six
             return -0.5 * (value * value).sum(-1) - value.shape[-1] * _HALF_LOG_2PI
         return super().log_prob(value)

@@ -185,7 +185,10 @@ class VonMisesFisher(DirectionalDistribution):
         the KLs run in float64 internally and are cast to ``loc.dtype`` at the end; tested against
         mpmath (float32 and float64) and finite (values and gradients) for ``m`` in [2, 1024] and
         :math:`\kappa` in [0, 1e5] (Bessel orders up to 1024). Beyond :math:`\kappa \approx 10^7 m` a
-        float32 draw rounds to ``loc`` itself, so keep :math:`\kappa` in that range in float32.
+        float32 draw rounds to ``loc`` itself, so keep :math:`\kappa` in that range in float32. The
+        KL's derivative :math:`\kappa A_m'(\kappa)`, :math:`A' = 1 - A^2 - (m-1)A/\kappa`, cancels
+        :math:`O(1/\kappa)` terms to :math:`O(1/\kappa^2)`, so its relative error grows to about
+        :math:`10^{-9}\kappa` (5e-5 at :math:`\kappa = 10^5`, against mpmath), harmless for training.
         The kappa backward costs 64 quadrature nodes per draw; Wood's proposal is
         accepted with probability >= 0.68. ``loc`` is the mean *direction*, not
         the mean (``mean = A_m(kappa) * loc``).

@@ -57,11 +57,10 @@ class RelaxedCategoricalLatent(LatentLayer):
         return {"logits": self.head(h).unflatten(-1, (self.groups, self.n_categories))}  # (*batch, G, n)
 
     def distribution(self, logits: Tensor) -> Distribution:
-        return GroupedRelaxedOneHotCategorical(self.temperature, logits, self.straight_through, validate_args=False)
+        return GroupedRelaxedOneHotCategorical(self.temperature, logits, self.straight_through)
 
     def prior(self) -> Distribution:
-        return GroupedRelaxedOneHotCategorical(self.temperature, self._zero, self.straight_through,
-                                               validate_args=False)
+        return GroupedRelaxedOneHotCategorical(self.temperature, self._zero, self.straight_through)
 
     def point_estimate(self, q: Distribution) -> Tensor:
         """The class probabilities ``softmax(logits)``, flattened to ``(*batch, dim)``."""

@@ -56,9 +56,8 @@ class FullCovGaussianLatent(LatentLayer):
         return {"loc": loc, "scale_tril": tril}
 
     def distribution(self, loc: Tensor, scale_tril: Tensor) -> Distribution:
-        return FullCovNormal(loc, scale_tril=scale_tril, validate_args=False)
+        return FullCovNormal(loc, scale_tril=scale_tril)
 
     def prior(self) -> Distribution:
         zero = self._zero
-        return FullCovNormal(zero, scale_tril=torch.eye(self.dim, dtype=zero.dtype, device=zero.device),
-                                  validate_args=False)
+        return FullCovNormal(zero, scale_tril=torch.eye(self.dim, dtype=zero.dtype, device=zero.device))

@@ -45,14 +45,20 @@ class IAFPosterior(RsampleAndLogProb, Distribution):
             raise ValueError(f"loc {tuple(loc.shape)}, scale {tuple(scale.shape)} and context "
                              f"{tuple(context.shape)} must share the batch shape (and loc/scale the event size)")
         self.loc, self.scale, self.context, self.flow = loc, scale, context, flow
-        self.base = DiagonalNormal(loc, scale)
         super().__init__(loc.shape[:-1], loc.shape[-1:], validate_args=validate_args)
+        # loc and scale are checked above (arg_constraints) when validation is on; the base need not repeat it
+        self.base = DiagonalNormal(loc, scale, validate_args=False)
 
     def expand(self, batch_shape: torch.Size, _instance=None) -> "IAFPosterior":
+        new = self._get_checked_instance(IAFPosterior, _instance)
         batch_shape = torch.Size(batch_shape)
         d, c = self.event_shape[0], self.context.shape[-1]
-        return IAFPosterior(self.loc.expand(*batch_shape, d), self.scale.expand(*batch_shape, d),
-                            self.context.expand(*batch_shape, c), self.flow, validate_args=False)
+        new.loc, new.scale = self.loc.expand(*batch_shape, d), self.scale.expand(*batch_shape, d)
+        new.context, new.flow = self.context.expand(*batch_shape, c), self.flow
+        new.base = DiagonalNormal(new.loc, new.scale, validate_args=False)
+        Distribution.__init__(new, batch_shape, self.event_shape, validate_args=False)
+        new._validate_args = self._validate_args
+        return new
 
     def _context_for(self, shape: torch.Size) -> Tensor:
         return self.context.expand(*shape, self.context.shape[-1])  # broadcast over sample dims
@@ -67,10 +73,16 @@ class IAFPosterior(RsampleAndLogProb, Distribution):
         return self.rsample_and_log_prob(sample_shape)[0]
 
     def log_prob(self, value: Tensor) -> Tensor:
-        """Exact ``log q(value)`` by inverting the flow (``O(D)`` sequential passes); ``(*sample, *batch)``."""
+        """Exact ``log q(value)`` by inverting the flow (``O(D)`` sequential passes), nats.
+
+        ``value`` ``(*S, D)`` broadcasts against the batch shape like any torch distribution's (``(D,)`` gives
+        ``(*batch,)``, ``(5, 1, D)`` with batch ``(B,)`` gives ``(5, B)``); the result is ``broadcast(S, batch)``.
+        """
         if self._validate_args:
             self._validate_sample(value)
-        z0, log_det = self.flow.inverse(value, self._context_for(value.shape[:-1]))
+        shape = torch.broadcast_shapes(value.shape[:-1], self.batch_shape)
+        value = value.expand(*shape, self.event_shape[0])  # the flow's MADE runs row by row
+        z0, log_det = self.flow.inverse(value, self._context_for(shape))
         return self.base.log_prob(z0) - log_det
 
     def transformed_base_point(self) -> Tensor:
@@ -117,7 +129,7 @@ class IAFLatent(LatentLayer):
         return {**self.base.params(h), "context": self.context(h)}
 
     def distribution(self, loc: Tensor, scale: Tensor, context: Tensor) -> IAFPosterior:
-        return IAFPosterior(loc, scale, context, self.flow, validate_args=False)
+        return IAFPosterior(loc, scale, context, self.flow)
 
     def prior(self) -> Distribution:
         return standard_normal(self.dim, self.base.head.bias)

@@ -59,7 +59,7 @@ class MixtureLatent(LatentLayer):
         return {"logits": logits, "loc": loc, "scale": scale_from(a, self.scale_link, self.min_scale)}
 
     def distribution(self, logits: Tensor, loc: Tensor, scale: Tensor) -> Distribution:
-        return MixtureOfDiagonalNormals(logits, loc, scale, validate_args=False)
+        return MixtureOfDiagonalNormals(logits, loc, scale)
 
     def prior(self) -> Distribution:
         return standard_normal(self.dim, self.head.bias)

@@ -26,4 +26,4 @@ class PowerSphericalLatent(SphereLatent):
     """
 
     def distribution(self, loc: Tensor, concentration: Tensor) -> Distribution:
-        return PowerSpherical(loc, concentration, validate_args=False)
+        return PowerSpherical(loc, concentration)

@@ -56,8 +56,7 @@ class SphereLatent(LatentLayer):
         return {"loc": loc, "concentration": kappa}
 
     def prior(self) -> Distribution:
-        return HypersphericalUniform(self.dim, dtype=self._anchor.dtype, device=self._anchor.device,
-                                     validate_args=False)
+        return HypersphericalUniform(self.dim, dtype=self._anchor.dtype, device=self._anchor.device)
 
     def point_estimate(self, q: Distribution) -> Tensor:
         """The mean direction ``loc`` (unit norm), ``(*B, D)``."""
@@ -84,4 +83,4 @@ class VMFLatent(SphereLatent):
     """
 
     def distribution(self, loc: Tensor, concentration: Tensor) -> Distribution:
-        return VonMisesFisher(loc, concentration, validate_args=False)
+        return VonMisesFisher(loc, concentration)
