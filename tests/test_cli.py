@@ -216,7 +216,7 @@ def test_outputs_that_cannot_be_written_fail_before_the_work(own_run, tmp_path, 
     assert (own_run / "mine.json").read_text() == "{}"
     # training: the run directory is probed before the first step
     assert main(["train", "--config", CONFIG, "--out", str(blocker), "--device", "cpu", "run_name=x"]) == 1
-    assert "cannot create the checkpoint folder" in capsys.readouterr().err
+    assert f"cannot create the output folder {blocker}" in capsys.readouterr().err
 
 
 def test_a_failed_eval_write_prints_the_results_and_names_the_path(own_run, capsys, monkeypatch):
@@ -308,3 +308,43 @@ def test_reproduce_checks_its_folder_before_training(tmp_path, capsys, monkeypat
     assert main(["reproduce", "latents", "data.name=digits", "--runs", "gaussian_d2", "--epochs", "1",
                  "--out", str(blocker / "rep")]) == 1
     assert f"cannot create the reproduction folder {blocker / 'rep'}" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("overrides,pattern", [
+    (["eval.estimators=foo:3"], "eval.estimators: unknown estimator 'foo' in 'foo:3'"),
+    (["eval.estimators=elbo,iwae:0"], "eval.estimators: estimator 'iwae:0'"),
+    (["run_name=a/b"], "run_name: 'a/b' must name one folder inside out_dir"),
+    (["eval.split=val", "data.val_size=0"], "eval.split: 'val', but data.val_size=0 holds no validation rows"),
+    (["train.epochs=3", "train.lr_schedule={type: exponential, gamma: 1.0e-200}"],
+     "train.lr_schedule: gives the learning-rate multiplier 0.0 at epoch 3"),
+    # these need the data or the model: found after loading, still before the first step
+    (["eval.n=100000"], "eval.n: 100000, but the test split of 'digits' has 250 rows"),
+    (["eval.split=val", "data.name=array"], "eval.split: 'val', but data set 'array' has no val split"),
+])
+def test_every_part_of_the_config_fails_before_the_first_step(tmp_path, capsys, monkeypatch, overrides, pattern):
+    from vaekit.train import loop
+
+    monkeypatch.setattr(loop, "_loop", lambda *a, **k: pytest.fail("training started"))
+    np.save(tmp_path / "x.npy", (np.random.default_rng(0).random((40, 64)) < 0.5).astype(np.float32))
+    overrides = [o.replace("data.name=array", f"data={{name: array, options: {{path: {tmp_path / 'x.npy'}}}}}")
+                 for o in overrides]
+    out = tmp_path / "runs"
+    _one_line_error(capsys, ["train", "--config", CONFIG, *overrides, "--out", str(out), "--device", "cpu"], pattern)
+    assert not out.exists() or not list(out.iterdir())  # a default-named folder claimed for the run is gone again
+
+
+def test_the_report_is_tried_on_the_untrained_model_before_the_first_step(tmp_path, capsys, monkeypatch):
+    import vaekit.pipeline.plots as plots_mod
+    from vaekit.train import loop
+
+    monkeypatch.setattr(loop, "_loop", lambda *a, **k: pytest.fail("training started"))
+
+    def broken(*a, **k):
+        raise ValueError("no way to draw this latent")
+
+    monkeypatch.setattr(plots_mod, "write_plots", broken)
+    _one_line_error(capsys, ["train", "--config", CONFIG, "--out", str(tmp_path), "--device", "cpu"],
+                    "plots: the end-of-training plots cannot be drawn for this model: no way to draw this latent")
+    # skipping the report skips its check too
+    monkeypatch.setattr(loop, "_loop", lambda *a, **k: (_ for _ in ()).throw(KeyboardInterrupt))
+    assert main(["train", "--config", CONFIG, "--out", str(tmp_path), "--device", "cpu", "--no-final-eval"]) == 130

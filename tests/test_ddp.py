@@ -36,7 +36,6 @@ RUNS = [("b1", 1, False, "stop"), ("b2", 2, False, "stop"), ("b5", 5, False, "st
 
 SCRIPT = r'''
 import json, os, sys, torch
-torch.set_num_threads(1)
 from vaekit.config import from_dict
 from vaekit.objectives import OBJECTIVES
 from vaekit.train import TrainingError, fit, shutdown_distributed

@@ -88,3 +88,25 @@ def test_a_run_of_a_hand_built_model_names_what_to_do(tmp_path, digits):
     with pytest.raises(ValueError, match=r"cannot be reloaded: evaluate with vaekit.pipeline.evaluate_model"):
         eval_data(run.config, "test")
     assert torch.equal(run.model.encoder[0].weight, res.model.encoder[0].weight)
+
+
+def test_checking_the_report_before_training_changes_nothing_in_training(tmp_path):
+    from vaekit.config import from_dict
+    from vaekit.pipeline import check_report
+    from vaekit.train import fit
+
+    def cfg(name):
+        return from_dict({"data": {"name": "digits"}, "model": {"type": "vae", "encoder": {"type": "mlp", "hidden": [16]},
+                          "latent": {"type": "vmf", "dim": 3}, "decoder": {"type": "mlp", "hidden": [16]},
+                          "likelihood": {"type": "bernoulli"}},
+                          "train": {"epochs": 1, "batch_size": 128}, "eval": {"estimators": "elbo,iwae:50,ais:20"},
+                          "seed": 2, "device": "cpu", "out_dir": str(tmp_path), "run_name": name})
+
+    seen = []
+    checked = fit(cfg("a"), tensorboard=False,
+                  before_training=lambda m, d: seen.append(m.training) or check_report(cfg("a"))(m, d))
+    plain = fit(cfg("b"), tensorboard=False)
+    assert seen == [True]
+    for (k, a), b in zip(checked.model.state_dict().items(), plain.model.state_dict().values()):
+        assert torch.equal(a, b), k
+    assert checked.model.training and not list((tmp_path / "a" / "plots").iterdir())

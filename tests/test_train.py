@@ -454,3 +454,25 @@ def test_glorot_uniform_init_option(tmp_path):
         init_weights(net, "he")
     with pytest.raises(ConfigError, match="train.init_weights"):
         from_dict({"train": {"init_weights": "he"}})
+
+
+def test_default_run_names_are_unique_within_one_second(tmp_path, monkeypatch):
+    import datetime as dt
+
+    from vaekit.train import loop
+
+    class Frozen(dt.datetime):
+        @classmethod
+        def now(cls, tz=None):
+            return dt.datetime(2030, 1, 2, 3, 4, 5, tzinfo=tz)
+
+    suffixes = iter(["abcd", "abcd", "abcd", "0123", "abcd", "4567"])  # the second and third runs draw a taken one
+    monkeypatch.setattr(loop, "datetime", Frozen)
+    real = loop.secrets.token_hex
+    monkeypatch.setattr(loop.secrets, "token_hex", lambda n: next(suffixes) if n == 2 else real(n))
+    cfg = tiny(tmp_path, epochs=1, batch_size=256)
+    cfg.run_name = None
+    dirs = [fit(cfg, tensorboard=False).run_dir for _ in range(3)]
+    assert [d.name for d in dirs] == ["digits-20300102-030405-abcd", "digits-20300102-030405-0123",
+                                      "digits-20300102-030405-4567"]
+    assert all(read_checkpoint(d / "checkpoints", "last")[0]["epoch"] == 1 for d in dirs)

@@ -1,6 +1,7 @@
 """The pipeline around a model, in the library (the CLI only parses arguments and prints).
 
 * :func:`train_run`: train a config, then evaluate and plot the best checkpoint (``vaekit train``);
+  :func:`check_report`: that report tried on the untrained model before the first step;
 * :func:`evaluate_run` / :func:`evaluate_model`: estimators on a run's evaluation split (``vaekit eval``);
   :func:`finish_run`: the post-training report (``eval.json``, a metrics record, plots);
 * :func:`eval_data`: a run's evaluation split exactly as training saw it;
@@ -12,8 +13,8 @@ from .data import eval_data
 from .evaluate import RunEvaluation, evaluate_model, evaluate_run, finish_run
 from .images import interpolate_images, load_run_images, reconstruct_images, sample_images
 from .plots import decode_mean, latent_plots, write_plots
-from .train import TrainReport, train_run
+from .train import TrainReport, check_report, train_run
 
 __all__ = ["eval_data", "evaluate_model", "evaluate_run", "finish_run", "RunEvaluation", "latent_plots",
            "decode_mean", "write_plots", "load_run_images", "sample_images", "reconstruct_images",
-           "interpolate_images", "train_run", "TrainReport"]
+           "interpolate_images", "train_run", "TrainReport", "check_report"]

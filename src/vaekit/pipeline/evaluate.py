@@ -122,6 +122,8 @@ def _estimate(run: Any, split: str, x: Tensor, spec: str | None, seed: int | Non
     n = ev.n if n is None else n
     if n is not None and n < 1:
         raise ValueError(f"n must be >= 1, got {n}")
+    if n is not None and n > x.shape[0]:
+        raise ValueError(f"n is {n}, but the {split} split has {x.shape[0]} rows; use at most {x.shape[0]}")
     seed = ev.seed if seed is None else seed
     res = evaluate_model(run.model, x if n is None else x[:n], spec or ev.estimators, seed,
                          batch_size or ev.batch_size, **opts)

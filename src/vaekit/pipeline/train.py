@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+import torch
+from torch import nn
+
 from ..config import RunConfig
-from ..train import FitResult
+from ..train import FitResult, PreparedData
 from .evaluate import RunEvaluation, finish_run
 
-__all__ = ["train_run", "TrainReport"]
+__all__ = ["train_run", "TrainReport", "check_report"]
 
 
 @dataclass
@@ -26,9 +30,10 @@ def train_run(cfg: RunConfig, run_dir: str | Path | None = None, resume: bool = 
               threads: int | None = None, show: Callable[[RunEvaluation], None] | None = None) -> TrainReport:
     """Train ``cfg`` (:func:`vaekit.train.fit`), then on rank 0 evaluate and plot it (:func:`finish_run`).
 
-    ``cfg`` is checked (:func:`vaekit.train.check_config`) before any data are loaded, and the run
-    directory is created and probed before the first step, so a folder that cannot take the results
-    fails before training. Under ``torchrun`` every rank trains; the process group is left once
+    ``cfg`` is checked (:func:`vaekit.train.check_config`) before any data are loaded, the run
+    directory is created and probed, and the end-of-training report is tried on the untrained model
+    (:func:`check_report`), all before the first step: nothing that the config decides fails after
+    training. Under ``torchrun`` every rank trains; the process group is left once
     training ends (also on errors), before rank 0 evaluates alone.
 
     Args:
@@ -45,8 +50,6 @@ def train_run(cfg: RunConfig, run_dir: str | Path | None = None, resume: bool = 
             data, data the model cannot score; :class:`~vaekit.train.OutputError` with the results in its
             ``payload`` when the report cannot be written).
     """
-    import torch
-
     from ..train import fit, shutdown_distributed
 
     if threads is not None:
@@ -54,7 +57,7 @@ def train_run(cfg: RunConfig, run_dir: str | Path | None = None, resume: bool = 
             raise ValueError(f"threads must be >= 1, got {threads}")
         torch.set_num_threads(threads)
     try:
-        result = fit(cfg, run_dir=run_dir, resume=resume)
+        result = fit(cfg, run_dir=run_dir, resume=resume, before_training=check_report(cfg) if evaluate else None)
     finally:
         shutdown_distributed()
     if not (evaluate and result.is_main):
@@ -63,3 +66,54 @@ def train_run(cfg: RunConfig, run_dir: str | Path | None = None, resume: bool = 
     if show is not None:
         show(ev)
     return TrainReport(result, ev.write())
+
+
+def check_report(cfg: RunConfig) -> Callable[[nn.Module, PreparedData], None]:
+    """A ``fit(..., before_training=...)`` check that :func:`finish_run` will work on this run.
+
+    Before the first step it checks that ``eval.split`` exists and holds at least ``eval.n`` rows, runs
+    every estimator of ``eval.estimators`` on two rows at the smallest settings (``iwae:2``, ``ais:2``
+    with 2 chains: the same code paths, so a spec that cannot run on this model, such as AIS on a
+    latent it has no chart for, fails now), and draws the plots into a temporary folder. The RNGs and
+    the model's mode are restored; its weights are not touched (everything runs without gradients).
+
+    Raises:
+        ConfigError: naming ``eval.split``, ``eval.n``, ``eval.estimators`` or ``plots`` and the reason.
+    """
+    from ..config import ConfigError
+    from ..evaluation import parse_spec, run_estimators
+    from .plots import write_plots
+
+    ev = cfg.eval
+
+    def check(model: nn.Module, data: PreparedData) -> None:
+        rows = {"train": data.train, "val": data.val, "test": data.test}[ev.split]
+        if rows is None:
+            raise ConfigError(f"eval.split: {ev.split!r}, but data set {cfg.data.name!r} has no {ev.split} split in "
+                              f"this run (data.val_size={cfg.data.val_size}); evaluate on 'test' or set data.val_size")
+        if ev.n is not None and ev.n > rows.shape[0]:
+            raise ConfigError(f"eval.n: {ev.n}, but the {ev.split} split of {cfg.data.name!r} has "
+                              f"{rows.shape[0]} rows; use at most {rows.shape[0]} or null for all")
+        x = rows[:32]
+        if ev.split == "train" and data.dynamic:
+            x = torch.bernoulli(x, generator=torch.Generator(x.device).manual_seed(0))
+        y = getattr(getattr(data.dataset, ev.split, None), "y", None)
+        small = ",".join(name if name == "elbo" else f"{name}:2" for name, _ in parse_spec(ev.estimators))
+        was = model.training
+        try:
+            with torch.random.fork_rng(devices=[x.device.index or 0] if x.device.type == "cuda" else []):
+                try:
+                    run_estimators(model, x[:2], small, seed=0, batch_size=2, ais_chains=2, ais_leapfrog=1)
+                except (ValueError, TypeError, NotImplementedError, RuntimeError) as e:
+                    raise ConfigError(f"eval.estimators: {ev.estimators!r} cannot run on this model: {e}") from None
+                with tempfile.TemporaryDirectory(prefix="vaekit-plots-") as tmp:
+                    try:
+                        write_plots(tmp, model, x, None if y is None else y[:32], data.image_shape, seed=ev.seed)
+                    except (ValueError, TypeError, NotImplementedError, RuntimeError) as e:
+                        raise ConfigError(f"plots: the end-of-training plots cannot be drawn for this model: {e} "
+                                          "(--no-final-eval skips the evaluation and the plots)") from None
+        finally:
+            model.train(was)
+            model.zero_grad(set_to_none=True)
+
+    return check

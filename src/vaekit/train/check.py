@@ -1,4 +1,4 @@
-"""What can be checked of a run before any data are loaded: its objective and learning-rate schedule.
+"""What can be checked of a run before any data are loaded: objective, schedule, estimators, run name.
 
 :mod:`vaekit.config` only describes a run; building the specs it names needs the layers above it
 (objectives, schedules), so the early check lives here, in the trainer, and :func:`vaekit.train.fit`
@@ -7,6 +7,7 @@ runs it first.
 
 from __future__ import annotations
 
+import math
 from typing import Any, Callable
 
 from ..config import RunConfig, TrainConfig
@@ -47,14 +48,37 @@ def _named(build: Callable[[dict[str, Any]], Any], spec: dict[str, Any], path: s
 def check_config(cfg: RunConfig) -> None:
     """Fail now, before data loading, on anything in ``cfg`` that can be checked without the data.
 
-    Builds (and discards) the objective and the schedule (:func:`build_training`). The model spec
-    needs the data size and is checked by :func:`vaekit.models.build_model` once the data are loaded.
+    Builds (and discards) the objective and the schedule (:func:`build_training`) and evaluates the
+    schedule at every epoch; parses ``eval.estimators``; checks that ``run_name`` names one folder and
+    that ``eval.split`` can exist. The model spec needs the data size and is checked by
+    :func:`vaekit.models.build_model` once the data are loaded; what the end-of-training report needs
+    of the model (its estimators and plots) is tried on the untrained model before the first step by
+    :func:`vaekit.pipeline.train_run`; the run directory is created and probed by :func:`vaekit.train.fit`
+    before any data are loaded.
 
     Raises:
         ConfigError: naming the dotted key; ``model`` when ``cfg.model`` is None (a run of a model
             built by hand, which ``fit(cfg)`` cannot rebuild).
     """
+    from ..evaluation import parse_spec
+
     if cfg.model is None:
         raise ConfigError("model: null means a model built by hand; fit(cfg) and `vaekit train` need a model spec "
                           "such as {type: vae, encoder: ..., latent: ..., ...} (or call fit(model, data, ...))")
-    build_training(cfg.train)
+    _, schedule = build_training(cfg.train)
+    for epoch in range(cfg.train.epochs):
+        m = schedule(epoch)
+        if not (isinstance(m, (int, float)) and math.isfinite(m) and m > 0):
+            raise ConfigError(f"train.lr_schedule: gives the learning-rate multiplier {m!r} at epoch {epoch + 1} "
+                              f"(of train.epochs={cfg.train.epochs}); it must be a finite number > 0")
+    try:
+        parse_spec(cfg.eval.estimators)
+    except ValueError as e:
+        raise ConfigError(f"eval.estimators: {e}") from None
+    name = cfg.run_name
+    if name is not None and (not name.strip() or name in (".", "..") or "/" in name or "\\" in name or "\0" in name):
+        raise ConfigError(f"run_name: {name!r} must name one folder inside out_dir (no '/', not '.' or '..'); "
+                          "use out_dir for the parent folder")
+    if cfg.eval.split == "val" and cfg.data.val_size == 0:
+        raise ConfigError("eval.split: 'val', but data.val_size=0 holds no validation rows out; evaluate on "
+                          "'test', or set data.val_size")

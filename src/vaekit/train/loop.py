@@ -33,6 +33,7 @@ global RNG states, restored on resume, for user code that draws from them).
 from __future__ import annotations
 
 import math
+import secrets
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -49,7 +50,7 @@ from .data import PreparedData, check_data, load_data, prepare_data, prepare_giv
 from .ddp import DistInfo, init_distributed, shard
 from .init import init_output_bias, init_weights
 from .logging import RunLogger, progress_enabled
-from .outputs import check_folder
+from .outputs import OutputError, check_folder
 from .seeding import derive_seed, seed_everything
 
 __all__ = ["train_step", "fit", "FitResult", "TrainState", "ObjectiveModule", "resolve_device", "build_optimizer",
@@ -195,25 +196,49 @@ def validate(model: nn.Module, x: Tensor, batch_size: int, seed: int) -> dict[st
 
 
 def make_run_dir(cfg: RunConfig, info: DistInfo = DistInfo()) -> Path:
-    """``out_dir/run_name`` (default name ``<data>-<UTC time>``); refuses to reuse a directory that holds a run.
+    """The run directory ``out_dir/run_name``, settled on rank 0 and shared with every rank.
 
-    Only names the directory: :func:`fit` creates it (rank 0), whether it was named here or passed in.
+    Without a ``run_name`` the name is ``<data>-<UTC time>-<4 hex digits>`` and rank 0 claims it by
+    creating the folder (``mkdir`` fails if another run took the name first, and a new suffix is drawn),
+    so runs started in the same second all get folders of their own. A ``run_name`` that already holds a
+    run (its ``config.json``) is refused. ``out_dir`` is created and probed (:func:`check_folder`).
+
+    Raises:
+        ConfigError: ``run_name`` holds a run. OutputError: ``out_dir`` cannot take files. Under DDP every
+            rank raises (the verdict is shared, so none is left waiting).
     """
-    name = cfg.run_name or f"{cfg.data.name}-{datetime.now(timezone.utc).strftime('%Y%m%d-%H%M%S')}"
-    taken = (Path(cfg.out_dir) / name / "config.json").exists()
+    name, error = cfg.run_name, None
+    if info.is_main:
+        try:
+            out = check_folder(Path(cfg.out_dir), "output")
+            if name is None:
+                stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+                while True:
+                    name = f"{cfg.data.name}-{stamp}-{secrets.token_hex(2)}"
+                    try:
+                        (out / name).mkdir()
+                        break
+                    except FileExistsError:
+                        continue
+            elif (out / name / "config.json").exists():
+                error = ConfigError(f"run_name: {out / name} already holds a run; resume it with --resume "
+                                    f"{out / name} or choose another run_name")
+        except OutputError as e:
+            error = e
     if info.enabled:
-        # Rank 0's name (ranks may disagree on the clock) and rank 0's verdict: a rank that looked
-        # after rank 0 had written config.json would otherwise refuse a run that is its own.
+        # Rank 0's name and verdict: a rank that looked after rank 0 had written config.json would otherwise
+        # refuse a run that is its own.
         import torch.distributed as dist
 
-        box = [name, taken]
+        box = [name, None if error is None else (type(error).__name__, str(error), getattr(error, "path", None))]
         dist.broadcast_object_list(box, src=0)
-        name, taken = box
-    run_dir = Path(cfg.out_dir) / name
-    if taken:  # the verdict is shared, so every rank stops and none hangs
-        raise ConfigError(f"run_name: {run_dir} already holds a run; resume it with --resume {run_dir} "
-                          "or choose another run_name")
-    return run_dir
+        name, err = box
+        if err is not None and error is None:
+            kind, msg, path = err
+            error = OutputError(msg, path) if kind == "OutputError" else ConfigError(msg)
+    if error is not None:
+        raise error
+    return Path(cfg.out_dir) / name
 
 
 # --------------------------------------------------------------------------------------------------
@@ -254,7 +279,8 @@ def _state_extra(state: TrainState) -> dict[str, Any]:
 def fit(model: RunConfig | nn.Module, data: Any = None, *, train: TrainConfig | None = None,
         seed: int | None = None, device: str | None = None, binarize: str | None = None,
         run_dir: str | Path | None = None, resume: bool = False, stop_after_epoch: int | None = None,
-        tensorboard: bool = True) -> FitResult:
+        tensorboard: bool = True, before_training: Callable[[nn.Module, PreparedData], None] | None = None
+        ) -> FitResult:
     """Train a model into a run directory (created under ``out_dir`` unless ``run_dir`` is given).
 
     Two forms::
@@ -283,6 +309,10 @@ def fit(model: RunConfig | nn.Module, data: Any = None, *, train: TrainConfig | 
         stop_after_epoch: return after this many completed epochs (simulates an interrupted run;
             the schedule still refers to ``train.epochs``).
         tensorboard: also write TensorBoard events.
+        before_training: called on every rank with the built model (in training mode) and the prepared
+            data once everything is set up, before the first step (:func:`vaekit.pipeline.train_run` tries
+            the end-of-training report there). It must leave the model, the RNGs and the data as they were;
+            what it raises ends ``fit`` before training.
 
     Returns:
         a :class:`FitResult` (the trained model, the prepared data, counters, the logged history).
@@ -294,8 +324,6 @@ def fit(model: RunConfig | nn.Module, data: Any = None, *, train: TrainConfig | 
 
     Under ``torchrun`` every rank calls this; rank 0 alone logs and checkpoints.
     """
-    from ..models import build_model
-
     if isinstance(model, RunConfig):
         given = [k for k, v in (("data", data), ("train", train), ("seed", seed), ("device", device),
                                 ("binarize", binarize)) if v is not None]
@@ -322,6 +350,43 @@ def fit(model: RunConfig | nn.Module, data: Any = None, *, train: TrainConfig | 
     if info.enabled and dev.type == "cuda":
         dev = torch.device("cuda", info.local_rank)
 
+    # Where the run goes is settled before any data are loaded: a taken run_name or a folder that
+    # cannot take files fails before the slow part.
+    claimed = False
+    if resume:
+        if run_dir is None:
+            raise ConfigError("resume needs the run directory")
+        run_dir = Path(run_dir)
+        if info.is_main:
+            check_folder(run_dir / "checkpoints", "checkpoint")
+    elif run_dir is not None:
+        run_dir = Path(run_dir)
+        if info.is_main:
+            check_folder(run_dir.parent, "output")
+    else:
+        run_dir, claimed = make_run_dir(cfg, info), cfg.run_name is None
+    try:
+        prepared, net, optimizer, state, record = _set_up(model, data, cfg, binarize, dev, run_dir, resume)
+        if before_training is not None:
+            before_training(net, prepared)
+    except BaseException:
+        if claimed and info.is_main:
+            _remove_if_empty(run_dir)
+        raise
+    if info.is_main:
+        check_folder(run_dir / "checkpoints", "checkpoint")
+        check_folder(run_dir / "plots", "plots")
+        save_config_json(cfg, run_dir / "config.json")
+    return _loop(net, prepared, cfg, objective, schedule, optimizer, state, record, run_dir, dev, info, resume,
+                 stop_after_epoch, tensorboard)
+
+
+def _set_up(model: RunConfig | nn.Module, data: Any, cfg: RunConfig, binarize: str | None, dev: torch.device,
+            run_dir: Path, resume: bool) -> tuple[PreparedData, nn.Module, torch.optim.Optimizer, TrainState,
+                                                  dict[str, Any]]:
+    """The data, the model, the optimiser and the counters of :func:`fit` (from the checkpoint when resuming)."""
+    from ..models import build_model
+
     if isinstance(model, RunConfig):
         # The data come first: build_model needs their size. Same seed on every rank -> same initial weights.
         seed_everything(cfg.seed, 0)
@@ -335,34 +400,33 @@ def fit(model: RunConfig | nn.Module, data: Any = None, *, train: TrainConfig | 
         prepared, name = prepare_given(data, binarize, cfg.seed, dev, model=net)
         cfg.data = DataConfig(name=name, binarize=binarize or ("dynamic" if prepared.dynamic else "none"))
         raw_train = prepared.train
+    if prepared.train.shape[0] == 0:
+        raise ConfigError(f"data: the training split of {cfg.data.name!r} is empty (data.val_size="
+                          f"{cfg.data.val_size}); nothing to train on")
     if cfg.train.init_weights != "default" and not resume:
         init_weights(net, cfg.train.init_weights)
     if cfg.train.init_output_bias and not resume:
         init_output_bias(net, raw_train)
     optimizer = build_optimizer(net, cfg)
     record = {"model_spec": cfg.model, "data_dim": prepared.dim, "image_shape": prepared.image_shape}
-
     state = TrainState()
     if resume:
-        if run_dir is None:
-            raise ConfigError("resume needs the run directory")
-        run_dir = Path(run_dir)
         meta = load_checkpoint(run_dir / "checkpoints", "last", net, optimizer, restore_rng=True,
                                map_location=dev)
         ex = meta.get("extra", {})
         state = TrainState(epoch=meta["epoch"], step=meta["step"], best_val_elbo=ex.get("best_val_elbo"),
                            best_epoch=ex.get("best_epoch"), elapsed=float(ex.get("elapsed", 0.0)),
                            skipped=int(ex.get("skipped_batches", 0)))
-    else:
-        run_dir = Path(run_dir) if run_dir is not None else make_run_dir(cfg, info)
-    if info.is_main:
-        # before the first step: a folder that cannot take a checkpoint fails now, not after an epoch
-        check_folder(run_dir / "checkpoints", "checkpoint")
-        check_folder(run_dir / "plots", "plots")
-    if info.is_main:
-        save_config_json(cfg, run_dir / "config.json")
-    return _loop(net, prepared, cfg, objective, schedule, optimizer, state, record, run_dir, dev, info, resume,
-                 stop_after_epoch, tensorboard)
+    return prepared, net, optimizer, state, record
+
+
+def _remove_if_empty(folder: Path) -> None:
+    """Remove ``folder`` and its sub-folders if no file was written into them (a run that failed in set-up)."""
+    for sub in sorted(folder.rglob("*"), key=lambda p: len(p.parts), reverse=True) + [folder]:
+        try:
+            sub.rmdir()
+        except OSError:  # not empty (or a file): keep what is there
+            return
 
 
 def _loop(model: nn.Module, data: PreparedData, cfg: RunConfig, objective: Callable[..., Any],
