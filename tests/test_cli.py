@@ -348,3 +348,20 @@ def test_the_report_is_tried_on_the_untrained_model_before_the_first_step(tmp_pa
     # skipping the report skips its check too
     monkeypatch.setattr(loop, "_loop", lambda *a, **k: (_ for _ in ()).throw(KeyboardInterrupt))
     assert main(["train", "--config", CONFIG, "--out", str(tmp_path), "--device", "cpu", "--no-final-eval"]) == 130
+
+
+def test_relative_data_paths_are_recorded_absolute(tmp_path, capsys, monkeypatch):
+    (tmp_path / "work" / "data").mkdir(parents=True)
+    (tmp_path / "elsewhere").mkdir()
+    x = (np.random.default_rng(0).random((60, 64)) < 0.5).astype(np.float32)
+    np.save(tmp_path / "work" / "data" / "x.npy", x)
+    monkeypatch.chdir(tmp_path / "work")
+    torch.set_num_threads(1)
+    assert main(["train", "--config", CONFIG, "data={name: array, options: {path: data/x.npy}}", "train.epochs=1",
+                 "eval.estimators=elbo", "run_name=rel", "--out", "runs", "--device", "cpu", "--no-final-eval"]) == 0
+    cfg = json.loads((tmp_path / "work" / "runs" / "rel" / "config.json").read_text())
+    assert cfg["data"]["options"]["path"] == str(tmp_path / "work" / "data" / "x.npy")
+    monkeypatch.chdir(tmp_path / "elsewhere")  # eval and resume find the data from any folder
+    capsys.readouterr()
+    assert main(["eval", str(tmp_path / "work" / "runs" / "rel"), "--estimators", "elbo"]) == 0, capsys.readouterr().err
+    assert main(["train", "--resume", str(tmp_path / "work" / "runs" / "rel"), "train.epochs=2", "--no-final-eval"]) == 0

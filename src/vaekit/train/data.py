@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import dataclasses
+import os
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
-from ..config import RunConfig
+from ..config import DataConfig, RunConfig
 from .seeding import derive_seed
 
-__all__ = ["PreparedData", "prepare_data", "prepare_given", "load_data", "check_data", "BINARIZE"]
+__all__ = ["PreparedData", "prepare_data", "prepare_given", "load_data", "check_data", "absolute_data_paths",
+           "BINARIZE"]
 
 #: the values of ``data.binarize`` (see :class:`vaekit.config.DataConfig`)
 BINARIZE = ("dynamic", "static", "none")
@@ -75,6 +78,24 @@ def _prepare(train: Tensor, val: Tensor | None, test: Tensor | None, *, binarize
 
 def _to(x: Tensor | None, device: torch.device) -> Tensor | None:
     return None if x is None else x.to(device)
+
+
+def absolute_data_paths(data: DataConfig) -> DataConfig:
+    """A copy of ``data`` whose file locations no longer depend on the working directory.
+
+    ``data_dir`` and, without a ``data_dir``, ``options.path`` (the file or folder of ``array`` and
+    ``folder`` data) become absolute (``~`` expanded). A run directory records the config it trained on, and
+    ``vaekit eval`` or ``--resume`` started from another folder must find the same files; a ``path`` relative
+    to a ``data_dir`` is left relative to it (the loaders join the two).
+    """
+    def absolute(p: str) -> str:
+        return os.path.abspath(os.path.expanduser(p))
+
+    options = dict(data.options)
+    if data.data_dir is None and isinstance(options.get("path"), str):
+        options["path"] = absolute(options["path"])
+    return dataclasses.replace(data, data_dir=None if data.data_dir is None else absolute(data.data_dir),
+                               options=options)
 
 
 def load_data(cfg: RunConfig) -> Any:

@@ -32,6 +32,7 @@ global RNG states, restored on resume, for user code that draws from them).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import secrets
 import time
@@ -46,7 +47,7 @@ from torch import Tensor, nn
 from ..config import ConfigError, DataConfig, RunConfig, TrainConfig, save_config_json, to_dict
 from .check import build_training, check_config
 from .checkpoint import load_checkpoint, save_checkpoint
-from .data import PreparedData, check_data, load_data, prepare_data, prepare_given
+from .data import PreparedData, absolute_data_paths, check_data, load_data, prepare_data, prepare_given
 from .ddp import DistInfo, init_distributed, shard
 from .init import init_output_bias, init_weights
 from .logging import RunLogger, progress_enabled
@@ -330,8 +331,9 @@ def fit(model: RunConfig | nn.Module, data: Any = None, *, train: TrainConfig | 
         if given:
             raise TypeError(f"fit(cfg, ...) takes the model, data and settings from cfg; do not also pass {given} "
                             "(give run_dir, resume, stop_after_epoch and tensorboard by keyword)")
-        cfg = model
-        check_config(cfg)
+        check_config(model)
+        # a copy: the caller's config keeps its relative paths, the run directory records absolute ones
+        cfg = dataclasses.replace(model, data=absolute_data_paths(model.data))
     elif isinstance(model, nn.Module):
         if data is None:
             raise TypeError("fit(model, data): give the training data (an (N, D) tensor, a vaekit.data.Dataset or "
