@@ -26,6 +26,7 @@ the run directory.
 from __future__ import annotations
 
 import dataclasses
+import importlib.resources
 import json
 import re
 import typing
@@ -38,7 +39,8 @@ import yaml
 from .registry import ConfigError, _type_ok
 
 __all__ = ["ConfigError", "DataConfig", "TrainConfig", "EvalConfig", "RunConfig", "load_config", "from_dict",
-           "to_dict", "apply_overrides", "parse_override", "yaml_load", "save_config_json", "load_config_json"]
+           "to_dict", "apply_overrides", "parse_override", "yaml_load", "save_config_json", "load_config_json",
+           "config_file", "shipped_config", "shipped_configs"]
 
 
 class _Yaml12Loader(yaml.SafeLoader):
@@ -294,13 +296,57 @@ def apply_overrides(raw: dict[str, Any], overrides: Sequence[str]) -> dict[str, 
     return out
 
 
+def shipped_config(path: str | Path) -> Path:
+    """Where ``configs/NAME`` lies inside the installed package (``vaekit/configs/NAME``), whether or not it exists.
+
+    Raises:
+        ValueError: ``path`` does not start with ``configs/``.
+    """
+    parts = Path(path).parts
+    if parts[:1] != ("configs",) or len(parts) < 2:
+        raise ValueError(f"{path}: a shipped config is named configs/NAME")
+    # a wheel installs into a folder, never a zip, so the resource is a real file with a path
+    return Path(str(importlib.resources.files("vaekit").joinpath(*parts)))
+
+
+def shipped_configs() -> list[str]:
+    """The configs shipped inside the package, as ``configs/...`` paths (``configs/iwae/l1_vae_k1.yaml``, ...)."""
+    root = Path(str(importlib.resources.files("vaekit") / "configs"))
+    return sorted(f"configs/{p.relative_to(root).as_posix()}" for p in root.rglob("*.yaml"))
+
+
+def config_file(path: str | Path) -> Path:
+    """Where the config ``path`` is: the file itself if it exists, else for ``configs/NAME`` the copy shipped
+    inside the package (``vaekit/configs/NAME``), so that the documented ``--config configs/vae_digits.yaml``
+    and ``vaekit reproduce`` work from any folder and from a non-editable install.
+
+    Raises:
+        FileNotFoundError: neither exists; the message names ``path`` and, for ``configs/...``, the shipped configs.
+    """
+    p = Path(path)
+    if p.is_file():
+        return p
+    if not p.is_absolute() and p.parts[:1] == ("configs",) and len(p.parts) > 1:
+        shipped = shipped_config(p)
+        if shipped.is_file():
+            return shipped
+        raise FileNotFoundError(f"config file not found: {p} (nor among the configs shipped with vaekit: "
+                                f"{', '.join(shipped_configs())})")
+    raise FileNotFoundError(f"config file not found: {p}")
+
+
 def load_config(path: str | Path | None = None, overrides: Sequence[str] = (),
                 base: dict[str, Any] | None = None) -> RunConfig:
-    """Read a YAML config (or start from ``base``), apply dotted overrides, and check it strictly."""
+    """Read a YAML config (or start from ``base``), apply dotted overrides, and check it strictly.
+
+    ``path`` is found by :func:`config_file` (``configs/NAME`` falls back to the config shipped with vaekit).
+
+    Raises:
+        FileNotFoundError: no such config (see :func:`config_file`).
+        ConfigError: not valid YAML, or a bad key or value, naming the dotted key.
+    """
     if path is not None:
-        p = Path(path)
-        if not p.is_file():
-            raise FileNotFoundError(f"config file not found: {p}")
+        p = config_file(path)
         try:
             raw = yaml_load(p.read_text())
         except yaml.YAMLError as e:

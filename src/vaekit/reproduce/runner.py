@@ -42,7 +42,7 @@ from typing import Any, Callable, Mapping, Sequence
 import torch
 from torch import Tensor, nn
 
-from ..config import RunConfig, load_config
+from ..config import RunConfig, load_config, shipped_config
 from ..evaluation import elbo_estimate, iwae_estimate
 from ..pipeline import eval_data
 from ..train import CheckpointError, LoadedRun, fit, load_run, read_checkpoint, resolve_device
@@ -73,15 +73,20 @@ def get_reproduction(name: str) -> "Reproduction":
 
 @dataclass(frozen=True)
 class RunSpec:
-    """One training run: a config file (relative to the repository root, or absolute) and dotted overrides."""
+    """One training run: a config file (``configs/...``, shipped inside the package, or absolute) and dotted
+    overrides."""
 
     config: str
     overrides: tuple[str, ...] = ()
 
     @property
     def path(self) -> Path:
+        """The config file: ``configs/NAME`` is the copy shipped in the package (an installed vaekit has no
+        repository around it, and the current folder's ``configs/`` is not the reproduction's)."""
         p = Path(self.config)
-        return p if p.is_absolute() else REPO_ROOT / p
+        if p.is_absolute():
+            return p
+        return shipped_config(p) if p.parts[:1] == ("configs",) else REPO_ROOT / p
 
 
 @dataclass(frozen=True)
