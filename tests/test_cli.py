@@ -100,7 +100,8 @@ def test_eval_ais_and_bdmc(run_dir, capsys):
 
 def test_config_errors_are_one_line(tmp_path, capsys):
     _one_line_error(capsys, ["train", "--config", CONFIG, "train.epochz=3"], "train.epochz: unknown key")
-    _one_line_error(capsys, ["train", "--config", CONFIG, "train.epochs=many"], "train.epochs: expected int")
+    _one_line_error(capsys, ["train", "--config", CONFIG, "train.epochs=many"],
+                    "train.epochs: expected an integer, got str 'many'")
     _one_line_error(capsys, ["train", "--config", CONFIG, "model.latent.dimm=3", "--out", str(tmp_path)],
                     "model.latent.dimm: unknown key")
     _one_line_error(capsys, ["train", "--config", str(tmp_path / "nope.yaml")], "config file not found")

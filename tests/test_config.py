@@ -59,7 +59,7 @@ def test_bad_values_and_nested_specs():
         check_config(bad_objective)
     with pytest.raises(ConfigError, match=r"^train\.lr_schedule\.type: unknown learning-rate schedule 'cosine'"):
         check_config(from_dict(raw(train={"lr_schedule": {"type": "cosine"}})))
-    with pytest.raises(ConfigError, match=r"^train\.objective: k must be >= 1"):
+    with pytest.raises(ConfigError, match=r"^train\.objective\.k: expected an integer >= 1, got int 0$"):
         check_config(from_dict(raw(train={"objective": {"type": "elbo", "k": 0}})))
     with pytest.raises(ConfigError, match=r"^model: null means a model built by hand"):
         check_config(from_dict(raw(model=None)))
@@ -84,7 +84,7 @@ def test_overrides_parse_yaml_values_and_fail_clearly(tmp_path):
     assert parse_override("a.b=[1, 2]") == (["a", "b"], [1, 2])
     with pytest.raises(ConfigError, match=r"train\.lrr: unknown key"):
         load_config(p, ["train.lrr=1.0"])
-    with pytest.raises(ConfigError, match=r"train\.epochs: expected int"):
+    with pytest.raises(ConfigError, match=r"train\.epochs: expected an integer, got str 'many'"):
         load_config(p, ["train.epochs=many"])
     with pytest.raises(ConfigError, match=r"dotted\.key=value"):
         load_config(p, ["train.lr"])

@@ -227,7 +227,7 @@ SPEC = {"type": "vae", "encoder": {"type": "mlp", "hidden": [16]}, "latent": {"t
 
 @pytest.mark.parametrize("path,value,match", [
     (("encoder", "hiden"), [16], r"model\.encoder\.hiden: unknown key"),
-    (("latent", "dim"), "2", r"model\.latent\.dim: expected int"),
+    (("latent", "dim"), "2", r"model\.latent\.dim: expected an integer >= 1, got str '2'"),
     (("latent", "type"), "gausian", r"model\.latent\.type: unknown latent layer 'gausian'"),
     (("likelihood", "scale"), 1.0, r"model\.likelihood\.scale: unknown key"),
 ])

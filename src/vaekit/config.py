@@ -36,7 +36,7 @@ from typing import Any, Literal, Sequence
 
 import yaml
 
-from .registry import ConfigError, _type_ok
+from .registry import ConfigError, check_value
 
 __all__ = ["ConfigError", "DataConfig", "TrainConfig", "EvalConfig", "RunConfig", "load_config", "from_dict",
            "to_dict", "apply_overrides", "parse_override", "yaml_load", "save_config_json", "load_config_json",
@@ -222,12 +222,6 @@ class RunConfig:
 # --------------------------------------------------------------------------------------------------
 
 
-def _type_name(hint: Any) -> str:
-    if typing.get_origin(hint) is Literal:
-        return "one of " + ", ".join(repr(a) for a in typing.get_args(hint))
-    return getattr(hint, "__name__", None) or str(hint).replace("typing.", "")
-
-
 def _build(cls: type, raw: Any, path: str) -> Any:
     """Build dataclass ``cls`` from mapping ``raw``, rejecting unknown keys and wrong types (naming the key)."""
     if not isinstance(raw, dict):
@@ -243,8 +237,7 @@ def _build(cls: type, raw: Any, path: str) -> Any:
         if dataclasses.is_dataclass(hint):
             kwargs[key] = _build(hint, value, dotted)
             continue
-        if not _type_ok(value, hint):
-            raise ConfigError(f"{dotted}: expected {_type_name(hint)}, got {type(value).__name__} {value!r}")
+        check_value(value, hint, dotted)
         kwargs[key] = value
     return cls(**kwargs)
 

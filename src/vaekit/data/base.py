@@ -111,10 +111,15 @@ def load_dataset(
 
     Returns:
         a :class:`Dataset`.
+
+    Raises:
+        ConfigError: ``name`` is not registered (``data.name: unknown dataset 'nope'; choose one of [...]``).
+        ValueError: ``val_size`` is not a non-negative int or None; and what the loader raises (a missing file
+            named with every folder searched, a file that cannot be read, an unknown option).
     """
     if val_size is not None and (isinstance(val_size, bool) or not isinstance(val_size, int) or val_size < 0):
         raise ValueError(f"val_size must be a non-negative int or None, got {val_size!r}")
-    loader = DATASETS.get(name, "data")
+    loader = DATASETS.get(name, "data", key="name")
     return loader(data_dir=data_dir, val_size=val_size, seed=seed, **options)
 
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
+import annotated_types as at
 import torch
 from torch import Tensor
 from torch.distributions import Categorical, Distribution, constraints
@@ -50,7 +53,7 @@ class CategoricalLikelihood(Likelihood):
     Data must be exactly ``k/(levels-1)`` for integer ``k`` (e.g. ``uint8/255``).
     """
 
-    def __init__(self, data_dim: int, levels: int = 256) -> None:
+    def __init__(self, data_dim: int, levels: Annotated[int, at.Ge(2)] = 256) -> None:
         super().__init__(data_dim)
         if levels < 2:
             raise ValueError(f"levels must be >= 2, got {levels}")

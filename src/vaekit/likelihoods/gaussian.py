@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.distributions import Distribution, Independent, Normal
 
+from ..registry import NonNegativeFloat, PositiveFloat
 from .base import LIKELIHOODS, Likelihood
 
 
@@ -28,8 +29,8 @@ class GaussianLikelihood(Likelihood):
             pixel that is always the same value diverges.
     """
 
-    def __init__(self, data_dim: int, learn_scale: bool = True, scale: float = 1.0, squash_mean: bool = False,
-                 min_scale: float = 1e-3) -> None:
+    def __init__(self, data_dim: int, learn_scale: bool = True, scale: PositiveFloat = 1.0, squash_mean: bool = False,
+                 min_scale: NonNegativeFloat = 1e-3) -> None:
         super().__init__(data_dim)
         if scale <= 0 or min_scale < 0:
             raise ValueError(f"scale must be > 0 and min_scale >= 0, got {scale} and {min_scale}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import inspect
 from typing import Any, Sequence
 
+import annotated_types as at
 from torch import nn
 
 from ..latents import LATENTS
@@ -14,12 +15,23 @@ from ..registry import ConfigError, build, check_kwargs
 from .base import MODELS
 from .vae import VAE
 
+# Every latent family takes a positive ``dim`` but declares plain ``dim: int`` in its own signature; the bound,
+# stated once on the registry, makes ``model.latent.dim=0`` fail by its key for every family (LatentLayer's own
+# check gives a message without the key).
+LATENTS.constrain(dim=at.Ge(1))
+
 
 def build_net(spec: dict[str, Any], path: str, in_features: int, out_features: int | None,
               image_shape: Sequence[int] | None) -> nn.Module:
-    """Build a network from ``spec`` with the widths the model dictates."""
+    """Build a network from ``spec`` with the widths the model dictates.
+
+    Raises:
+        ConfigError: naming the dotted key under ``path`` (see :func:`vaekit.registry.build`).
+    """
+    if not isinstance(spec, dict) or "type" not in spec:
+        return build(NETS, spec, path)  # refuses it, naming the path
     fixed: dict[str, Any] = {"in_features": in_features}
-    fn = NETS.get(spec.get("type", "?"), path)
+    fn = NETS.get(spec["type"], path)
     params = inspect.signature(fn).parameters
     if out_features is not None:
         fixed["out_features"] = out_features

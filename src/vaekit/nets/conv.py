@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Sequence
-
 import torch
 from torch import Tensor, nn
 
+from ..registry import PositiveInt
+from .mlp import Activation
 from .mlp import activation as make_activation
 from .registry import NETS
+
+
+#: ``(C, H, W)``, and the widths of the two convolutions (these nets have exactly two).
+ImageShape = tuple[PositiveInt, PositiveInt, PositiveInt]
+Channels = tuple[PositiveInt, PositiveInt]
 
 
 def _flat_batch(x: Tensor, n_trailing: int) -> tuple[Tensor, torch.Size]:
@@ -24,8 +29,8 @@ class ConvEncoder(nn.Module):
     ``image_shape`` is supplied by the model builder from the data set.
     """
 
-    def __init__(self, in_features: int, image_shape: Sequence[int] = (1, 28, 28), channels: Sequence[int] = (32, 64),
-                 out_features: int = 256, activation: str = "relu") -> None:
+    def __init__(self, in_features: int, image_shape: ImageShape = (1, 28, 28), channels: Channels = (32, 64),
+                 out_features: PositiveInt = 256, activation: Activation = "relu") -> None:
         super().__init__()
         c, h, w = image_shape
         if c * h * w != in_features:
@@ -58,8 +63,8 @@ class ConvDecoder(nn.Module):
     as ``params_per_value`` blocks of ``C*H*W`` (the layout every likelihood reads).
     """
 
-    def __init__(self, in_features: int, out_features: int, image_shape: Sequence[int] = (1, 28, 28),
-                 channels: Sequence[int] = (64, 32), activation: str = "relu") -> None:
+    def __init__(self, in_features: int, out_features: int, image_shape: ImageShape = (1, 28, 28),
+                 channels: Channels = (64, 32), activation: Activation = "relu") -> None:
         super().__init__()
         c, h, w = image_shape
         if out_features % (c * h * w):

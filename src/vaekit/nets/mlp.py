@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Literal, Sequence
 
 from torch import Tensor, nn
 
+from ..registry import PositiveInt
 from .fused import FUSABLE_ACTIVATIONS, linear_chain
 from .registry import NETS
 
@@ -19,6 +20,9 @@ ACTIVATIONS: dict[str, type[nn.Module]] = {
     "silu": nn.SiLU,
     "sigmoid": nn.Sigmoid,
 }
+
+#: The activation names as a type, so that a config's typo is refused with the list of names.
+Activation = Literal[tuple(ACTIVATIONS)]  # type: ignore[valid-type]
 
 
 def activation(name: str) -> nn.Module:
@@ -47,8 +51,8 @@ class MLP(nn.Sequential):
     either way.
     """
 
-    def __init__(self, in_features: int, hidden: Sequence[int] = (200, 200), out_features: int | None = None,
-                 activation: str = "tanh", fused: bool = True) -> None:
+    def __init__(self, in_features: int, hidden: Sequence[PositiveInt] = (200, 200),
+                 out_features: PositiveInt | None = None, activation: Activation = "tanh", fused: bool = True) -> None:
         layers: list[nn.Module] = []
         width = in_features
         for w in hidden:

@@ -24,6 +24,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from ..registry import PositiveInt
 from .elbo import iwae_from_log_weights
 from .registry import OBJECTIVES
 
@@ -58,7 +59,7 @@ class IWAEObjective:
     size ``1/sum_i w~_i^2``, averaged over the batch), ``loss``.
     """
 
-    def __init__(self, k: int = 1) -> None:
+    def __init__(self, k: PositiveInt = 1) -> None:
         _check_k(k)
         self.k = k
 
@@ -105,7 +106,7 @@ class DReGObjective:
     Logged: ``iwae_bound`` (the k-sample bound), ``elbo`` (mean log-weight), ``ess``, ``loss`` (the surrogate).
     """
 
-    def __init__(self, k: int = 1) -> None:
+    def __init__(self, k: PositiveInt = 1) -> None:
         _check_k(k)
         self.k = k
 

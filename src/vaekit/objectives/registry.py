@@ -12,7 +12,7 @@ import torch
 from torch import Tensor, nn
 
 from ..latents.base import kl_by_dimension
-from ..registry import Registry, build
+from ..registry import Fraction, NonNegativeFloat, NonNegativeInt, PositiveInt, Registry, build
 from .elbo import free_bits_kl, kl_warmup
 
 OBJECTIVES: Registry = Registry("objective")
@@ -35,8 +35,8 @@ class ELBOObjective:
     Logged: ``elbo`` (always the true ELBO of the batch), ``log_likelihood``, ``kl``, ``beta``, ``loss``.
     """
 
-    def __init__(self, k: int = 1, beta: float = 1.0, warmup_steps: int = 0, warmup_start: float = 0.0,
-                 free_bits: float = 0.0) -> None:
+    def __init__(self, k: PositiveInt = 1, beta: NonNegativeFloat = 1.0, warmup_steps: NonNegativeInt = 0,
+                 warmup_start: Fraction = 0.0, free_bits: NonNegativeFloat = 0.0) -> None:
         if k < 1:
             raise ValueError(f"k must be >= 1, got {k}")
         self.k, self.beta, self.warmup_steps, self.warmup_start, self.free_bits = k, beta, warmup_steps, warmup_start, free_bits

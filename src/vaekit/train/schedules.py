@@ -8,9 +8,11 @@ with its keys checked strictly by :func:`vaekit.registry.build`.
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import Annotated, Any, Protocol
 
-from ..registry import ConfigError, Registry, build
+import annotated_types as at
+
+from ..registry import ConfigError, NonNegativeInt, Registry, build
 
 __all__ = ["Schedule", "SCHEDULES", "build_schedule", "Constant", "Exponential", "IWAESchedule"]
 
@@ -36,7 +38,7 @@ class Constant:
 class Exponential:
     r"""``lr_e = lr * gamma^e`` (decay once per epoch)."""
 
-    def __init__(self, gamma: float) -> None:
+    def __init__(self, gamma: Annotated[float, at.Interval(gt=0, le=1)]) -> None:
         if not 0.0 < gamma <= 1.0:
             raise ConfigError(f"train.lr_schedule.gamma: must be in (0, 1], got {gamma}")
         self.gamma = gamma
@@ -55,7 +57,7 @@ class IWAESchedule:
     last stage keep its rate. :meth:`total_epochs` gives the schedule's length.
     """
 
-    def __init__(self, max_stage: int = 7) -> None:
+    def __init__(self, max_stage: NonNegativeInt = 7) -> None:
         if max_stage < 0:
             raise ConfigError(f"train.lr_schedule.max_stage: must be >= 0, got {max_stage}")
         self.max_stage = max_stage
