@@ -32,13 +32,19 @@ def digits():
 
 
 @pytest.fixture
-def one_thread_seeded():
-    """One torch thread and ``torch.manual_seed(0)`` for the test, the thread count restored afterwards.
+def one_thread():
+    """One torch thread for the test, the thread count restored afterwards (never set it at module level:
+    that changes every test collected after the module too).
 
     For tests on tiny tensors: a second OpenMP thread only spins on the shared CI cores.
     """
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
-    torch.manual_seed(0)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def one_thread_seeded(one_thread):
+    """``one_thread`` and ``torch.manual_seed(0)``."""
+    torch.manual_seed(0)

@@ -19,9 +19,8 @@ DT = torch.float64
 
 
 @pytest.fixture(autouse=True)
-def _seed():
+def _seed(one_thread):
     torch.manual_seed(0)
-    torch.set_num_threads(1)
 
 
 def _randomise(module: torch.nn.Module, std: float = 1.0) -> None:

@@ -13,7 +13,7 @@ from vaekit.models import HierarchicalVAE, build_model
 from vaekit.objectives import build_objective
 from vaekit.registry import ConfigError
 
-torch.set_num_threads(1)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny tensors: one thread, restored after each test
 
 
 def _layer(hid_enc, dim, hid_dec, scale_link="exp"):

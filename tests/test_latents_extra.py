@@ -25,9 +25,8 @@ DT = torch.float64
 
 
 @pytest.fixture(autouse=True)
-def _seed():
+def _seed(one_thread):
     torch.manual_seed(7)
-    torch.set_num_threads(1)
 
 
 # ----- full covariance -----------------------------------------------------------------------------

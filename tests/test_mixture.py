@@ -22,9 +22,8 @@ DT = torch.float64
 
 
 @pytest.fixture(autouse=True)
-def _seed():
+def _seed(one_thread):
     torch.manual_seed(1234)
-    torch.set_num_threads(1)
 
 
 def _params(k: int, d: int, batch: tuple[int, ...] = ()):

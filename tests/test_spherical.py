@@ -27,9 +27,8 @@ Z = 4.0
 
 
 @pytest.fixture(autouse=True)
-def _seed():
+def _seed(one_thread):
     torch.manual_seed(20260521)
-    torch.set_num_threads(1)
 
 
 def _unit(*shape: int, dtype=DT) -> torch.Tensor:
