@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import re
 import shutil
 from collections import Counter
 from pathlib import Path
@@ -504,3 +505,23 @@ def test_split_validation():
         Split(torch.zeros(3, 2), torch.zeros(2, dtype=torch.int64))
     with pytest.raises(ValueError, match="image_shape"):
         Dataset("t", Split(torch.zeros(3, 4)), None, Split(torch.zeros(3, 4)), (1, 2, 3), False)
+
+
+@pytest.mark.parametrize("shape", [(0, 4), (0,), (0, 8, 8), (3, 0), (5,)])
+def test_an_empty_or_flat_array_file_is_refused_naming_the_file(tmp_path, shape):
+    """Before, an empty ``.npy`` failed with numpy's "cannot reshape array of size 0 into shape (0,newaxis)",
+    naming no file."""
+    path = tmp_path / "empty.npy"
+    np.save(path, np.zeros(shape, np.float32))
+    with pytest.raises(ValueError, match=rf"^{re.escape(str(path))}: need an array of shape \(N, \.\.\.\) with N >= 1 "
+                                         rf"examples of at least one value each, got shape {re.escape(str(shape))}$"):
+        load_dataset("array", path=str(path))
+    np.savez(tmp_path / "split.npz", train=np.zeros(shape, np.float32), test=np.ones((3, 4), np.float32))
+    with pytest.raises(ValueError, match=re.escape(f"{tmp_path / 'split.npz'}['train']: need an array")):
+        load_dataset("array", path=str(tmp_path / "split.npz"))
+
+
+def test_too_few_examples_names_the_file(tmp_path):
+    np.save(tmp_path / "two.npy", np.zeros((2, 4), np.float32))
+    with pytest.raises(ValueError, match=re.escape(f"{tmp_path / 'two.npy'}: 2 examples cannot give test=0")):
+        load_dataset("array", path=str(tmp_path / "two.npy"))

@@ -92,3 +92,26 @@ def test_run_bdmc_report(lg):
     for r in rows:
         assert r["gap"] == pytest.approx(r["upper"] - r["lower"])
     assert rows[0]["gap"] > rows[1]["gap"]  # several nats vs. a fraction of a nat
+
+
+def test_the_bounds_refuse_data_the_likelihood_cannot_score():
+    """Before, ``iwae_estimate`` and ``elbo_estimate`` scored x = 3 under a Bernoulli likelihood and returned a
+    finite, meaningless number, while ``vaekit train``/``eval`` refused the same data. Now the library refuses with
+    the command line's sentence (tests/test_cli.py::test_bad_data_is_one_line checks the same words there)."""
+    from vaekit.evaluation import elbo_estimate, evaluate_bound, iwae_estimate
+    from vaekit.likelihoods import BernoulliLikelihood
+
+    model = VAE(nn.Linear(4, 8), GaussianLatent(8, 2), nn.Linear(2, 4), BernoulliLikelihood(4))
+    bad = torch.tensor([[0.0, 1.0, 3.0, 0.5], [0.0, 1.0, 1.0, 0.0]])
+    message = ("x has values in [0, 3] but a Bernoulli likelihood needs data in [0, 1]; rescale (e.g. uint8/255) "
+               "or choose likelihood.type=gaussian")
+    for score in (lambda x: iwae_estimate(model, x, 5), lambda x: elbo_estimate(model, x, k=2),
+                  lambda x: evaluate_bound(iwae_estimate, model, x, batch_size=1, k=3)):
+        with pytest.raises(ValueError) as e:
+            score(bad)
+        assert str(e.value) == message
+    good = bad[1:]  # binary: scored as before
+    assert torch.isfinite(iwae_estimate(model, good, 5)).all() and torch.isfinite(elbo_estimate(model, good)).all()
+    assert math.isfinite(evaluate_bound(iwae_estimate, model, good, batch_size=1, k=3).mean)
+    with pytest.raises(ValueError, match="batch_size must be >= 1, got 0"):
+        evaluate_bound(iwae_estimate, model, bad[1:], batch_size=0, k=3)

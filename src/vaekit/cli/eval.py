@@ -23,27 +23,31 @@ def _int_list(text: str) -> list[int]:
 
 def add_parser(sub: Any) -> None:
     """Register ``vaekit eval`` on the argparse subparsers ``sub``."""
+    from .common import add_checkpoint_arg, add_run_dir_arg, int_at_least
+
     p = sub.add_parser("eval", help="estimate log p(x) of a trained run",
                        description="Evaluate a run with ELBO / IWAE-k / AIS estimators.")
-    p.add_argument("run_dir")
+    add_run_dir_arg(p)
     p.add_argument("--estimators", help="e.g. elbo,iwae:5000 (default: the run's eval.estimators)")
-    p.add_argument("--checkpoint", choices=["best", "last"], default="best")
-    p.add_argument("--split", choices=["train", "val", "test"], help="default: the run's eval.split")
-    p.add_argument("--n", type=int, help="evaluate only the first N examples")
+    add_checkpoint_arg(p)
+    p.add_argument("--split", choices=["train", "val", "test"], help="which split to evaluate (default: the run's eval.split)")
+    p.add_argument("--n", type=int_at_least(1), help="evaluate only the first N examples (default: the run's eval.n; all when null)")
     p.add_argument("--seed", type=int, help="estimator seed (default: the run's eval.seed)")
-    p.add_argument("--batch-size", type=int, help="examples per batch")
-    p.add_argument("--device", choices=["cpu", "cuda", "auto"], default="cpu")
-    p.add_argument("--data-dir", help="override data.data_dir")
+    p.add_argument("--batch-size", type=int_at_least(1), help="examples per batch (default: the run's eval.batch_size)")
+    p.add_argument("--device", choices=["cpu", "cuda", "auto"], default="cpu",
+                   help="where to evaluate; auto: cuda if available (default: cpu)")
+    p.add_argument("--data-dir", help="where the data set's files are, if not where training found them "
+                                      "(overrides the run's data.data_dir)")
     p.add_argument("--out", help="where to write the JSON: a file or a folder (default RUN_DIR/eval.json, or "
                                  "eval-2.json, ... when taken)")
     p.add_argument("--force", action="store_true", help="replace the file --out names if it exists")
-    p.add_argument("--ais-chains", type=int, default=16, help="AIS chains per example (default 16)")
-    p.add_argument("--ais-leapfrog", type=int, default=10, help="HMC leapfrog steps per AIS transition (default 10)")
+    p.add_argument("--ais-chains", type=int_at_least(1), default=16, help="AIS chains per example (default: 16)")
+    p.add_argument("--ais-leapfrog", type=int_at_least(1), default=10, help="HMC leapfrog steps per AIS transition (default: 10)")
     p.add_argument("--bdmc", action="store_true",
                    help="also run bidirectional Monte Carlo on data simulated from the model (Wu et al. 2017)")
-    p.add_argument("--bdmc-n", type=int, default=16, help="simulated examples for --bdmc (default 16)")
+    p.add_argument("--bdmc-n", type=int_at_least(1), default=16, help="simulated examples for --bdmc (default: 16)")
     p.add_argument("--bdmc-T", type=_int_list, default=[100, 1000],
-                   help="comma-separated AIS lengths for --bdmc (default 100,1000)")
+                   help="comma-separated AIS lengths for --bdmc (default: 100,1000)")
     p.set_defaults(func=run)
 
 

@@ -8,14 +8,21 @@ from typing import Any
 
 def add_parser(sub: Any) -> None:
     """Register ``vaekit sample`` on the argparse subparsers ``sub``."""
-    from .common import add_out_args
+    from .common import add_checkpoint_arg, add_out_args, add_run_dir_arg, int_at_least
 
-    p = sub.add_parser("sample", help="write a grid of samples from the prior")
-    p.add_argument("run_dir")
-    p.add_argument("--n", type=int, default=64)
-    p.add_argument("--checkpoint", choices=["best", "last"], default="best")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--binary", action="store_true", help="draw x ~ p(x|z) instead of showing its mean")
+    p = sub.add_parser(
+        "sample", help="write a grid of samples from the prior",
+        description="Draw z ~ p(z) from a trained run's prior, decode each z and save the images as one grid "
+                    "(about square, row by row): the mean of p(x|z), or with --binary a draw x ~ p(x|z). "
+                    "Prints the PNG's path. Needs image data (a run whose data set has an image shape).")
+    add_run_dir_arg(p)
+    p.add_argument("--n", type=int_at_least(1), default=64, help="number of samples (default: 64)")
+    add_checkpoint_arg(p)
+    p.add_argument("--seed", type=int, default=0,
+                   help="seed of the draws: the same seed gives the same grid (default: 0)")
+    p.add_argument("--binary", action="store_true",
+                   help="show a draw x ~ p(x|z) (binary pixels for a Bernoulli likelihood) instead of the mean "
+                        "of p(x|z) (default: the mean)")
     add_out_args(p, "samples.png")
     p.set_defaults(func=run)
 

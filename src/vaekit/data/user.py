@@ -17,7 +17,11 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff")
 
 
 def _to_float(a: np.ndarray, where: str) -> torch.Tensor:
-    """uint8 -> /255, bool -> {0,1}, float -> as is (must be finite); anything else is refused."""
+    """uint8 -> /255, bool -> {0,1}, float -> as is (must be finite); anything else is refused, and so is an
+    array with no examples or examples with no values (``where`` names the file and the array)."""
+    if a.ndim < 2 or a.shape[0] == 0 or a.size == 0:
+        raise ValueError(f"{where}: need an array of shape (N, ...) with N >= 1 examples of at least one value "
+                         f"each, got shape {a.shape}")
     if a.dtype == np.uint8:
         out = a.astype(np.float32) / 255.0
     elif a.dtype == np.bool_:
@@ -39,11 +43,11 @@ def _image_shape_of(a: np.ndarray) -> tuple[int, int, int] | None:
     return None
 
 
-def _split_sizes(n: int, val_size: int | None, test_size: int | None, name: str) -> tuple[int, int, int]:
+def _split_sizes(n: int, val_size: int | None, test_size: int | None, where: str) -> tuple[int, int, int]:
     n_test = round(0.1 * n) if test_size is None else test_size
     n_val = 0 if val_size is None else val_size
     if n_test < 1 or n - n_test - n_val < 1:
-        raise ValueError(f"{name}: {n} examples cannot give test={n_test}, val={n_val} and a non-empty train set")
+        raise ValueError(f"{where}: {n} examples cannot give test={n_test}, val={n_val} and a non-empty train set")
     return n - n_test - n_val, n_val, n_test
 
 
@@ -56,8 +60,9 @@ def _labels(y: np.ndarray | None, n: int, where: str) -> torch.Tensor | None:
 
 
 def _finish(name: str, x: torch.Tensor, y: torch.Tensor | None, image_shape: tuple[int, int, int] | None,
-            val_size: int | None, test_size: int | None, seed: int) -> Dataset:
-    n_train, n_val, n_test = _split_sizes(len(x), val_size, test_size, name)
+            val_size: int | None, test_size: int | None, seed: int, where: str) -> Dataset:
+    """Split ``x`` (and ``y``) seeded into train/val/test; ``where`` (the file or folder) names them in errors."""
+    n_train, n_val, n_test = _split_sizes(len(x), val_size, test_size, where)
     te, va, tr = seeded_split(len(x), [n_test, n_val, n_train], seed)
     binary = bool(((x == 0) | (x == 1)).all())
     return Dataset(name, take(x, y, tr), take(x, y, va) if n_val else None, take(x, y, te), image_shape, binary)
@@ -119,8 +124,6 @@ def load_array(data_dir: PathLike | None = None, val_size: int | None = None, se
                 splits[part] = None
                 continue
             a = arrays[part]
-            if a.ndim < 2:
-                raise ValueError(f"{p}: array {part!r} must have shape (N, ...), got {a.shape}")
             shape = shape or _image_shape_of(a)
             splits[part] = Split(_to_float(a, f"{p}[{part!r}]"),
                                  _labels(arrays.get(f"y_{part}"), len(a), f"{p}[y_{part!r}]"))
@@ -131,11 +134,10 @@ def load_array(data_dir: PathLike | None = None, val_size: int | None = None, se
     if "x" not in arrays:
         raise ValueError(f"{p}: expected key 'x' (with optional 'y') or keys 'train'/'test'; found {sorted(arrays)}")
     a = arrays["x"]
-    if a.ndim < 2:
-        raise ValueError(f"{p}: x must have shape (N, ...), got {a.shape}")
+    x = _to_float(a, f"{p}[x]" if p.suffix == ".npz" else str(p))
     shape = shape or _image_shape_of(a)
-    return _finish(name, _to_float(a, f"{p}[x]"), _labels(arrays.get("y"), len(a), f"{p}[y]"), shape,
-                   val_size, test_size, seed)
+    return _finish(name, x, _labels(arrays.get("y"), len(a), f"{p}[y]"), shape, val_size, test_size, seed,
+                   where=str(p))
 
 
 def _read_grey(f: Path) -> np.ndarray:
@@ -197,4 +199,4 @@ def load_folder(data_dir: PathLike | None = None, val_size: int | None = None, s
         stack[i] = img
     x = torch.from_numpy(stack.reshape(len(files), -1).astype(np.float32) / 255.0)
     y = torch.tensor(labels, dtype=torch.int64) if classes else None
-    return _finish("folder", x, y, (1, *first.shape), val_size, test_size, seed)
+    return _finish("folder", x, y, (1, *first.shape), val_size, test_size, seed, where=str(root))

@@ -13,6 +13,13 @@ import torch
 from torch import Tensor, nn
 
 
+def _check_data(model: nn.Module, x: Tensor) -> None:
+    # A likelihood scores values outside its support without complaint (a Bernoulli model gives a finite number
+    # for x = 3), so these entry points refuse such data as the trainer and `vaekit eval` do, with their message.
+    if hasattr(model, "validate_input"):
+        model.validate_input(x)
+
+
 @torch.no_grad()
 def iwae_estimate(model: nn.Module, x: Tensor, k: int, chunk_size: int | None = None) -> Tensor:
     r"""Per-example IWAE bound ``L_k(x)`` on ``log p(x)``, ``(B,)`` float64 nats (Burda et al. 2015, Eq. 8).
@@ -25,10 +32,12 @@ def iwae_estimate(model: nn.Module, x: Tensor, k: int, chunk_size: int | None = 
     :func:`vaekit.objectives.iwae_from_log_weights`. ``-iwae_estimate`` is the usual test NLL.
 
     Raises:
-        ValueError: ``k`` or ``chunk_size`` is not a positive int.
+        ValueError: ``k`` or ``chunk_size`` is not a positive int; or the model cannot score ``x`` (its
+            ``validate_input``: values outside ``[0, 1]`` for a Bernoulli likelihood, NaN, the wrong width).
     """
     if k < 1:
         raise ValueError(f"k must be >= 1, got {k}")
+    _check_data(model, x)
     lw = model.log_weights(x, k, chunk_size=chunk_size).double()  # (k, B)
     return torch.logsumexp(lw, 0) - math.log(k)
 
@@ -39,7 +48,11 @@ def elbo_estimate(model: nn.Module, x: Tensor, k: int = 1) -> Tensor:
 
     The KL is the model output's: analytic where the latent family registers one, else the Monte Carlo
     average over the same ``k`` samples (Kingma & Welling 2013, arXiv:1312.6114, Eq. 7).
+
+    Raises:
+        ValueError: the model cannot score ``x`` (as :func:`iwae_estimate`).
     """
+    _check_data(model, x)
     out = model(x, k=k)
     return (out.log_likelihood.mean(0) - out.kl).double()
 
@@ -58,7 +71,13 @@ class DatasetBound:
 
 @torch.no_grad()
 def evaluate_bound(fn, model: nn.Module, data: Tensor, batch_size: int = 100, **kwargs) -> DatasetBound:
-    """Apply a per-example bound ``fn(model, x, **kwargs)`` over ``data`` in batches; mean and s.e. over examples."""
+    """Apply a per-example bound ``fn(model, x, **kwargs)`` over ``data`` in batches; mean and s.e. over examples.
+
+    Raises:
+        ValueError: ``batch_size < 1``; and what ``fn`` raises (data the model cannot score, for the bounds here).
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     was_training = model.training
     model.eval()
     try:
