@@ -110,3 +110,25 @@ def test_checking_the_report_before_training_changes_nothing_in_training(tmp_pat
     for (k, a), b in zip(checked.model.state_dict().items(), plain.model.state_dict().values()):
         assert torch.equal(a, b), k
     assert checked.model.training and not list((tmp_path / "a" / "plots").iterdir())
+
+
+def test_image_grids_carry_a_caption_saying_what_is_where(tmp_path, digits):
+    """Before, the grids were bare pixels: nothing said which rows are reconstructions or that z1 grows to the right
+    and z2 upward over the prior's 5%-95% quantiles."""
+    import matplotlib.image as mpimg
+
+    from vaekit.pipeline.plots import caption
+    from vaekit.viz.plots import TITLE_PX
+
+    write_plots(tmp_path, vae({"type": "gaussian", "dim": 2}), digits.test.x[:100], digits.test.y[:100], (1, 8, 8))
+    for name in ("samples.png", "reconstructions.png", "latent_manifold.png"):  # square grids: 8x8, 8x8, 20x20
+        img = mpimg.imread(tmp_path / "plots" / name)
+        assert img.shape[0] - img.shape[1] == TITLE_PX  # a title strip above the grid
+        assert img[:TITLE_PX, :, :3].min() < 0.5  # with text in it
+    assert caption("manifold") == "z1 to the right, z2 up: -1.64 to 1.64 (N(0,1) 5%-95%)"
+    for kind in ("samples", "reconstructions", "manifold", "circle", "sphere", "interpolation"):
+        assert len(caption(kind, 64, steps=10)) <= 56  # fits the narrowest grid
+    assert caption("reconstructions") == "odd rows: data; even rows: their reconstructions"
+    assert caption("samples", 16, mean=False) == "16 draws z ~ p(z), decoded: x ~ p(x|z)"
+    with pytest.raises(ValueError, match="unknown caption 'grid'"):
+        caption("grid")

@@ -219,3 +219,56 @@ def test_training_curves_errors(tmp_path):
         viz.training_curves([{"step": 0, "elbo": 1.0}, {"step": 1, "elbo": "x"}], tmp_path / "c.png")
     with pytest.raises(ValueError, match="x-axis key 'epoch'"):
         viz.training_curves([{"elbo": 1.0}], tmp_path / "c.png")
+
+
+def _pixels_near(img: np.ndarray, colour: str, tol: float = 0.03) -> int:
+    from matplotlib.colors import to_rgb
+
+    return int((np.abs(img[..., :3] - np.array(to_rgb(colour))) < tol).all(-1).sum())
+
+
+def test_training_curves_give_a_split_one_colour_in_every_panel(tmp_path):
+    """Before, a panel where only ``val`` had points drew it in the colour ``train`` had in the other panels
+    (matplotlib's cycle gave each panel's first line the first colour)."""
+    recs = [r for r in _records() if r["split"] == "train"]
+    recs += [{"step": s, "split": "val", "elbo": -205.0 + s / 10, "iwae_bound": -200.0 + s / 10} for s in (0, 200, 400)]
+    img = _png(viz.training_curves(recs, tmp_path / "c.png", keys=("elbo", "iwae_bound"), panel_px=(400, 300)))
+    train, val = viz.SPLIT_COLOURS["train"], viz.SPLIT_COLOURS["val"]
+    left, right = img[:, :400], img[:, 400:]
+    assert _pixels_near(left, train) > 50 and _pixels_near(left, val) > 50
+    assert _pixels_near(right, val) > 50 and _pixels_near(right, train) == 0  # val only, in val's colour
+
+
+def test_training_curves_label_axes_with_the_metric_and_its_unit(tmp_path, monkeypatch):
+    from matplotlib.axes import Axes
+
+    labels = []
+    for name in ("set_xlabel", "set_ylabel"):
+        orig = getattr(Axes, name)
+        monkeypatch.setattr(Axes, name, lambda self, t, *a, _o=orig, **k: (labels.append(t), _o(self, t, *a, **k))[1])
+    viz.training_curves(_records(), tmp_path / "c.png", keys=("elbo", "kl"))
+    assert labels == ["optimiser step", "ELBO (nats)", "optimiser step", "KL(q(z|x) || p(z)) (nats)"]
+
+
+def test_latent_scatter_gives_a_label_one_colour_whichever_labels_occur(tmp_path, monkeypatch):
+    """Before, colours came from a colour map normalised over the labels present: label 3 was red among 0..9 but
+    purple among {0, 3, 7}."""
+    from matplotlib.axes import Axes
+
+    drawn: list[tuple[str, str]] = []
+    orig = Axes.scatter
+
+    def scatter(self, *a, **k):
+        drawn.append((k.get("label"), k.get("color")))
+        return orig(self, *a, **k)
+
+    monkeypatch.setattr(Axes, "scatter", scatter)
+    z = torch.randn(300, 2)
+    every = torch.arange(300) % 10
+    viz.latent_scatter(z, every, tmp_path / "all.png")
+    full = dict(drawn)
+    drawn.clear()
+    some = torch.tensor([0, 3, 7]).repeat(100)
+    viz.latent_scatter(z, some, tmp_path / "some.png")
+    assert dict(drawn) == {"0": full["0"], "3": full["3"], "7": full["7"]}
+    assert len(set(full.values())) == 10

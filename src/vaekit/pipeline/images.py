@@ -11,6 +11,7 @@ import torch
 from torch import Tensor
 
 from .data import eval_data
+from .plots import caption
 
 __all__ = ["load_run_images", "sample_images", "reconstruct_images", "interpolate_images"]
 
@@ -104,7 +105,7 @@ def sample_images(run_dir: str | Path, n: int = 64, *, checkpoint: str = "best",
     with torch.random.fork_rng(devices=[]), torch.no_grad():
         torch.manual_seed(seed)
         x = run.model.sample(n, mean=mean)
-    return _save(lambda p: viz.sample_grid(x, run.image_shape, p), dest)
+    return _save(lambda p: viz.sample_grid(x, run.image_shape, p, title=caption("samples", n, mean)), dest)
 
 
 def reconstruct_images(run_dir: str | Path, n: int = 32, *, checkpoint: str = "best", split: str = "test",
@@ -124,7 +125,8 @@ def reconstruct_images(run_dir: str | Path, n: int = 32, *, checkpoint: str = "b
     x = x[:n]
     with torch.no_grad():
         rec = run.model.reconstruct(x)
-    return _save(lambda p: viz.reconstruction_grid(x, rec, run.image_shape, p, n=n), dest)
+    return _save(lambda p: viz.reconstruction_grid(x, rec, run.image_shape, p, n=n,
+                                                   title=caption("reconstructions")), dest)
 
 
 def interpolate_images(run_dir: str | Path, steps: int = 10, pairs: int = 4, *, checkpoint: str = "best",
@@ -159,6 +161,7 @@ def interpolate_images(run_dir: str | Path, steps: int = 10, pairs: int = 4, *, 
         path = model.latent_space.interpolate(z[0::2], z[1::2], steps)         # (steps, P, D)
         imgs = model.decode(path).mean                                         # (steps, P, data_dim)
     imgs = imgs.transpose(0, 1).reshape(steps * pairs, -1)                     # one row per pair
+    title = caption("interpolation", steps=steps)
     if pairs == 1:
-        return _save(lambda p: viz.interpolation_strip(imgs, run.image_shape, p), dest)
-    return _save(lambda p: viz.sample_grid(imgs, run.image_shape, p, nrow=steps), dest)
+        return _save(lambda p: viz.interpolation_strip(imgs, run.image_shape, p, title=title), dest)
+    return _save(lambda p: viz.sample_grid(imgs, run.image_shape, p, nrow=steps, title=title), dest)

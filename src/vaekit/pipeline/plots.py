@@ -8,12 +8,41 @@ from typing import Any, Callable, Sequence
 import torch
 from torch import Tensor, nn
 
-__all__ = ["latent_plots", "decode_mean", "write_plots"]
+__all__ = ["latent_plots", "decode_mean", "write_plots", "caption"]
 
 #: points per grid of the decoded-latent plots
 _CIRCLE_POINTS = 16
 _SPHERE_GRID = (16, 8)  # longitudes, latitude bands
 _ENCODE_BATCH = 500
+_MANIFOLD_QUANTILES = (0.05, 0.95)
+
+
+def caption(kind: str, n: int | None = None, mean: bool = True, steps: int | None = None) -> str:
+    """The title of an image grid: what it shows and, for decoded latent grids, what runs along each axis
+    (the grids are pixel-exact images with no axes of their own). At most 56 characters: the narrowest grid,
+    Frey faces' 20 x 21 px manifold, is about 420 px wide.
+
+    Args:
+        kind: ``samples``, ``reconstructions``, ``manifold``, ``circle``, ``sphere`` or ``interpolation``.
+        n: the number of samples (``samples``).
+        mean: samples show the mean of ``p(x|z)`` (True) or a draw from it.
+        steps: points per interpolation path.
+
+    Raises:
+        ValueError: an unknown ``kind``.
+    """
+    lo, hi = (float(torch.special.ndtri(torch.tensor(q, dtype=torch.float64))) for q in _MANIFOLD_QUANTILES)
+    captions = {
+        "samples": f"{n} draws z ~ p(z), decoded: " + ("the mean of p(x|z)" if mean else "x ~ p(x|z)"),
+        "reconstructions": "odd rows: data; even rows: their reconstructions",
+        "manifold": f"z1 to the right, z2 up: {lo:.2f} to {hi:.2f} (N(0,1) 5%-95%)",
+        "circle": "z on the circle: angle 0 to 2π in reading order",
+        "sphere": "z on the sphere: longitude 0-2π across, north to south",
+        "interpolation": f"each row: a latent path between two images, {steps} points",
+    }
+    if kind not in captions:
+        raise ValueError(f"unknown caption {kind!r}; choose one of {sorted(captions)}")
+    return captions[kind]
 
 
 def latent_plots(space: Any) -> tuple[str, ...]:
@@ -57,7 +86,8 @@ def write_plots(run_dir: str | Path, model: nn.Module, x: Tensor, y: Tensor | No
                 image_shape: Sequence[int] | None, seed: int = 0) -> list[Path]:
     """Write a run's plots into ``run_dir/plots`` and return their paths.
 
-    For image data (``image_shape`` ``(C, H, W)``): ``samples.png`` (64 prior samples' decoder means),
+    Image grids carry a :func:`caption` as their title. For image data (``image_shape`` ``(C, H, W)``):
+    ``samples.png`` (64 prior samples' decoder means),
     ``reconstructions.png`` (the first 32 rows of ``x``) and the decoded latent plot of
     :func:`latent_plots` (``latent_manifold.png``, ``latent_circle.png`` or ``latent_sphere.png``).
     For every data set: ``latent_scatter.png`` (``model.encode`` of every row of ``x``, coloured by
@@ -82,17 +112,21 @@ def write_plots(run_dir: str | Path, model: nn.Module, x: Tensor, y: Tensor | No
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         if image_shape is not None:
-            out.append(viz.sample_grid(model.sample(64).cpu(), image_shape, plots / "samples.png"))
+            out.append(viz.sample_grid(model.sample(64).cpu(), image_shape, plots / "samples.png",
+                                       title=caption("samples", 64)))
             xs = x[:32]
             out.append(viz.reconstruction_grid(xs.cpu(), model.reconstruct(xs).cpu(), image_shape,
-                                               plots / "reconstructions.png", n=32))
+                                               plots / "reconstructions.png", n=32, title=caption("reconstructions")))
             dec = decode_mean(model)
             if "manifold" in kinds:
-                out.append(viz.latent_manifold(dec, image_shape, plots / "latent_manifold.png"))
+                out.append(viz.latent_manifold(dec, image_shape, plots / "latent_manifold.png",
+                                               quantiles=_MANIFOLD_QUANTILES, title=caption("manifold")))
             if "circle" in kinds:
-                out.append(viz.latent_circle(dec, image_shape, plots / "latent_circle.png", n=_CIRCLE_POINTS))
+                out.append(viz.latent_circle(dec, image_shape, plots / "latent_circle.png", n=_CIRCLE_POINTS,
+                                             title=caption("circle")))
             if "sphere" in kinds:
-                out.append(viz.latent_sphere(dec, image_shape, plots / "latent_sphere.png", *_SPHERE_GRID))
+                out.append(viz.latent_sphere(dec, image_shape, plots / "latent_sphere.png", *_SPHERE_GRID,
+                                             title=caption("sphere")))
         if "scatter" in kinds:
             z = torch.cat([model.encode(x[i:i + _ENCODE_BATCH]).cpu() for i in range(0, x.shape[0], _ENCODE_BATCH)])
             out.append(viz.latent_scatter(z, None if y is None else y.cpu(), plots / "latent_scatter.png"))

@@ -1,6 +1,9 @@
 """Plots for VAE runs (matplotlib, Agg canvas); every function saves a PNG and returns its path."""
 
 from .plots import (
+    LABEL_COLOURS,
+    METRIC_LABELS,
+    SPLIT_COLOURS,
     circle_points,
     grid_pixel_size,
     interpolation_strip,
@@ -17,6 +20,9 @@ from .plots import (
 )
 
 __all__ = [
+    "LABEL_COLOURS",
+    "METRIC_LABELS",
+    "SPLIT_COLOURS",
     "circle_points",
     "grid_pixel_size",
     "interpolation_strip",

@@ -31,6 +31,21 @@ TITLE_PX = 24
 PAD = 1
 PAD_VALUE = 0.5
 
+#: One colour per data split in every plot (matplotlib's default cycle would give a split the next free
+#: colour of each panel, so ``val`` changed colour wherever ``train`` had no points).
+SPLIT_COLOURS = {"train": "tab:blue", "val": "tab:orange", "test": "tab:green"}
+#: Colours of integer labels 0..9 (``tab10``), the same for a label in every plot whichever labels occur
+#: (a colour map normalised over the labels present gave label 3 another colour when 4..9 were absent).
+LABEL_COLOURS = tuple(f"tab:{c}" for c in ("blue", "orange", "green", "red", "purple", "brown", "pink", "gray",
+                                           "olive", "cyan"))
+#: Axis labels of the metrics the trainer logs (per example, natural log); others are labelled by name.
+METRIC_LABELS = {
+    "elbo": "ELBO (nats)", "kl": "KL(q(z|x) || p(z)) (nats)", "log_likelihood": "E_q log p(x|z) (nats)",
+    "iwae_bound": "IWAE bound (nats)", "loss": "loss (nats)", "ess": "effective sample size", "beta": "KL weight β",
+    "lr": "learning rate",
+}
+STEP_LABELS = {"step": "optimiser step", "epoch": "epoch"}
+
 
 # ----------------------------------------------------------------------------- helpers
 
@@ -331,7 +346,8 @@ def latent_scatter(z: Tensor, labels: Tensor | None, path: PathLike, title: str 
 
     Args:
         z: ``(N, D)`` with ``D >= 2``.
-        labels: ``(N,)`` integer labels or ``None`` (one colour).
+        labels: ``(N,)`` labels or ``None`` (one colour). Labels 0..9 get :data:`LABEL_COLOURS` (label ``c`` the
+            same colour in every plot) and a legend; other labels a ``viridis`` scale with a colour bar.
         size_px: ``(width, height)`` of the PNG in pixels.
     """
     out = _out_path(path)
@@ -366,14 +382,17 @@ def latent_scatter(z: Tensor, labels: Tensor | None, path: PathLike, title: str 
     FigureCanvasAgg(fig)
     ax = fig.add_subplot(1, 1, 1)
     if lab is None:
-        ax.scatter(xy[:, 0], xy[:, 1], s=4, alpha=0.6)
+        ax.scatter(xy[:, 0], xy[:, 1], s=4, alpha=0.7, color=LABEL_COLOURS[0])
     else:
         classes = np.unique(lab)
-        cmap = "tab10" if len(classes) <= 10 else "viridis"
-        sc = ax.scatter(xy[:, 0], xy[:, 1], c=lab, s=4, alpha=0.7, cmap=cmap)
-        if len(classes) <= 10:
-            ax.legend(*sc.legend_elements(), loc="best", fontsize=7, markerscale=0.8, title="label")
+        if len(classes) <= len(LABEL_COLOURS) and np.issubdtype(lab.dtype, np.integer) and classes.min() >= 0 \
+                and classes.max() < len(LABEL_COLOURS):
+            for c in classes:
+                sel = lab == c
+                ax.scatter(xy[sel, 0], xy[sel, 1], s=4, alpha=0.7, color=LABEL_COLOURS[int(c)], label=str(c))
+            ax.legend(loc="best", fontsize=7, markerscale=2.5, title="label")
         else:
+            sc = ax.scatter(xy[:, 0], xy[:, 1], c=lab, s=4, alpha=0.7, cmap="viridis")
             fig.colorbar(sc, ax=ax, label="label")
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
@@ -407,6 +426,9 @@ def training_curves(metrics: PathLike | Iterable[Mapping[str, Any]], path: PathL
                     keys: Sequence[str] = ("elbo",), x_key: str | None = None,
                     panel_px: tuple[int, int] = (500, 400)) -> Path:
     """Plot metrics against training progress, one panel per key, one line per split.
+
+    Each split has one colour in every panel (:data:`SPLIT_COLOURS`); the axes are labelled with the
+    metric and its unit (:data:`METRIC_LABELS`) and with the progress counter (:data:`STEP_LABELS`).
 
     Records look like ``{"step": 100, "epoch": 1, "split": "train", "elbo": -95.3}``; records
     without a ``split`` count as ``"train"``. A record lacking a key is skipped for that key.
@@ -450,9 +472,10 @@ def training_curves(metrics: PathLike | Iterable[Mapping[str, Any]], path: PathL
                 continue
             pts.sort()
             xs, ys = zip(*pts)
-            ax.plot(xs, ys, marker="o" if len(pts) < 30 else None, markersize=3, label=split)
-        ax.set_xlabel(x_key)
-        ax.set_ylabel(key)
+            ax.plot(xs, ys, marker="o" if len(pts) < 30 else None, markersize=3, label=split,
+                    color=SPLIT_COLOURS.get(split))
+        ax.set_xlabel(STEP_LABELS.get(x_key, x_key))
+        ax.set_ylabel(METRIC_LABELS.get(key, key))
         ax.set_title(key)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
