@@ -75,8 +75,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"vaekit: error: {e}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
-        print("vaekit: interrupted", file=sys.stderr)
+    except KeyboardInterrupt as e:  # a TrainingInterrupted says where training stopped and how to resume
+        print(f"vaekit: interrupted: {e}" if str(e) else "vaekit: interrupted", file=sys.stderr)
         return 130
     return int(rc or 0)
 

@@ -10,15 +10,20 @@ Layout in ``RUN_DIR/checkpoints/``::
     best.json / best-e000009.safetensors
 
 Why the tensor file name carries the epoch: the JSON is the commit point. A
-save writes the tensor file (tmp file in the same directory, fsync,
-``os.replace``), then the JSON the same way, then deletes tensor files no JSON
-names. A process killed at any instant leaves either the old pair or the new
-pair, never a JSON pointing at a half-written or mismatched tensor file.
+save writes the tensor file under a name no JSON refers to (tmp file in the same
+directory, fsync, ``os.replace``), then the JSON the same way, then deletes tensor
+files no JSON names. A process killed at any instant leaves either the old pair or
+the new pair, never a JSON pointing at a half-written or mismatched tensor file;
+the temporary files such a kill leaves (``.<name>.<hex>.tmp``) are removed by the
+next save of that checkpoint (and by :func:`vaekit.train.fit` when it resumes).
 
 Loading never executes code: ``json.loads`` and ``safetensors.torch.load_file``
-only. The tensor file's sha256 is checked against the JSON, and every expected
-key and shape is checked against the model, so truncation or corruption gives a
-:class:`CheckpointError` saying what is wrong rather than a cryptic failure.
+only. The tensor file's sha256 is checked against the JSON, the JSON's own fields
+against the ``meta_sha256`` it carries (so an edited epoch or image shape is an
+error, not believed), and every expected key and shape against the model:
+truncation, corruption or an edit gives a :class:`CheckpointError` saying what is
+wrong rather than a cryptic failure. Version 1 files (before ``meta_sha256``) are
+still read, unchecked.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ import hashlib
 import json
 import os
 import random
+import re
 import secrets
 from pathlib import Path
 from typing import Any, Sequence
@@ -36,10 +42,16 @@ import torch
 from torch import Tensor, nn
 
 __all__ = ["CheckpointError", "save_checkpoint", "load_checkpoint", "read_checkpoint", "checkpoint_path", "model_record",
-           "atomic_write_bytes", "capture_rng_state", "restore_rng_state", "FORMAT", "FORMAT_VERSION"]
+           "atomic_write_bytes", "capture_rng_state", "restore_rng_state", "remove_stale_tmp", "meta_checksum",
+           "FORMAT", "FORMAT_VERSION"]
 
 FORMAT = "vaekit-checkpoint"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+#: versions this module reads (1: no checksum over the JSON itself)
+READABLE_VERSIONS = (1, 2)
+
+#: the temporary files of :func:`atomic_write_bytes`: ``.<name>.<random>.tmp``
+_TMP = re.compile(r"^\..+\.[0-9A-Za-z_]{6,}\.tmp$")
 
 
 class CheckpointError(ValueError):
@@ -78,6 +90,33 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
         os.fsync(dfd)
     finally:
         os.close(dfd)
+
+
+def remove_stale_tmp(folder: str | Path, prefix: str = ".") -> list[Path]:
+    """Delete the temporary files of :func:`atomic_write_bytes` in ``folder`` whose name starts with ``prefix``.
+
+    Only a writer killed mid-write leaves them (a failed write removes its own). Call it where this process
+    is the folder's only writer (a run's checkpoints, a resumed run's directory). Returns what it removed.
+    """
+    gone = []
+    for f in Path(folder).glob(f"{glob_escape(prefix)}*.tmp"):
+        if _TMP.match(f.name) and f.is_file():
+            f.unlink(missing_ok=True)
+            gone.append(f)
+    return gone
+
+
+def glob_escape(text: str) -> str:
+    """``text`` with glob's special characters escaped (a run or checkpoint name may hold ``[``)."""
+    import glob
+
+    return glob.escape(text)
+
+
+def meta_checksum(meta: dict[str, Any]) -> str:
+    """sha256 of a checkpoint's JSON fields other than ``meta_sha256``, serialised canonically (sorted keys)."""
+    body = {k: v for k, v in meta.items() if k != "meta_sha256"}
+    return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
 def capture_rng_state() -> tuple[dict[str, Tensor], dict[str, Any]]:
@@ -173,7 +212,13 @@ def save_checkpoint(ckpt_dir: str | Path, name: str, model: nn.Module, optimizer
     # safetensors wants contiguous CPU tensors that share no storage
     tensors = {k: v.detach().to("cpu").contiguous().clone() for k, v in tensors.items()}
     data = save(tensors)
+    remove_stale_tmp(ckpt_dir, f".{name}")
+    json_path = checkpoint_path(ckpt_dir, name)
     tensor_file = f"{name}-e{int(epoch):06d}.safetensors"
+    if tensor_file == _named_by(json_path):
+        # A second save in one epoch (an interrupt mid-epoch): replacing the file the current JSON names
+        # would break that pair if the process died before the new JSON is in place.
+        tensor_file = f"{name}-e{int(epoch):06d}-s{int(step):09d}-{secrets.token_hex(3)}.safetensors"
     meta.update({
         "tensors_file": tensor_file,
         "sha256": hashlib.sha256(data).hexdigest(),
@@ -184,14 +229,36 @@ def save_checkpoint(ckpt_dir: str | Path, name: str, model: nn.Module, optimizer
         "image_shape": None if image_shape is None else [int(v) for v in image_shape],
         "extra": extra or {},
     })
-    atomic_write_bytes(ckpt_dir / tensor_file, data)
-    json_path = checkpoint_path(ckpt_dir, name)
-    atomic_write_bytes(json_path, (json.dumps(meta, indent=1) + "\n").encode())
+    # the checksum is taken over the fields as they will read back (tuples become lists, and so on)
+    meta = json.loads(json.dumps(meta))
+    meta["meta_sha256"] = meta_checksum(meta)
+    try:
+        atomic_write_bytes(ckpt_dir / tensor_file, data)
+        try:
+            atomic_write_bytes(json_path, (json.dumps(meta, indent=1) + "\n").encode())
+        except BaseException:
+            (ckpt_dir / tensor_file).unlink(missing_ok=True)  # no JSON names it
+            raise
+    except OSError as e:
+        from .outputs import OutputError
+
+        kept = f"{json_path} and the file it names are unchanged" if json_path.exists() else "none was written before"
+        raise OutputError(f"could not write checkpoint {name!r} (epoch {epoch}, step {step}) in {ckpt_dir}: "
+                          f"{e.strerror or e}; the previous checkpoint is intact ({kept})", json_path) from None
     # Only now is the old tensor file unreferenced.
-    for old in ckpt_dir.glob(f"{name}-e*.safetensors"):
+    for old in ckpt_dir.glob(f"{glob_escape(name)}-e*.safetensors"):
         if old.name != tensor_file:
             old.unlink(missing_ok=True)
     return json_path
+
+
+def _named_by(json_path: Path) -> str | None:
+    """The tensor file the checkpoint JSON at ``json_path`` names; None if there is none (or it is unreadable,
+    in which case no valid pair depends on any file)."""
+    try:
+        return json.loads(json_path.read_text()).get("tensors_file")
+    except (OSError, ValueError, AttributeError):
+        return None
 
 
 def model_record(meta: dict[str, Any]) -> dict[str, Any]:
@@ -231,9 +298,16 @@ def read_checkpoint(ckpt_dir: str | Path, name: str = "last") -> tuple[dict[str,
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise CheckpointError(f"{json_path} is not a vaekit checkpoint (format {meta.get('format')!r})"
                               if isinstance(meta, dict) else f"{json_path} is not a vaekit checkpoint")
-    if meta.get("version") != FORMAT_VERSION:
+    if meta.get("version") not in READABLE_VERSIONS:
         raise CheckpointError(f"{json_path}: checkpoint format version {meta.get('version')} is not supported "
-                              f"(this vaekit reads version {FORMAT_VERSION})")
+                              f"(this vaekit reads versions {list(READABLE_VERSIONS)})")
+    if meta["version"] >= 2:
+        if "meta_sha256" not in meta:
+            raise CheckpointError(f"checkpoint {json_path} is corrupted: missing field 'meta_sha256'")
+        if meta_checksum(meta) != meta["meta_sha256"]:
+            raise CheckpointError(f"checkpoint {json_path} was edited or corrupted: its fields do not match the "
+                                  "checksum written with them (meta_sha256); restore the file or use the other "
+                                  "checkpoint")
     for key in ("tensors_file", "sha256", "tensors", "epoch", "step"):
         if key not in meta:
             raise CheckpointError(f"checkpoint {json_path} is corrupted: missing field {key!r}")
@@ -263,7 +337,8 @@ def read_checkpoint(ckpt_dir: str | Path, name: str = "last") -> tuple[dict[str,
 
 def load_checkpoint(ckpt_dir: str | Path, name: str, model: nn.Module, optimizer: torch.optim.Optimizer | None = None,
                     *, restore_rng: bool = False, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Load checkpoint ``name`` into ``model`` (and ``optimizer``, and the global RNGs); returns the metadata.
+    """Load checkpoint ``name`` into ``model`` (and ``optimizer``, and the global RNGs); returns the metadata,
+    with the tensors saved as ``extra_tensors`` under ``meta["extra_tensors"]``.
 
     Every model key and shape is checked first, so a checkpoint of a different
     architecture fails with a :class:`CheckpointError` naming the first mismatch.
@@ -293,4 +368,5 @@ def load_checkpoint(ckpt_dir: str | Path, name: str, model: nn.Module, optimizer
         if "rng" not in meta:
             raise CheckpointError(f"checkpoint {name!r} holds no RNG state")
         restore_rng_state(tensors, meta["rng"])
+    meta["extra_tensors"] = {k: v for k, v in tensors.items() if not k.startswith(("model.", "optim.", "rng."))}
     return meta

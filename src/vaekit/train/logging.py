@@ -40,10 +40,14 @@ class RunLogger:
 
     def __init__(self, run_dir: str | Path, purge_step: int | None = None, tensorboard: bool = True) -> None:
         self.path = Path(run_dir) / "metrics.jsonl"
-        if purge_step is not None and self.path.exists():
-            keep = [line for line in self.path.read_text().splitlines()
-                    if line.strip() and json.loads(line).get("step", 0) <= purge_step]
-            self.path.write_text("".join(line + "\n" for line in keep))
+        if self.path.exists():
+            records, torn = _parse(self.path)
+            keep = [r for r in records if purge_step is None or r.get("step", 0) <= purge_step]
+            if torn or len(keep) < len(records):
+                # rewritten whole and atomically: a crash here must not cost the records before it
+                from .checkpoint import atomic_write_bytes
+
+                atomic_write_bytes(self.path, "".join(json.dumps(r) + "\n" for r in keep).encode())
         self._f = open(self.path, "a", encoding="utf-8")
         self._tb = None
         if tensorboard:
@@ -78,13 +82,42 @@ class RunLogger:
         self.close()
 
 
-def read_metrics(run_dir: str | Path, split: str | None = None) -> list[dict[str, Any]]:
-    """All records of ``RUN_DIR/metrics.jsonl`` (optionally only one split)."""
-    path = Path(run_dir) / "metrics.jsonl"
-    out = []
-    for line in path.read_text().splitlines():
-        if line.strip():
+def _parse(path: Path) -> tuple[list[dict[str, Any]], bool]:
+    """The records of a ``metrics.jsonl``, and whether its last line was torn (dropped, with a warning, or kept
+    when only its newline is missing): the file then needs rewriting before anything is appended.
+
+    A process killed while appending leaves a last line without its newline or cut inside the JSON; that
+    record is lost anyway, and the lines before it are whole. A bad line anywhere else is corruption.
+
+    Raises:
+        ValueError: a line other than the last is not a JSON object, naming the file and the line.
+    """
+    text = path.read_text(encoding="utf-8", errors="replace")
+    lines = text.split("\n")
+    ended = lines[-1] == ""  # the file ends with a newline: its last line was written whole
+    if ended:
+        lines.pop()
+    out: list[dict[str, Any]] = []
+    for i, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
             rec = json.loads(line)
-            if split is None or rec.get("split") == split:
-                out.append(rec)
-    return out
+            if not isinstance(rec, dict):
+                raise ValueError("not a JSON object")
+        except ValueError as e:
+            if i == len(lines):
+                warnings.warn(f"{path}: dropped a torn last line {i} ({line[:40]!r}...): the run was stopped while "
+                              "writing it", stacklevel=3)
+                return out, True
+            raise ValueError(f"{path}: line {i} is not a JSON record ({e}); the file is corrupted") from None
+        out.append(rec)
+    # a whole record whose newline was not written yet is kept; the rewrite adds the newline
+    return out, not ended and bool(text)
+
+
+def read_metrics(run_dir: str | Path, split: str | None = None) -> list[dict[str, Any]]:
+    """All records of ``RUN_DIR/metrics.jsonl`` (optionally only one split); a torn last line is dropped with a
+    warning, any other bad line raises ``ValueError`` naming the file and the line."""
+    records, _ = _parse(Path(run_dir) / "metrics.jsonl")
+    return [r for r in records if split is None or r.get("split") == split]

@@ -28,13 +28,23 @@ Because every stream is a function of (seed, epoch, rank), resuming from the
 end of epoch ``k`` reproduces the uninterrupted run bit for bit on CPU: the
 checkpoint needs only parameters, Adam moments and counters (it also stores the
 global RNG states, restored on resume, for user code that draws from them).
+
+SIGINT (Ctrl-C) or SIGTERM stops training at the next batch boundary (all ranks at the
+same one): ``last`` is written there with the batch reached and the binarisation and
+noise streams' states, and :class:`TrainingInterrupted` names the resume command. A
+single process resumes from it bit for bit too. A second signal interrupts at once,
+leaving the previous checkpoint. A non-finite loss or gradient is never stepped into
+Adam (``train.nonfinite``), and a run that took no step is an error.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import secrets
+import signal
+import threading
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -44,9 +54,9 @@ from typing import Any, Callable, Iterable
 import torch
 from torch import Tensor, nn
 
-from ..config import ConfigError, DataConfig, RunConfig, TrainConfig, save_config_json, to_dict
+from ..config import ConfigError, DataConfig, RunConfig, TrainConfig, to_dict
 from .check import build_training, check_config
-from .checkpoint import load_checkpoint, save_checkpoint
+from .checkpoint import atomic_write_bytes, load_checkpoint, remove_stale_tmp, save_checkpoint
 from .data import PreparedData, absolute_data_paths, check_data, load_data, prepare_data, prepare_given
 from .ddp import DistInfo, init_distributed, shard
 from .init import init_output_bias, init_weights
@@ -55,12 +65,59 @@ from .outputs import OutputError, check_folder
 from .seeding import derive_seed, seed_everything
 
 __all__ = ["train_step", "fit", "FitResult", "TrainState", "ObjectiveModule", "resolve_device", "build_optimizer",
-           "validate", "make_run_dir", "TrainingError"]
+           "validate", "make_run_dir", "TrainingError", "TrainingInterrupted"]
 
 
 class TrainingError(RuntimeError):
     """Training ran but did not do its job: the loss became non-finite (``train.nonfinite: stop``), or the
     run took no optimiser step at all. The run directory keeps its last good checkpoint."""
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Training was stopped by SIGINT (Ctrl-C) or SIGTERM, after the checkpoint that resumes it was written.
+
+    The message says where training stopped and how to resume; ``run_dir`` is the run directory.
+    """
+
+    def __init__(self, message: str, run_dir: Path) -> None:
+        super().__init__(message)
+        self.run_dir = run_dir
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+class _StopRequest:
+    """SIGINT and SIGTERM during training, remembered and acted on at the next batch boundary.
+
+    Acting at a boundary (not where the signal lands) keeps the parameters, the optimiser and the
+    counters consistent for the checkpoint written then. The first signal puts the previous handlers
+    back, so a second Ctrl-C interrupts at once (Python's KeyboardInterrupt). Handlers can only be set
+    from the main thread; elsewhere signals keep their usual effect.
+    """
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+        self.agreed = False  #: every rank has seen a stop request (set by the step's all-reduce under DDP)
+        self._old: dict[int, Any] = {}
+
+    def __enter__(self) -> "_StopRequest":
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._old[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        self.signum = signum
+        self._restore()
+
+    def _restore(self) -> None:
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
+        self._old = {}
+
+    def __exit__(self, *exc: object) -> None:
+        self._restore()
 
 
 # --------------------------------------------------------------------------------------------------
@@ -257,6 +314,7 @@ class TrainState:
     best_epoch: int | None = None
     elapsed: float = 0.0
     skipped: int = 0  #: batches skipped for a non-finite loss or gradient (``train.nonfinite: skip``)
+    batch: int = 0  #: batches of epoch ``epoch + 1`` done when a checkpoint was written mid-epoch (an interrupt)
 
 
 @dataclass
@@ -274,7 +332,7 @@ class FitResult:
 
 def _state_extra(state: TrainState) -> dict[str, Any]:
     return {"best_val_elbo": state.best_val_elbo, "best_epoch": state.best_epoch, "elapsed": state.elapsed,
-            "skipped_batches": state.skipped}
+            "skipped_batches": state.skipped, "batch_in_epoch": state.batch}
 
 
 def fit(model: RunConfig | nn.Module, data: Any = None, *, train: TrainConfig | None = None,
@@ -361,6 +419,9 @@ def fit(model: RunConfig | nn.Module, data: Any = None, *, train: TrainConfig | 
         run_dir = Path(run_dir)
         if info.is_main:
             check_folder(run_dir / "checkpoints", "checkpoint")
+            # what a writer killed mid-write left; this process is now the run directory's only writer
+            remove_stale_tmp(run_dir)
+            remove_stale_tmp(run_dir / "checkpoints")
     elif run_dir is not None:
         run_dir = Path(run_dir)
         if info.is_main:
@@ -368,7 +429,7 @@ def fit(model: RunConfig | nn.Module, data: Any = None, *, train: TrainConfig | 
     else:
         run_dir, claimed = make_run_dir(cfg, info), cfg.run_name is None
     try:
-        prepared, net, optimizer, state, record = _set_up(model, data, cfg, binarize, dev, run_dir, resume)
+        prepared, net, optimizer, state, record, saved = _set_up(model, data, cfg, binarize, dev, run_dir, resume)
         if before_training is not None:
             before_training(net, prepared)
     except BaseException:
@@ -378,15 +439,17 @@ def fit(model: RunConfig | nn.Module, data: Any = None, *, train: TrainConfig | 
     if info.is_main:
         check_folder(run_dir / "checkpoints", "checkpoint")
         check_folder(run_dir / "plots", "plots")
-        save_config_json(cfg, run_dir / "config.json")
+        # atomically: a run directory whose config.json is torn cannot be resumed or evaluated
+        atomic_write_bytes(run_dir / "config.json", (json.dumps(to_dict(cfg), indent=2) + "\n").encode())
     return _loop(net, prepared, cfg, objective, schedule, optimizer, state, record, run_dir, dev, info, resume,
-                 stop_after_epoch, tensorboard)
+                 stop_after_epoch, tensorboard, saved)
 
 
 def _set_up(model: RunConfig | nn.Module, data: Any, cfg: RunConfig, binarize: str | None, dev: torch.device,
             run_dir: Path, resume: bool) -> tuple[PreparedData, nn.Module, torch.optim.Optimizer, TrainState,
-                                                  dict[str, Any]]:
-    """The data, the model, the optimiser and the counters of :func:`fit` (from the checkpoint when resuming)."""
+                                                  dict[str, Any], dict[str, Tensor]]:
+    """The data, the model, the optimiser, the counters of :func:`fit` (from the checkpoint when resuming) and
+    the loop's saved random states (a checkpoint written mid-epoch)."""
     from ..models import build_model
 
     if isinstance(model, RunConfig):
@@ -411,15 +474,22 @@ def _set_up(model: RunConfig | nn.Module, data: Any, cfg: RunConfig, binarize: s
         init_output_bias(net, raw_train)
     optimizer = build_optimizer(net, cfg)
     record = {"model_spec": cfg.model, "data_dim": prepared.dim, "image_shape": prepared.image_shape}
-    state = TrainState()
+    state, saved = TrainState(), {}
     if resume:
         meta = load_checkpoint(run_dir / "checkpoints", "last", net, optimizer, restore_rng=True,
                                map_location=dev)
         ex = meta.get("extra", {})
         state = TrainState(epoch=meta["epoch"], step=meta["step"], best_val_elbo=ex.get("best_val_elbo"),
                            best_epoch=ex.get("best_epoch"), elapsed=float(ex.get("elapsed", 0.0)),
-                           skipped=int(ex.get("skipped_batches", 0)))
-    return prepared, net, optimizer, state, record
+                           skipped=int(ex.get("skipped_batches", 0)), batch=int(ex.get("batch_in_epoch", 0)))
+        saved = meta["extra_tensors"]
+        need = state.epoch + (1 if state.batch else 0)
+        if cfg.train.epochs < need:
+            # refused before config.json is written, so the run directory still describes the run it holds
+            part = f" and {state.batch} batches of epoch {state.epoch + 1}" if state.batch else ""
+            raise ConfigError(f"train.epochs: {cfg.train.epochs}, but {run_dir} has trained {state.epoch} epochs"
+                              f"{part}; resume with train.epochs >= {need} (the run directory is unchanged)")
+    return prepared, net, optimizer, state, record, saved
 
 
 def _remove_if_empty(folder: Path) -> None:
@@ -434,8 +504,14 @@ def _remove_if_empty(folder: Path) -> None:
 def _loop(model: nn.Module, data: PreparedData, cfg: RunConfig, objective: Callable[..., Any],
           schedule: Callable[[int], float], optimizer: torch.optim.Optimizer, state: TrainState,
           record: dict[str, Any], run_dir: Path, device: torch.device, info: DistInfo, resume: bool,
-          stop_after_epoch: int | None, tensorboard: bool) -> FitResult:
-    """The epochs of :func:`fit` from ``state`` on: train, log, validate, checkpoint (with ``record``'s fields)."""
+          stop_after_epoch: int | None, tensorboard: bool, saved: dict[str, Tensor]) -> FitResult:
+    """The epochs of :func:`fit` from ``state`` on: train, log, validate, checkpoint (with ``record``'s fields).
+
+    ``saved`` holds the loop's random states of a checkpoint written mid-epoch (``state.batch > 0``): the
+    epoch resumes after its first ``state.batch`` batches with the binarisation stream and (rank 0's)
+    latent noise stream where they were, so a single process continues bit for bit. Under DDP the other
+    ranks' noise streams were not saved; they restart from a seed of (seed, epoch, rank, batch).
+    """
     t = cfg.train
     module = ObjectiveModule(model, objective)
     if info.enabled:
@@ -445,7 +521,8 @@ def _loop(model: nn.Module, data: PreparedData, cfg: RunConfig, objective: Calla
     else:
         compute = module
     params = [p for p in model.parameters() if p.requires_grad]
-    agree = _all_ranks_any if info.enabled else None
+    stop = _StopRequest()
+    agree = _agree_across_ranks(stop) if info.enabled else None
     logger = RunLogger(run_dir, purge_step=state.step if resume else None, tensorboard=tensorboard) \
         if info.is_main else None
 
@@ -465,71 +542,99 @@ def _loop(model: nn.Module, data: PreparedData, cfg: RunConfig, objective: Calla
     train_time, train_images = 0.0, 0
     seed_everything(cfg.seed, info.rank)
     saved_epoch = state.epoch if resume else None  # of the last "last" checkpoint, for messages
+
+    def save_last(extra_tensors: dict[str, Tensor] | None = None) -> None:
+        if info.is_main:
+            state.elapsed = time.perf_counter() - t_start
+            save_checkpoint(run_dir / "checkpoints", "last", model, optimizer, epoch=state.epoch, step=state.step,
+                            config=cfg_dict, extra=_state_extra(state), **record, extra_tensors=extra_tensors)
+
+    def interrupted(where: str) -> TrainingInterrupted:
+        name = signal.Signals(stop.signum).name if stop.signum is not None else "a signal on another rank"
+        return TrainingInterrupted(f"{name} {where} (step {state.step}); saved {run_dir / 'checkpoints' / 'last.json'}"
+                                   f"; resume with: vaekit train --resume {run_dir}", run_dir)
+
     model.train()
     try:
-        for epoch in range(state.epoch, total_epochs):
-            lr = t.lr * schedule(epoch)
-            for g in optimizer.param_groups:
-                g["lr"] = lr
-            perm_gen = torch.Generator().manual_seed(derive_seed(cfg.seed, "order", epoch))
-            bin_gen = torch.Generator(device=device).manual_seed(derive_seed(cfg.seed, "binarize", epoch))
-            torch.manual_seed(derive_seed(cfg.seed, "noise", epoch, info.rank))
-            window: list[dict[str, Any]] = []
-            t_epoch = time.perf_counter()
-            for idx in batch_indices(n, t.batch_size, perm_gen, shuffle=True):
-                xb = data.train[idx.to(device)]
-                if data.dynamic:
-                    xb = dynamic_binarize(xb, bin_gen, check=False)
-                scale = 1.0
-                if info.enabled:
-                    xb, scale = _rank_shard(xb, info)
-                metrics = train_step(compute, optimizer, xb, state.step, t.grad_clip, params, scale, agree)
-                if metrics is None:
-                    state.skipped += 1
-                    if t.nonfinite == "stop":
-                        kept = (f"{run_dir / 'checkpoints'} keeps the checkpoint of epoch {saved_epoch}"
-                                if saved_epoch is not None else "no checkpoint had been written yet")
-                        raise TrainingError(
-                            f"train.nonfinite=stop: the loss or its gradient became NaN or infinite in epoch "
-                            f"{epoch + 1} after {state.step} optimiser step(s); that step was not taken and {kept}. "
-                            "Lower train.lr, set train.grad_clip, or set train.nonfinite=skip to skip such batches "
-                            "(they are counted)")
+        with stop:
+            for epoch in range(state.epoch, total_epochs):
+                lr = t.lr * schedule(epoch)
+                for g in optimizer.param_groups:
+                    g["lr"] = lr
+                perm_gen = torch.Generator().manual_seed(derive_seed(cfg.seed, "order", epoch))
+                bin_gen = torch.Generator(device=device).manual_seed(derive_seed(cfg.seed, "binarize", epoch))
+                done = state.batch  # batches of this epoch a mid-epoch checkpoint had already taken
+                if done:
+                    bin_gen.set_state(saved["loop.binarize_rng"])
+                    if info.is_main:
+                        _set_noise_state(saved["loop.noise_rng"], device)
+                    else:
+                        torch.manual_seed(derive_seed(cfg.seed, "noise", epoch, info.rank, "after", done))
+                else:
+                    torch.manual_seed(derive_seed(cfg.seed, "noise", epoch, info.rank))
+                window: list[dict[str, Any]] = []
+                t_epoch = time.perf_counter()
+                for i, idx in enumerate(batch_indices(n, t.batch_size, perm_gen, shuffle=True)):
+                    if i < done:
+                        continue
+                    xb = data.train[idx.to(device)]
+                    if data.dynamic:
+                        xb = dynamic_binarize(xb, bin_gen, check=False)
+                    scale = 1.0
+                    if info.enabled:
+                        xb, scale = _rank_shard(xb, info)
+                    metrics = train_step(compute, optimizer, xb, state.step, t.grad_clip, params, scale, agree)
+                    if not info.enabled:
+                        stop.agreed = stop.signum is not None
+                    if metrics is None:
+                        state.skipped += 1
+                        if t.nonfinite == "stop":
+                            kept = (f"{run_dir / 'checkpoints'} keeps the checkpoint of epoch {saved_epoch}"
+                                    if saved_epoch is not None else "no checkpoint had been written yet")
+                            raise TrainingError(
+                                f"train.nonfinite=stop: the loss or its gradient became NaN or infinite in epoch "
+                                f"{epoch + 1} after {state.step} optimiser step(s); that step was not taken and "
+                                f"{kept}. Lower train.lr, set train.grad_clip, or set train.nonfinite=skip to skip "
+                                "such batches (they are counted)")
+                    else:
+                        window.append(metrics)
+                        state.step += 1
+                        if state.step % t.log_every == 0:
+                            _log_window(logger, window, state, epoch, lr, t_start, history)
+                            window = []
                     if bar is not None:
                         bar.update(1)
-                    continue
-                window.append(metrics)
-                state.step += 1
-                if state.step % t.log_every == 0:
-                    _log_window(logger, window, state, epoch, lr, t_start, history)
-                    window = []
-                if bar is not None:
-                    bar.update(1)
-            train_time += time.perf_counter() - t_epoch
-            train_images += n
-            _log_window(logger, window, state, epoch, lr, t_start, history)
-            state.epoch = epoch + 1
-            final = state.epoch == t.epochs
-            # validate on the run's own cadence (not at an early stop) so best.* matches an uninterrupted run
-            if info.is_main and data.val is not None and (state.epoch % t.eval_every == 0 or final):
-                val = validate(model, data.val, cfg.eval.batch_size, derive_seed(cfg.seed, "validate"))
-                rec = {"step": state.step, "epoch": state.epoch, "split": "val", **val, "lr": lr,
-                       "time": time.perf_counter() - t_start}
-                logger.log(rec)
-                history.append(rec)
-                if state.best_val_elbo is None or val["elbo"] > state.best_val_elbo:
-                    state.best_val_elbo, state.best_epoch = val["elbo"], state.epoch
-                    state.elapsed = time.perf_counter() - t_start
-                    save_checkpoint(run_dir / "checkpoints", "best", model, None, epoch=state.epoch,
-                                    step=state.step, config=cfg_dict, extra=_state_extra(state), **record,
-                                    rng=False)
-                if bar is not None:
-                    bar.set_postfix(val_elbo=f"{val['elbo']:.2f}")
-            if state.epoch % t.checkpoint_every == 0 or final or state.epoch == total_epochs:
-                if info.is_main:
-                    state.elapsed = time.perf_counter() - t_start
-                    save_checkpoint(run_dir / "checkpoints", "last", model, optimizer, epoch=state.epoch,
-                                    step=state.step, config=cfg_dict, extra=_state_extra(state), **record)
-                saved_epoch = state.epoch
+                    if stop.agreed and i + 1 < steps_per_epoch:
+                        _log_window(logger, window, state, epoch, lr, t_start, history)
+                        state.batch = i + 1
+                        save_last({"loop.binarize_rng": bin_gen.get_state(),
+                                   "loop.noise_rng": _noise_state(device)})
+                        raise interrupted(f"in epoch {epoch + 1} after batch {i + 1} of {steps_per_epoch}")
+                train_time += time.perf_counter() - t_epoch
+                train_images += n
+                _log_window(logger, window, state, epoch, lr, t_start, history)
+                state.epoch, state.batch = epoch + 1, 0
+                final = state.epoch == t.epochs
+                # validate on the run's own cadence (not at an early stop) so best.* matches an uninterrupted run
+                if info.is_main and data.val is not None and (state.epoch % t.eval_every == 0 or final):
+                    val = validate(model, data.val, cfg.eval.batch_size, derive_seed(cfg.seed, "validate"))
+                    rec = {"step": state.step, "epoch": state.epoch, "split": "val", **val, "lr": lr,
+                           "time": time.perf_counter() - t_start}
+                    logger.log(rec)
+                    history.append(rec)
+                    if state.best_val_elbo is None or val["elbo"] > state.best_val_elbo:
+                        state.best_val_elbo, state.best_epoch = val["elbo"], state.epoch
+                        state.elapsed = time.perf_counter() - t_start
+                        save_checkpoint(run_dir / "checkpoints", "best", model, None, epoch=state.epoch,
+                                        step=state.step, config=cfg_dict, extra=_state_extra(state), **record,
+                                        rng=False)
+                    if bar is not None:
+                        bar.set_postfix(val_elbo=f"{val['elbo']:.2f}")
+                if state.epoch % t.checkpoint_every == 0 or final or state.epoch == total_epochs or stop.agreed:
+                    save_last()
+                    saved_epoch = state.epoch
+                if stop.agreed and state.epoch < total_epochs:
+                    raise interrupted(f"at the end of epoch {state.epoch}")
     finally:
         if bar is not None:
             bar.close()
@@ -547,8 +652,38 @@ def _loop(model: nn.Module, data: PreparedData, cfg: RunConfig, objective: Calla
         import torch.distributed as dist
 
         dist.barrier()
+    if stop.signum is not None:
+        raise TrainingInterrupted(f"{signal.Signals(stop.signum).name} after the last epoch: training is complete "
+                                  f"({run_dir}); evaluate it with: vaekit eval {run_dir}", run_dir)
     ips = train_images / train_time if train_time > 0 else float("nan")
     return FitResult(run_dir, model, data, state, history, ips, info.is_main)
+
+
+def _noise_state(device: torch.device) -> Tensor:
+    """The state of the generator the latent noise is drawn from on ``device``."""
+    return torch.cuda.get_rng_state(device) if device.type == "cuda" else torch.get_rng_state()
+
+
+def _set_noise_state(state: Tensor, device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.set_rng_state(state, device)
+    else:
+        torch.set_rng_state(state)
+
+
+def _agree_across_ranks(stop: _StopRequest) -> Callable[[Tensor], Tensor]:
+    """The DDP ``agree`` of :func:`train_step`: one all-reduce (max) of this rank's non-finite verdict and of
+    whether a stop was requested here, so that every rank skips, and stops, at the same batch."""
+    import torch.distributed as dist
+
+    def agree(bad: Tensor) -> Tensor:
+        t = torch.stack([bad.to(torch.int32).reshape(()),
+                         torch.tensor(int(stop.signum is not None), dtype=torch.int32, device=bad.device)])
+        dist.all_reduce(t, op=dist.ReduceOp.MAX)
+        stop.agreed = bool(t[1])
+        return t[0] > 0
+
+    return agree
 
 
 def _rank_shard(xb: Tensor, info: DistInfo) -> tuple[Tensor, float]:
@@ -563,15 +698,6 @@ def _rank_shard(xb: Tensor, info: DistInfo) -> tuple[Tensor, float]:
     if part.shape[0] == 0:
         return xb[:1], 0.0
     return part, part.shape[0] * info.world_size / xb.shape[0]
-
-
-def _all_ranks_any(flag: Tensor) -> Tensor:
-    """True on every rank when ``flag`` is True on any rank (an all-reduce of one number)."""
-    import torch.distributed as dist
-
-    t = flag.to(torch.int32).reshape(1)
-    dist.all_reduce(t, op=dist.ReduceOp.MAX)
-    return t[0] > 0
 
 
 def _log_window(logger: RunLogger | None, window: list[dict[str, Any]], state: TrainState, epoch: int, lr: float,

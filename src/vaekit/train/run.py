@@ -43,7 +43,8 @@ def load_run(run_dir: str | Path, checkpoint: str = "best", device: str | torch.
              fallback: bool = True, model: nn.Module | None = None) -> LoadedRun:
     """Open ``run_dir``: read ``config.json``, build the model, load checkpoint ``best`` or ``last``.
 
-    With ``fallback``, a missing ``best`` (no validation set) falls back to ``last``. The model is
+    With ``fallback``, ``best`` falls back to ``last`` when the run never saved one (no validation split, or
+    no validation yet); a ``best`` that ``last`` says was saved but is missing is an error. The model is
     rebuilt from the checkpoint's ``model_spec`` and ``data_dim``/``image_shape``, so no data need
     loading; pass ``model`` to load the weights into a model you built (required for a run of a model
     built by hand, whose ``model_spec`` is null).
@@ -65,6 +66,13 @@ def load_run(run_dir: str | Path, checkpoint: str = "best", device: str | torch.
     ckpt_dir = run_dir / "checkpoints"
     which = checkpoint
     if which == "best" and fallback and not checkpoint_path(ckpt_dir, "best").exists():
+        last, _ = read_checkpoint(ckpt_dir, "last")
+        recorded = (last.get("extra") or {}).get("best_epoch")
+        if recorded is not None:
+            # the run validated and saved a best checkpoint, so its absence is a loss to report, not a default
+            raise CheckpointError(f"no checkpoint 'best' in {run_dir}: {checkpoint_path(ckpt_dir, 'best')} is "
+                                  f"missing, but last.json records a best checkpoint from epoch {recorded} (deleted "
+                                  "or lost); use the last checkpoint explicitly (--checkpoint last)")
         which = "last"
     meta, _ = read_checkpoint(ckpt_dir, which)
     rec = model_record(meta)
