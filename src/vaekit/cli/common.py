@@ -54,6 +54,7 @@ def add_image_run_args(p: Any, default_png: str) -> None:
 def add_out_args(p: Any, default_png: str) -> None:
     """``--out`` and ``--force`` of the commands that write one PNG."""
     stem, _, ext = default_png.rpartition(".")
-    p.add_argument("--out", help=f"PNG path or folder (default RUN_DIR/plots/{default_png}, or {stem}-2.{ext}, ... "
-                                 "when taken)")
+    p.add_argument("--out", help=f"PNG path, or a folder (existing, or written with a trailing /) for {default_png} "
+                                 f"in it; checked before drawing (default RUN_DIR/plots/{default_png}, or "
+                                 f"{stem}-2.{ext}, ... when taken)")
     p.add_argument("--force", action="store_true", help="replace the file --out names if it exists")

@@ -38,7 +38,8 @@ def add_parser(sub: Any) -> None:
                    help="where to evaluate; auto: cuda if available (default: cpu)")
     p.add_argument("--data-dir", help="where the data set's files are, if not where training found them "
                                       "(overrides the run's data.data_dir)")
-    p.add_argument("--out", help="where to write the JSON: a file or a folder (default RUN_DIR/eval.json, or "
+    p.add_argument("--out", help="where to write the JSON: a file, or a folder (existing, or written with a trailing "
+                                 "/) for eval.json in it; checked before evaluating (default RUN_DIR/eval.json, or "
                                  "eval-2.json, ... when taken)")
     p.add_argument("--force", action="store_true", help="replace the file --out names if it exists")
     p.add_argument("--ais-chains", type=int_at_least(1), default=16, help="AIS chains per example (default: 16)")
