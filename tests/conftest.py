@@ -14,6 +14,13 @@ import torch
 torch.distributions.Distribution.set_default_validate_args(True)
 
 
+@pytest.fixture(autouse=True)
+def _validate_distributions():
+    """Validation back on before every test: the first ``torch.compile`` in a process turns it off for good
+    (``torch._dynamo.eval_frame``'s one-time patch), and vaekit compiles its Bernoulli kernel on large inputs."""
+    torch.distributions.Distribution.set_default_validate_args(True)
+
+
 @pytest.fixture
 def seed() -> int:
     """Seed torch, numpy and Python's ``random`` with 0 for the test; returns the seed."""
