@@ -408,7 +408,7 @@ def test_glorot_uniform_init_option(tmp_path):
         w = lin.weight.detach()
         assert float(w.abs().max()) <= a and float(w.abs().max()) > 0.98 * a  # fills the Glorot interval
         assert abs(float(w.var()) - a * a / 3) < 0.05 * a * a / 3  # the uniform's variance a^2/3
-        assert float(lin.bias.abs().max()) == 0.0
+        assert float(lin.bias.detach().abs().max()) == 0.0
     with pytest.raises(ValueError, match="unknown scheme 'he'"):
         init_weights(net, "he")
     with pytest.raises(ConfigError, match="train.init_weights"):
