@@ -3,7 +3,8 @@
 Run ``l{L}_{method}_k{k}`` is the config file ``configs/iwae/l{L}_{method}_k{k}.yaml`` (PAPERS.md section 2:
 MNIST with the last 400 training images held out and dynamically binarised, batch 20, Adam with eps 1e-4,
 the ``{type: iwae}`` schedule "3^i passes at lr 1e-3 * 10^(-i/7)" truncated to the first ``epochs``
-passes, decoder output bias = logit of the mean training pixel; 1 stochastic layer 784-200-200-50 or 2,
+passes, decoder output bias = logit of the mean training pixel, every other weight Glorot-uniform with zero biases
+(the authors' ``nnet.Linear.random``; ``train.init_weights``); 1 stochastic layer 784-200-200-50 or 2,
 x-200-200-z1(100)-100-100-z2(50), tanh, ``sigma = exp(a/2)``). "VAE" is the ``elbo`` objective with k
 samples averaged, "IWAE" the ``iwae`` objective; VAE and IWAE with k = 1 are the same objective, so the
 budgets train it once (``l{L}_vae_k1``).
