@@ -48,8 +48,37 @@ def _hvae(top: dict) -> dict:
                        {"encoder": _net([8]), "latent": top, "decoder": _net([8])}]}
 
 
-#: model type -> builder of a small spec from a latent spec (the family of the top layer for stacked models)
-MODEL_SPECS = {"vae": _vae, "hvae": _hvae}
+def _cvae(condition: dict, prior_net: bool):
+    def spec(latent: dict) -> dict:
+        return {"type": "cvae", "encoder": _net([16]), "latent": latent, "decoder": _net([16]),
+                "likelihood": {"type": "bernoulli"}, "condition": condition,
+                "prior_net": _net([8]) if prior_net else None}
+    return spec
+
+
+def _m2(latent: dict) -> dict:
+    return {"type": "m2", "classifier": _net([16]), "encoder": _net([16]), "latent": latent, "decoder": _net([16]),
+            "likelihood": {"type": "bernoulli"}, "n_classes": 3}
+
+
+#: model case -> builder of a small spec from a latent spec (the family of the top layer for stacked models);
+#: the registered type is the spec's ``type`` (a conditional type has one case per kind of condition)
+MODEL_SPECS = {"vae": _vae, "hvae": _hvae, "cvae": _cvae({"type": "label", "n_classes": 3}, prior_net=True),
+               "cvae_mask": _cvae({"type": "mask"}, prior_net=True),
+               "cvae_tensor": _cvae({"type": "tensor", "dim": 2}, prior_net=False), "m2": _m2}
+
+
+def model_conditions(model_case: str, x: torch.Tensor) -> dict:
+    """The keyword arguments a model case needs for the batch ``x`` (``{}`` for an unconditional one): labels
+    cycling over the classes, the left half of the features observed, or the mean of each half of x."""
+    b, d = x.shape
+    if model_case in ("cvae", "m2"):
+        return {"label": torch.arange(b) % 3}
+    if model_case == "cvae_mask":
+        return {"mask": torch.arange(d) < d // 2, "observed": x}
+    if model_case == "cvae_tensor":
+        return {"c": torch.stack([x[:, :d // 2].mean(1), x[:, d // 2:].mean(1)], 1)}  # a summary of the data
+    return {}
 
 
 def make_layer(case: str, dtype: torch.dtype = torch.float64) -> LatentLayer:

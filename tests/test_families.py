@@ -15,7 +15,7 @@ import torch
 from torch.distributions import Categorical, Independent, MixtureSameFamily, Normal, OneHotCategorical
 from torch.distributions.relaxed_categorical import ExpRelaxedCategorical
 
-from families import FAMILY_CASES, FAMILY_SPECS, MODEL_SPECS, make_layer, make_posterior
+from families import FAMILY_CASES, FAMILY_SPECS, MODEL_SPECS, make_layer, make_posterior, model_conditions
 from vaekit.distributions import GroupedRelaxedOneHotCategorical as GroupedRelaxed
 from vaekit.distributions import MixtureOfDiagonalNormals
 from vaekit.latents import LATENTS, IAFPosterior, has_analytic_kl, kl_estimate
@@ -336,7 +336,7 @@ def test_iwae_grows_with_k_on_a_fixed_sample_budget(model_type, case):
     model = build_model(MODEL_SPECS[model_type](FAMILY_SPECS[case]), data_dim=10).double()
     x = (torch.rand(16, 10, generator=torch.Generator().manual_seed(4)) < 0.4).double()
     with torch.no_grad():
-        lw = model.log_weights(x, 64)  # (64, 16)
+        lw = model.log_weights(x, 64, **model_conditions(model_type, x))  # (64, 16)
     bounds = {k: (torch.logsumexp(lw.reshape(64 // k, k, -1), 1) - math.log(k)).mean(0) for k in (1, 4, 16, 64)}
     for k in (1, 4, 16):
         assert (bounds[4 * k] >= bounds[k] - 1e-9).all(), (case, k)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from families import FAMILY_SPECS, MODEL_SPECS, _hvae, _vae  # noqa: F401 (the table)
+from families import FAMILY_SPECS, MODEL_SPECS, _hvae, _vae, model_conditions  # noqa: F401 (the table)
 from vaekit.latents import LatentSpace
 from vaekit.models import build_model
 
@@ -34,39 +34,44 @@ def _leaves(z):
 def test_protocol(model_type, family, seed):
     model = build_model(MODEL_SPECS[model_type](LATENT_SPECS[family]), data_dim=D_X).double()
     x = (torch.rand(B, D_X, generator=torch.Generator().manual_seed(1)) < 0.4).double()
+    c = model_conditions(model_type, x)  # {} for an unconditional model
 
-    q, p = model.posterior(x), model.prior()
-    assert q.batch_shape == (B,) and p.batch_shape == ()
+    q, p = model.posterior(x, **c), model.prior(**c)
+    assert q.batch_shape == (B,) and p.batch_shape in ((), (B,))  # (B,): a learned conditional prior
     z, log_q = q.rsample_and_log_prob((K,))
     assert all(t.shape[:2] == (K, B) for t in _leaves(z)) and log_q.shape == (K, B)
     torch.testing.assert_close(q.log_prob(z), log_q, rtol=1e-6, atol=1e-6)  # the fast path is the density
 
-    ll, lj = model.log_likelihood(x, z), model.log_joint(x, z)
+    ll, lj = model.log_likelihood(x, z, **c), model.log_joint(x, z, **c)
     assert ll.shape == (K, B) and lj.shape == (K, B)
     torch.testing.assert_close(lj, ll + p.log_prob(z))
 
     torch.manual_seed(7)
-    lw = model.log_weights(x, K)
+    lw = model.log_weights(x, K, **c)
     torch.manual_seed(7)
-    z2, log_q2 = model.posterior(x).rsample_and_log_prob((K,))
+    z2, log_q2 = model.posterior(x, **c).rsample_and_log_prob((K,))
     assert lw.shape == (K, B) and torch.isfinite(lw).all()
-    torch.testing.assert_close(lw, model.log_joint(x, z2) - model.posterior(x).log_prob(z2), rtol=1e-6, atol=1e-6)
-    assert model.log_weights(x, 2 * K + 1, chunk_size=K).shape == (2 * K + 1, B)  # chunked, any k
+    torch.testing.assert_close(lw, model.log_joint(x, z2, **c) - model.posterior(x, **c).log_prob(z2),
+                               rtol=1e-6, atol=1e-6)
+    assert model.log_weights(x, 2 * K + 1, chunk_size=K, **c).shape == (2 * K + 1, B)  # chunked, any k
 
-    out = model(x, k=K)
+    out = model(x, k=K, **c)
     assert out.log_likelihood.shape == (K, B) and out.kl.shape == (B,) and torch.isfinite(out.kl).all()
 
-    code = model.encode(x)
+    code = model.encode(x, **c)
     assert code.shape == (B, model.latent_dim)
-    torch.testing.assert_close(model.encode(x), code, rtol=0, atol=0)  # deterministic
-    assert model.reconstruct(x).shape == (B, D_X)
-    assert model.sample(3).shape == (3, D_X)
+    torch.testing.assert_close(model.encode(x, **c), code, rtol=0, atol=0)  # deterministic
+    assert model.reconstruct(x, **c).shape == (B, D_X)
+    assert model.sample(3, **model_conditions(model_type, x[:3])).shape == (3, D_X)
 
     space = model.latent_space
     assert isinstance(space, LatentSpace)
     spaces = list(space.parts) if space.geometry == "product" else [space]
     assert all(s.geometry in ("euclidean", "sphere", "simplex", "discrete", "constrained") for s in spaces)
-    for s, zp in zip(spaces, _leaves(p.sample((6,)))):
+    draws = p.sample((6,))
+    if p.batch_shape == (B,):  # a conditional prior: the draws for the first condition
+        draws = tuple(t[:, 0] for t in draws) if isinstance(draws, tuple) else draws[:, 0]
+    for s, zp in zip(spaces, _leaves(draws)):
         assert bool(s.support.check(zp).all()), (s, zp)
         assert (s.bijection is None) <= bool(s.note)  # no bijection comes with what is used instead
         if s.geometry != "discrete":  # every other space has a chart to R^U that round-trips (AIS moves in it)

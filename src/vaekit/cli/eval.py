@@ -21,6 +21,15 @@ def _int_list(text: str) -> list[int]:
     return out
 
 
+def _iwae_k(spec: str | None) -> int:
+    """k of ``iwae:K`` in ``--estimators`` (100 when absent): what a conditional run's bounds use."""
+    for item in (spec or "").split(","):
+        name, _, k = item.strip().partition(":")
+        if name == "iwae" and k:
+            return int(k)
+    return 100
+
+
 def add_parser(sub: Any) -> None:
     """Register ``vaekit eval`` on the argparse subparsers ``sub``."""
     from .common import add_checkpoint_arg, add_run_dir_arg, int_at_least
@@ -55,7 +64,14 @@ def add_parser(sub: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     """Execute ``vaekit eval`` (:func:`vaekit.pipeline.evaluate_run`); returns the exit status."""
     from ..pipeline import evaluate_run
+    from ..pipeline.conditional import evaluate_steps_run, is_steps_run, summary
 
+    if is_steps_run(args.run_dir):  # a conditional / semi-supervised run: conditional NLL, classification error
+        res = evaluate_steps_run(args.run_dir, data_dir=args.data_dir, n_eval=args.n or 1000,
+                                 k=_iwae_k(args.estimators))
+        print(summary(res), flush=True)
+        print(f"wrote {args.run_dir}/eval.json")
+        return 0
     ev = evaluate_run(args.run_dir, checkpoint=args.checkpoint, estimators=args.estimators, split=args.split, n=args.n,
                       seed=args.seed, batch_size=args.batch_size, device=args.device, data_dir=args.data_dir,
                       ais_chains=args.ais_chains, ais_leapfrog=args.ais_leapfrog,

@@ -1,4 +1,4 @@
-"""``vaekit sample RUN_DIR [--n 64]``: decoder means of prior samples as an image grid."""
+"""``vaekit sample RUN_DIR [--n 64] [--condition label=3]``: decoder means of prior samples as an image grid."""
 
 from __future__ import annotations
 
@@ -23,6 +23,9 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--binary", action="store_true",
                    help="show a draw x ~ p(x|z) (binary pixels for a Bernoulli likelihood) instead of the mean "
                         "of p(x|z) (default: the mean)")
+    p.add_argument("--condition", action="append", metavar="KEY=VALUE",
+                   help="a conditional run's condition, e.g. label=3 (a CVAE needs one; M2 draws y ~ p(y) without); "
+                        "repeatable")
     add_out_args(p, "samples.png")
     p.set_defaults(func=run)
 
@@ -30,7 +33,14 @@ def add_parser(sub: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     """Execute ``vaekit sample`` (:func:`vaekit.pipeline.sample_images`); returns the exit status."""
     from ..pipeline import sample_images
+    from ..pipeline.conditional import conditional_sample_images, is_steps_run, parse_condition
 
+    if is_steps_run(args.run_dir):
+        print(conditional_sample_images(args.run_dir, parse_condition(args.condition), args.n, seed=args.seed,
+                                        mean=not args.binary, out=args.out, overwrite=args.force))
+        return 0
+    if args.condition:
+        raise ValueError(f"{args.run_dir}: its model is unconditional; --condition applies to conditional runs")
     print(sample_images(args.run_dir, args.n, checkpoint=args.checkpoint, seed=args.seed, mean=not args.binary,
                         out=args.out, overwrite=args.force))
     return 0

@@ -17,9 +17,14 @@ from .base import (
     static_binarize,
 )
 from .sources import download, downloadable
+from .conditional import MASKS, labelled_subset, make_mask, paired_batches
 
 __all__ = [
     "DATASETS",
+    "MASKS",
+    "labelled_subset",
+    "make_mask",
+    "paired_batches",
     "ENV_VAR",
     "Dataset",
     "Split",

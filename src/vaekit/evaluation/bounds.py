@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -21,7 +22,7 @@ def _check_data(model: nn.Module, x: Tensor) -> None:
 
 
 @torch.no_grad()
-def iwae_estimate(model: nn.Module, x: Tensor, k: int, chunk_size: int | None = None) -> Tensor:
+def iwae_estimate(model: nn.Module, x: Tensor, k: int, chunk_size: int | None = None, **cond: Any) -> Tensor:
     r"""Per-example IWAE bound ``L_k(x)`` on ``log p(x)``, ``(B,)`` float64 nats (Burda et al. 2015, Eq. 8).
 
     .. math:: \mathcal L_k(x) = \log\frac1k\sum_{i=1}^k \frac{p(x,z_i)}{q(z_i|x)},\quad z_i \sim q(z|x)
@@ -29,7 +30,9 @@ def iwae_estimate(model: nn.Module, x: Tensor, k: int, chunk_size: int | None = 
     "Model, x, k -> bound": the model's ``log_weights(x, k, chunk_size=...)`` bounds memory for any ``k``
     (``chunk_size`` samples per example at a time; default: the model's ``chunk_elements`` budget) and the
     log-sum-exp is taken in float64. For "log-weights -> bound" see
-    :func:`vaekit.objectives.iwae_from_log_weights`. ``-iwae_estimate`` is the usual test NLL.
+    :func:`vaekit.objectives.iwae_from_log_weights`. ``-iwae_estimate`` is the usual test NLL. A conditional
+    model's condition (``label=...``, ``mask=..., observed=...``) passes through: the bound is then on
+    ``log p(x | c)`` (for a mask condition, on the hidden pixels given the observed ones).
 
     Raises:
         ValueError: ``k`` or ``chunk_size`` is not a positive int; or the model cannot score ``x`` (its
@@ -38,12 +41,12 @@ def iwae_estimate(model: nn.Module, x: Tensor, k: int, chunk_size: int | None = 
     if k < 1:
         raise ValueError(f"k must be >= 1, got {k}")
     _check_data(model, x)
-    lw = model.log_weights(x, k, chunk_size=chunk_size).double()  # (k, B)
+    lw = model.log_weights(x, k, chunk_size=chunk_size, **cond).double()  # (k, B)
     return torch.logsumexp(lw, 0) - math.log(k)
 
 
 @torch.no_grad()
-def elbo_estimate(model: nn.Module, x: Tensor, k: int = 1) -> Tensor:
+def elbo_estimate(model: nn.Module, x: Tensor, k: int = 1, **cond: Any) -> Tensor:
     r"""Per-example ELBO ``E_q[log p(x|z)] - KL(q||p)`` with ``k`` samples, ``(B,)`` float64 nats.
 
     The KL is the model output's: analytic where the latent family registers one, else the Monte Carlo
@@ -53,7 +56,7 @@ def elbo_estimate(model: nn.Module, x: Tensor, k: int = 1) -> Tensor:
         ValueError: the model cannot score ``x`` (as :func:`iwae_estimate`).
     """
     _check_data(model, x)
-    out = model(x, k=k)
+    out = model(x, k=k, **cond)
     return (out.log_likelihood.mean(0) - out.kl).double()
 
 

@@ -1,0 +1,90 @@
+r"""Objectives of the conditional models (issue 13): the CVAE's, Sohn et al.'s hybrid, and M2's.
+
+Each returns ``(loss, metrics)`` like :mod:`vaekit.objectives.registry`'s objectives; ``loss`` is a scalar to
+minimise, ``metrics`` hold detached batch means named for what they are.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+
+def gsnn_bound(model: nn.Module, x: Tensor, samples: int = 1, **cond: Any) -> Tensor:
+    r"""Sohn et al. (2015)'s Gaussian stochastic neural network term, per example ``(B,)`` in nats:
+
+    .. math:: \mathcal L_{GSNN}(x) = \log\frac1S\sum_{s=1}^S p(y|x, z_s),\quad z_s \sim p(z|x)
+
+    (their Eq. 6 with the prior network as the proposal; a lower bound on ``log p(y|x)`` by Jensen). Needs a prior
+    with reparameterised samples (every vaekit family has them)."""
+    p = model.prior(**cond)
+    z = p.rsample((samples,)) if p.batch_shape == (x.shape[0],) else p.rsample((samples, x.shape[0]))
+    return torch.logsumexp(model.log_likelihood(x, z, **cond), 0) - math.log(samples)
+
+
+def cvae_objective(model: nn.Module, x: Tensor, k: int = 1, hybrid_alpha: float | None = None,
+                   gsnn_samples: int = 1, **cond: Any) -> tuple[Tensor, dict[str, Tensor]]:
+    r"""``-ELBO(x | c)`` averaged over the batch; with ``hybrid_alpha`` = α, Sohn et al.'s hybrid objective
+
+    .. math:: \tilde{\mathcal L}_{hybrid} = \alpha\,\mathcal L_{CVAE} + (1-\alpha)\,\mathcal L_{GSNN}
+
+    (Sohn et al. 2015, Eq. 7), which trains the prior network to predict on its own as it must at test time.
+
+    Raises:
+        ValueError: ``hybrid_alpha`` outside [0, 1].
+    """
+    out = model(x, k=k, **cond)
+    elbo = out.log_likelihood.mean(0) - out.kl
+    metrics = {"elbo": elbo.mean().detach(), "kl": out.kl.mean().detach()}
+    if hybrid_alpha is None:
+        return -elbo.mean(), metrics
+    if not 0.0 <= hybrid_alpha <= 1.0:
+        raise ValueError(f"hybrid_alpha must be in [0, 1], got {hybrid_alpha}")
+    gsnn = gsnn_bound(model, x, gsnn_samples, **cond)
+    metrics["gsnn"] = gsnn.mean().detach()
+    return -(hybrid_alpha * elbo + (1 - hybrid_alpha) * gsnn).mean(), metrics
+
+
+def m2_objective(model: nn.Module, x_unlabelled: Tensor, x_labelled: Tensor, y_labelled: Tensor, alpha: float,
+                 k: int = 1) -> tuple[Tensor, dict[str, Tensor]]:
+    r"""Kingma et al. (2014)'s :math:`\mathcal J^\alpha` per batch (their Eq. 9), as a loss to minimise:
+
+    .. math:: -\Bigl[\overline{\mathcal U(x_u)} + \overline{\mathcal L(x_l, y_l)}
+              + \alpha\,\overline{\log q(y_l|x_l)}\Bigr]
+
+    with batch means (bars). ``alpha`` is the classifier weight per labelled example relative to one ELBO term
+    (see :func:`paper_alpha` for the paper's α = 0.1·N in these units). With ``y_treatment="relaxed"``,
+    :math:`\mathcal U` is the Gumbel-softmax surrogate.
+
+    Logged: ``elbo_unlabelled`` (U, a bound with enumeration), ``elbo_labelled``, ``classifier_nll``, ``error``.
+    """
+    u = model(x_unlabelled, k=k)
+    lab = model(x_labelled, k=k, label=y_labelled)
+    U = u.log_likelihood.mean(0) - u.kl
+    L = lab.log_likelihood.mean(0) - lab.kl
+    logits = model.classifier_logits(x_labelled)
+    nll = F.cross_entropy(logits, y_labelled)
+    loss = -(U.mean() + L.mean()) + alpha * nll
+    metrics = {"elbo_unlabelled": U.mean().detach(), "elbo_labelled": L.mean().detach(), "classifier_nll": nll.detach(),
+               "error": (logits.argmax(-1) != y_labelled).double().mean().detach()}
+    return loss, metrics
+
+
+def paper_alpha(n_train: int, n_labelled: int, rate: float = 0.1) -> float:
+    r"""Kingma et al.'s :math:`\alpha = 0.1 N` in :func:`m2_objective`'s per-batch units.
+
+    The paper's objective sums over the data: :math:`\sum_l [\mathcal L + \alpha \log q] + \sum_u \mathcal U`.
+    With equal labelled and unlabelled batch sizes, as many steps as unlabelled batches, and the labelled ELBO
+    weighted like the unlabelled one, the classifier term per batch carries :math:`\alpha\, n_l / n_u`
+    relative to one ELBO mean: ``rate * n_train * n_labelled / (n_train - n_labelled)`` (about 10 at 100
+    labels, 316 at 3000)."""
+    if not 0 < n_labelled < n_train:
+        raise ValueError(f"need 0 < n_labelled < n_train, got {n_labelled}, {n_train}")
+    return rate * n_train * n_labelled / (n_train - n_labelled)
+
+
+__all__ = ["gsnn_bound", "cvae_objective", "m2_objective", "paper_alpha"]
