@@ -65,7 +65,8 @@ def load_weights(model: nn.Module, run_dir: str | Path) -> nn.Module:
 
 def fit_steps(model: nn.Module, steps: Callable[[int, torch.Generator], Iterable[Any]], step_loss: Step, *,
               epochs: int, run_dir: str | Path, spec: dict[str, Any], lr: float = 1e-3, seed: int = 0,
-              max_seconds: float | None = None, log: Callable[[str], None] = print) -> dict[str, Any]:
+              max_seconds: float | None = None, log: Callable[[str], None] = print,
+              after_epoch: Callable[[nn.Module], dict[str, float]] | None = None) -> dict[str, Any]:
     """Train ``model`` with Adam for ``epochs`` epochs of ``steps(epoch, generator)``, resuming ``run_dir``.
 
     Args:
@@ -74,6 +75,8 @@ def fit_steps(model: nn.Module, steps: Callable[[int, torch.Generator], Iterable
         step_loss: ``(model, batch) -> (loss, metrics)``.
         spec: what :func:`read_state` returns under ``spec`` (how to rebuild the model).
         max_seconds: stop before an epoch once this call has trained this long (resume continues).
+        after_epoch: ``model -> {name: value}`` added to the epoch's history record (a monitoring curve; it must
+            not draw from torch's global RNG, which the next epoch reseeds anyway).
 
     Returns:
         the state: ``epoch``, ``step``, ``elapsed`` (training seconds, cumulative), ``history``.
@@ -122,8 +125,14 @@ def fit_steps(model: nn.Module, steps: Callable[[int, torch.Generator], Iterable
                 sums[k] = sums.get(k, 0.0) + float(v)
         state["epoch"], state["step"] = e + 1, state["step"] + n
         state["elapsed"] = round(state["elapsed"] + time.perf_counter() - t0, 2)
-        state["history"].append({"epoch": e + 1, **{k: round(v / max(n, 1), 4) for k, v in sums.items()},
-                                 "seconds": round(time.perf_counter() - t0, 1)})
+        record = {"epoch": e + 1, **{k: round(v / max(n, 1), 4) for k, v in sums.items()},
+                  "seconds": round(time.perf_counter() - t0, 1)}
+        if after_epoch is not None:
+            model.eval()
+            with torch.no_grad():
+                record.update(after_epoch(model))
+            model.train()
+        state["history"].append(record)
         _save(run_dir, model, opt, state)
         log(f"[{run_dir.name}] {json.dumps(state['history'][-1])}")
     model.eval()
