@@ -19,7 +19,7 @@ PKG = SRC / "vaekit"
 #: (distributions, nets, likelihoods, data, viz; flows, inference; objectives, evaluation; train,
 #: pipeline) are given an order here too, so that no two packages may import each other.
 LAYERS: list[tuple[str, ...]] = [
-    ("registry", "compile"),  # utilities
+    ("registry", "compile", "progress", "environment"),  # utilities
     ("distributions",),
     ("nets",),
     ("likelihoods",),

@@ -125,6 +125,9 @@ class TrainConfig:
     ``nonfinite`` says what a NaN or infinite loss or gradient does: ``stop`` ends the run with an error,
     ``skip`` drops that batch without touching the optimiser and counts it (``skipped`` in the metrics
     and checkpoints). Either way no optimiser step is taken on it.
+    ``ddp_timeout`` (seconds, under ``torchrun``) bounds every wait for another rank: a worker that was
+    killed, froze or lost its node makes the others fail with an error within it instead of hanging. It
+    must exceed the longest time one rank works alone (rank 0's validation and checkpoint at an epoch end).
     """
 
     epochs: int = 10
@@ -142,9 +145,12 @@ class TrainConfig:
     init_output_bias: bool = False
     init_weights: Literal["default", "glorot_uniform"] = "default"
     nonfinite: Literal["stop", "skip"] = "stop"
+    ddp_timeout: float = 300.0
 
     def __post_init__(self) -> None:
         self.betas = tuple(self.betas)  # JSON/YAML give lists; keep the declared type
+        if not self.ddp_timeout > 0:
+            raise ConfigError(f"train.ddp_timeout: must be > 0 seconds, got {self.ddp_timeout}")
         for key in ("epochs", "batch_size", "eval_every", "checkpoint_every", "log_every"):
             if getattr(self, key) < 1:
                 raise ConfigError(f"train.{key}: must be >= 1, got {getattr(self, key)}")

@@ -224,7 +224,8 @@ def _gibbs_sweep(chart: LatentChart, part: int, u: Tensor, codes: list[Tensor],
 
 def ais(model: nn.Module, x: Tensor, n_chains: int = 16, T: int = 1000, schedule: str | Tensor = "sigmoid",
         leapfrog_steps: int = 10, seed: int = 0, reverse: bool = False, init_z: Tensor | None = None,
-        obs_scale: float | None = None, adapt: StepSizeAdapter | None = None) -> AISResult:
+        obs_scale: float | None = None, adapt: StepSizeAdapter | None = None,
+        progress: Callable[[int, int], None] | None = None) -> AISResult:
     r"""Annealed importance sampling estimate of log p(x) for every row of ``x``, all chains batched.
 
     Geometric path from the prior to the posterior, with ``β_0 = 0 < … < β_T = 1``:
@@ -260,6 +261,8 @@ def ais(model: nn.Module, x: Tensor, n_chains: int = 16, T: int = 1000, schedule
         obs_scale: if set, score ``x`` under ``N(decode(z).mean, obs_scale² I)`` instead of the model's
             own likelihood (for decoders without a likelihood, e.g. GAN generators).
         adapt: step-size adaptation constants (default :class:`StepSizeAdapter`, Wu et al.'s).
+        progress: called as ``progress(t, T)`` once transition ``t`` (1..T) is done (progress bars, cost
+            estimates); it must not touch the RNG.
 
     Returns:
         :class:`AISResult`.
@@ -343,6 +346,8 @@ def ais(model: nn.Module, x: Tensor, n_chains: int = 16, T: int = 1000, schedule
 
             lp, gp, ll, gl = parts(u)
             for t in range(1, T + 1):
+                if progress is not None and t > 1:
+                    progress(t - 1, T)  # here rather than at the end: the loop body ends in two places
                 log_w += (betas[t] - betas[t - 1]) * ll.double()
                 beta = float(betas[t])
                 if chart.discrete:
@@ -370,6 +375,8 @@ def ais(model: nn.Module, x: Tensor, n_chains: int = 16, T: int = 1000, schedule
                 u = r.z
                 eps, avg = adapt.update(eps, avg, acc)
                 n_acc += acc.double().mean()
+            if progress is not None:
+                progress(T, T)
             est, se = log_mean_exp_with_se(log_w)
             if reverse:
                 est = -est

@@ -13,6 +13,7 @@ from typing import Any, Sequence
 import torch
 from torch import Tensor, nn
 
+from ..progress import Progress
 from .ais import ais
 
 
@@ -57,7 +58,7 @@ class BDMCRow:
 
 def bdmc(model: nn.Module, n: int, Ts: Sequence[int], n_chains: int = 16, seed: int = 0,
          leapfrog_steps: int = 10, schedule: str = "sigmoid", obs_scale: float | None = None,
-         data: tuple[Tensor, Tensor] | None = None) -> list[BDMCRow]:
+         data: tuple[Tensor, Tensor] | None = None, progress: bool = False) -> list[BDMCRow]:
     r"""Run BDMC for each ``T`` in ``Ts`` on ``n`` inputs simulated from the model.
 
     .. math::
@@ -74,6 +75,8 @@ def bdmc(model: nn.Module, n: int, Ts: Sequence[int], n_chains: int = 16, seed: 
         Ts: numbers of intermediate distributions to try.
         n_chains, seed, leapfrog_steps, schedule, obs_scale: passed to :func:`vaekit.evaluation.ais.ais`.
         data: optional ``(z, x)`` pair from :func:`simulate` to reuse.
+        progress: report progress and the cost (forward and reverse AIS for every ``T``) on standard error
+            (:class:`vaekit.progress.Progress`), with a time estimate after a pilot of a few seconds.
 
     Returns:
         One :class:`BDMCRow` per ``T``.
@@ -82,29 +85,44 @@ def bdmc(model: nn.Module, n: int, Ts: Sequence[int], n_chains: int = 16, seed: 
         raise ValueError("Ts must name at least one T")
     z, x = data if data is not None else simulate(model, n, seed)
     rows = []
-    for i, T in enumerate(Ts):
-        fwd = ais(model, x, n_chains, T, schedule, leapfrog_steps, seed=seed + 1 + 2 * i, obs_scale=obs_scale)
-        rev = ais(model, x, n_chains, T, schedule, leapfrog_steps, seed=seed + 2 + 2 * i, reverse=True,
-                  init_z=z, obs_scale=obs_scale)
-        m = x.shape[0]
-        lo, up = float(fwd.log_px.mean()), float(rev.log_px.mean())
-        rows.append(BDMCRow(T=int(T), lower=lo, upper=up, gap=up - lo,
-                            lower_stderr=float(fwd.stderr.pow(2).sum().sqrt() / m),
-                            upper_stderr=float(rev.stderr.pow(2).sum().sqrt() / m),
-                            forward_seconds=fwd.seconds, reverse_seconds=rev.seconds,
-                            forward_acceptance=fwd.acceptance, reverse_acceptance=rev.acceptance))
+    m = x.shape[0]
+    cost = (f"forward and reverse AIS on {m} simulated examples x {n_chains} chains x T={','.join(map(str, Ts))} "
+            f"transitions x {leapfrog_steps} leapfrog steps = "
+            f"{2 * m * n_chains * sum(int(T) * leapfrog_steps + 1 for T in Ts):,} decoder forward+backward passes")
+    bar = Progress(2 * sum(int(T) for T in Ts), "bdmc", "transitions", enabled=progress, cost=cost)
+
+    def step(t: int, T: int) -> None:
+        bar.update(1)
+
+    with bar:
+        for i, T in enumerate(Ts):
+            fwd = ais(model, x, n_chains, T, schedule, leapfrog_steps, seed=seed + 1 + 2 * i, obs_scale=obs_scale,
+                      progress=step)
+            rev = ais(model, x, n_chains, T, schedule, leapfrog_steps, seed=seed + 2 + 2 * i, reverse=True,
+                      init_z=z, obs_scale=obs_scale, progress=step)
+            rows.append(_row(T, fwd, rev, m))
     return rows
 
 
+def _row(T: int, fwd: Any, rev: Any, m: int) -> BDMCRow:
+    """One :class:`BDMCRow` from the forward and reverse :class:`~vaekit.evaluation.AISResult` on ``m`` inputs."""
+    lo, up = float(fwd.log_px.mean()), float(rev.log_px.mean())
+    return BDMCRow(T=int(T), lower=lo, upper=up, gap=up - lo, lower_stderr=float(fwd.stderr.pow(2).sum().sqrt() / m),
+                   upper_stderr=float(rev.stderr.pow(2).sum().sqrt() / m), forward_seconds=fwd.seconds,
+                   reverse_seconds=rev.seconds, forward_acceptance=fwd.acceptance,
+                   reverse_acceptance=rev.acceptance)
+
+
 def run_bdmc(model: nn.Module, n: int, Ts: Sequence[int], seed: int = 0, n_chains: int = 16,
-             leapfrog_steps: int = 10, schedule: str = "sigmoid", obs_scale: float | None = None) -> dict[str, Any]:
+             leapfrog_steps: int = 10, schedule: str = "sigmoid", obs_scale: float | None = None,
+             progress: bool = False) -> dict[str, Any]:
     """JSON-ready BDMC report (the CLI's ``--bdmc``): settings plus one row per ``T`` (see :func:`bdmc`).
 
     Returns ``{"settings": {...}, "rows": [{"T", "lower", "upper", "gap", ...}, ...], "seconds": float}``.
     """
     t0 = time.perf_counter()
     rows = bdmc(model, n, Ts, n_chains=n_chains, seed=seed, leapfrog_steps=leapfrog_steps, schedule=schedule,
-                obs_scale=obs_scale)
+                obs_scale=obs_scale, progress=progress)
     return {"settings": {"n_simulated": n, "Ts": [int(t) for t in Ts], "n_chains": n_chains, "seed": seed,
                          "leapfrog_steps": leapfrog_steps, "schedule": schedule, "obs_scale": obs_scale},
             "rows": [r.as_dict() for r in rows], "seconds": time.perf_counter() - t0}

@@ -13,6 +13,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from ..progress import Progress
 from .ais import ais
 from .bounds import elbo_estimate, iwae_estimate
 
@@ -65,7 +66,7 @@ def _summary(vals: Tensor, mc_se: Tensor | None) -> dict[str, Any]:
 
 
 def run_estimators(model: nn.Module, x: Tensor, spec: str, seed: int = 0, batch_size: int = 100,
-                   **opts: Any) -> dict[str, dict[str, Any]]:
+                   progress: bool = False, desc: str = "eval", **opts: Any) -> dict[str, dict[str, Any]]:
     r"""Evaluate every estimator in ``spec`` on the rows of ``x``; per-estimator mean over rows and its s.e.
 
     Estimators (all estimate or bound the per-example :math:`\log p(x)` in nats):
@@ -83,6 +84,11 @@ def run_estimators(model: nn.Module, x: Tensor, spec: str, seed: int = 0, batch_
         spec: comma-separated ``name[:N]`` (see :func:`parse_spec`).
         seed: every estimator is seeded from it (per batch: ``seed + batch index``); the global RNG is restored.
         batch_size: rows per batch (AIS runs ``ais_chains * batch_size`` chains at once).
+        progress: report progress on standard error (:class:`vaekit.progress.Progress`: a bar on a terminal,
+            a plain line every ``VAEKIT_PROGRESS_EVERY`` seconds otherwise), each estimator's cost before it
+            starts (images, samples; for AIS images x chains x transitions x leapfrog steps) and, after a
+            pilot of a few seconds of the real work, the time it will take.
+        desc: the label of those lines (``"eval"`` gives ``eval iwae:5000``).
         **opts: ``ais_chains`` (16), ``ais_leapfrog`` (10), ``ais_schedule`` ("sigmoid"), ``ais_obs_scale``
             (None), ``ais_batch_size`` (defaults to ``batch_size``).
 
@@ -110,19 +116,23 @@ def run_estimators(model: nn.Module, x: Tensor, spec: str, seed: int = 0, batch_
             t0 = time.perf_counter()
             vals, ses, accs = [], [], []
             bs = ais_bs if name == "ais" else batch_size
-            for j, i in enumerate(range(0, x.shape[0], bs)):
-                xb = x[i:i + bs]
-                if name == "ais":
-                    r = ais(model, xb, n_chains=a["ais_chains"], T=n, schedule=a["ais_schedule"],
-                            leapfrog_steps=a["ais_leapfrog"], seed=seed + j, obs_scale=a["ais_obs_scale"])
-                    vals.append(r.log_px.cpu())
-                    ses.append(r.stderr.cpu())
-                    accs.append(r.acceptance)
-                else:
-                    with torch.random.fork_rng(devices=[]):
-                        torch.manual_seed(seed + j)
-                        v = elbo_estimate(model, xb, k=n) if name == "elbo" else iwae_estimate(model, xb, n)
-                    vals.append(v.double().cpu())
+            bar = _progress(name, key, n, x.shape[0], bs, a, progress, desc)
+            with bar:
+                for j, i in enumerate(range(0, x.shape[0], bs)):
+                    xb = x[i:i + bs]
+                    if name == "ais":
+                        r = ais(model, xb, n_chains=a["ais_chains"], T=n, schedule=a["ais_schedule"],
+                                leapfrog_steps=a["ais_leapfrog"], seed=seed + j, obs_scale=a["ais_obs_scale"],
+                                progress=lambda t, T: bar.update(1))
+                        vals.append(r.log_px.cpu())
+                        ses.append(r.stderr.cpu())
+                        accs.append(r.acceptance)
+                    else:
+                        with torch.random.fork_rng(devices=[]):
+                            torch.manual_seed(seed + j)
+                            v = elbo_estimate(model, xb, k=n) if name == "elbo" else iwae_estimate(model, xb, n)
+                        vals.append(v.double().cpu())
+                        bar.update(xb.shape[0])
             res = _summary(torch.cat(vals), torch.cat(ses) if ses else None)
             if name == "ais":
                 res["acceptance"] = sum(accs) / len(accs)
@@ -137,6 +147,26 @@ def run_estimators(model: nn.Module, x: Tensor, spec: str, seed: int = 0, batch_
     finally:
         model.train(was_training)
     return results
+
+
+def _progress(name: str, key: str, n: int, rows: int, bs: int, a: dict[str, Any], enabled: bool,
+              desc: str) -> Progress:
+    """The progress of one estimator over ``rows`` examples, with its cost for the estimate.
+
+    AIS counts transitions (one per batch and temperature: the pilot estimate then comes within seconds,
+    not after a whole batch); the bounds count examples.
+    """
+    batches = math.ceil(rows / bs)
+    if name == "ais":
+        c, lf = a["ais_chains"], a["ais_leapfrog"]
+        # T transitions of L leapfrog steps each, plus the first point: T*L + 1 gradients per chain (ais's Notes)
+        return Progress(batches * n, f"{desc} {key}", "transitions", enabled=enabled,
+                        cost=f"{rows} examples x {c} chains x {n} transitions x {lf} leapfrog steps = "
+                             f"{rows * c * (n * lf + 1):,} decoder forward+backward passes, in {batches} batch(es) "
+                             f"of {bs}")
+    return Progress(rows, f"{desc} {key}", "examples", enabled=enabled,
+                    cost=f"{rows} examples x {n} posterior sample(s) = {rows * n:,} decoder passes, in {batches} "
+                         f"batch(es) of {bs}")
 
 
 def format_table(results: dict[str, dict[str, Any]]) -> str:

@@ -18,13 +18,14 @@ __all__ = ["evaluate_model", "evaluate_run", "finish_run", "RunEvaluation"]
 
 
 def evaluate_model(model: nn.Module, x: Tensor, spec: str, seed: int = 0, batch_size: int = 100,
-                   **opts: Any) -> dict[str, Any]:
+                   progress: bool = False, **opts: Any) -> dict[str, Any]:
     """Run the estimators of ``spec`` (e.g. ``"elbo,iwae:1000,ais:500"``) on the rows of ``x``, timed.
 
     Args:
         model: speaks the model protocol.
         x: ``(N, data_dim)`` rows, prepared as the model was trained on them.
-        spec, seed, batch_size, opts: as :func:`vaekit.evaluation.run_estimators` (``ais_chains``, ...).
+        spec, seed, batch_size, progress, opts: as :func:`vaekit.evaluation.run_estimators` (``ais_chains``,
+            ...); ``progress`` reports each estimator's cost, a time estimate and its progress on standard error.
 
     Returns:
         ``{"estimates": {token: {"mean", "stderr", "n", "settings", "seconds", ...}}, "n": N, "seed",
@@ -36,7 +37,7 @@ def evaluate_model(model: nn.Module, x: Tensor, spec: str, seed: int = 0, batch_
     from ..evaluation import run_estimators
 
     t0 = time.perf_counter()
-    est = run_estimators(model, x, spec, seed=seed, batch_size=batch_size, **opts)
+    est = run_estimators(model, x, spec, seed=seed, batch_size=batch_size, progress=progress, **opts)
     return {"estimates": est, "n": int(x.shape[0]), "seed": seed, "spec": spec, "seconds": time.perf_counter() - t0}
 
 
@@ -126,7 +127,7 @@ def _estimate(run: Any, split: str, x: Tensor, spec: str | None, seed: int | Non
         raise ValueError(f"n is {n}, but the {split} split has {x.shape[0]} rows; use at most {x.shape[0]}")
     seed = ev.seed if seed is None else seed
     res = evaluate_model(run.model, x if n is None else x[:n], spec or ev.estimators, seed,
-                         batch_size or ev.batch_size, **opts)
+                         batch_size or ev.batch_size, **opts)  # opts carries progress
     return {"run_dir": str(run.run_dir), "checkpoint": run.which, "epoch": run.meta["epoch"],
             "step": run.meta["step"], "split": split, "binarize": run.config.data.binarize, **res}
 
@@ -143,7 +144,8 @@ def evaluate_run(run_dir: str | Path, *, checkpoint: str = "best", estimators: s
                  split: str | None = None, n: int | None = None, seed: int | None = None,
                  batch_size: int | None = None, device: str = "cpu", data_dir: str | None = None,
                  ais_chains: int = 16, ais_leapfrog: int = 10, bdmc_T: Sequence[int] = (), bdmc_n: int = 16,
-                 out: str | Path | None = None, overwrite: bool = False, write: bool = True) -> RunEvaluation:
+                 out: str | Path | None = None, overwrite: bool = False, write: bool = True,
+                 progress: bool = True) -> RunEvaluation:
     """Evaluate a run directory's checkpoint with the estimators of ``estimators`` and write the JSON.
 
     The evaluation rows are ``split`` of the run's data exactly as training saw them
@@ -165,6 +167,8 @@ def evaluate_run(run_dir: str | Path, *, checkpoint: str = "best", estimators: s
         overwrite: replace the file ``out`` names if it exists (otherwise that is an error, raised first).
         write: write the JSON before returning; False leaves it to :meth:`RunEvaluation.write` (the command
             line prints the results first).
+        progress: report every estimator's (and BDMC's) cost before it starts, a time estimate after a short
+            pilot, and progress, on standard error (:mod:`vaekit.progress`).
 
     Raises:
         ValueError: ``n``, ``ais_chains``, ``ais_leapfrog``, ``bdmc_n`` or an entry of ``bdmc_T`` below 1, or
@@ -189,18 +193,18 @@ def evaluate_run(run_dir: str | Path, *, checkpoint: str = "best", estimators: s
     path = plan_output(out, _run_dir(run_dir) / "eval.json", overwrite=overwrite)
     run, split, x, _ = _open(run_dir, checkpoint, device, data_dir, split)
     payload = _estimate(run, split, x, estimators, seed, batch_size, n, ais_chains=ais_chains,
-                        ais_leapfrog=ais_leapfrog)
+                        ais_leapfrog=ais_leapfrog, progress=progress)
     if bdmc_T:
         from ..evaluation import run_bdmc
 
         payload["bdmc"] = run_bdmc(run.model, bdmc_n, list(bdmc_T), seed=payload["seed"], n_chains=ais_chains,
-                                   leapfrog_steps=ais_leapfrog)
+                                   leapfrog_steps=ais_leapfrog, progress=progress)
     ev = RunEvaluation(payload, path)
     return ev.write() if write else ev
 
 
 def finish_run(run_dir: str | Path, device: str | None = None, plots: bool = True,
-               write: bool = True) -> RunEvaluation:
+               write: bool = True, progress: bool = True) -> RunEvaluation:
     """The post-training report of a run: evaluate the ``best`` checkpoint on ``eval.split`` with the run's
     ``eval`` config, write ``eval.json``, append a metrics record (``split: <eval.split>``, one field per
     estimator) to ``metrics.jsonl``, and write the plots (:func:`vaekit.pipeline.write_plots`).
@@ -214,6 +218,7 @@ def finish_run(run_dir: str | Path, device: str | None = None, plots: bool = Tru
         device: where to evaluate (None: the run's ``device``).
         plots: also write the plots.
         write: write the report before returning; False leaves it to :meth:`RunEvaluation.write`.
+        progress: report the evaluation's cost, a time estimate and its progress on standard error.
 
     Raises:
         what :func:`evaluate_run` raises.
@@ -225,7 +230,7 @@ def finish_run(run_dir: str | Path, device: str | None = None, plots: bool = Tru
     if plots:
         check_folder(run_dir / "plots", "plots")
     run, split, x, y = _open(run_dir, "best", device, None, None)
-    payload = _estimate(run, split, x, None, None, None, None)
+    payload = _estimate(run, split, x, None, None, None, None, progress=progress, desc="final eval")
     rec: dict[str, Any] = {"step": run.meta["step"], "epoch": run.meta["epoch"], "split": split,
                            "checkpoint": run.which, "time": run.meta.get("extra", {}).get("elapsed")}
     rec.update({tok.replace(":", "_"): r["mean"] for tok, r in payload["estimates"].items()})

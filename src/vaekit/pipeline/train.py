@@ -34,7 +34,8 @@ def train_run(cfg: RunConfig, run_dir: str | Path | None = None, resume: bool = 
     directory is created and probed, and the end-of-training report is tried on the untrained model
     (:func:`check_report`), all before the first step: nothing that the config decides fails after
     training. Under ``torchrun`` every rank trains; the process group is left once
-    training ends (also on errors), before rank 0 evaluates alone.
+    training ends (also on errors, then without waiting for the other ranks: one of them may be lost),
+    before rank 0 evaluates alone.
 
     Args:
         cfg: the run configuration.
@@ -50,7 +51,7 @@ def train_run(cfg: RunConfig, run_dir: str | Path | None = None, resume: bool = 
             data, data the model cannot score; :class:`~vaekit.train.OutputError` with the results in its
             ``payload`` when the report cannot be written).
     """
-    from ..train import fit, shutdown_distributed
+    from ..train import LostPeerError, fit, shutdown_distributed
 
     if threads is not None:
         if threads < 1:
@@ -58,8 +59,16 @@ def train_run(cfg: RunConfig, run_dir: str | Path | None = None, resume: bool = 
         torch.set_num_threads(threads)
     try:
         result = fit(cfg, run_dir=run_dir, resume=resume, before_training=check_report(cfg) if evaluate else None)
-    finally:
-        shutdown_distributed()
+    except BaseException as e:
+        # The barrier lets rank 0 finish its last write (an interrupt's checkpoint) before the group goes; but
+        # after a lost peer it would wait for that peer a second time, and if it fails (a peer went since),
+        # the error to report is still the first one. Every wait is bounded by train.ddp_timeout.
+        try:
+            shutdown_distributed(wait=not isinstance(e, LostPeerError))
+        except RuntimeError:
+            pass
+        raise
+    shutdown_distributed()
     if not (evaluate and result.is_main):
         return TrainReport(result)
     ev = finish_run(result.run_dir, write=False)

@@ -23,6 +23,7 @@ from typing import Any, Mapping
 from torch import Tensor
 
 from ..evaluation import ais, run_bdmc, run_estimators
+from ..progress import Progress
 from ..train import LoadedRun
 from .runner import Budget, EvalSettings, Report, Reproduction, RunSpec, md_table, mean_se
 
@@ -40,17 +41,22 @@ def measure(run: LoadedRun, x: Tensor, values: Mapping[str, Tensor], budget: Bud
     """The IWAE-k sweep, AIS for each ``(T, images)`` of ``budget.extra["ais"]`` with its per-image differences
     from the runner's IWAE and ELBO (paired s.e.), and BDMC (``bdmc_n`` simulated images, ``bdmc_Ts``)."""
     e, s = budget.extra, budget.eval
+    tag = f"[{run.run_dir.name}]"
     spec = ",".join(f"iwae:{k}" for k in e["iwae_ks"])
     sweep = {name: {"mean": r["mean"], "se": r["stderr"], "n": r["n"], "seconds": r["seconds"]}
-             for name, r in run_estimators(run.model, x, spec, seed=s.seed, batch_size=s.batch_size).items()}
+             for name, r in run_estimators(run.model, x, spec, seed=s.seed, batch_size=s.batch_size, progress=True,
+                                           desc=f"{tag} sweep").items()}
     rows = {}
     for T, n in e["ais"]:
-        r = ais(run.model, x[:n], n_chains=e["ais_chains"], T=T, seed=s.seed + T)
+        c = e["ais_chains"]
+        with Progress(T, f"{tag} ais:{T}", "transitions",
+                      cost=f"{n} images x {c} chains x {T} transitions x 10 leapfrog steps") as bar:
+            r = ais(run.model, x[:n], n_chains=c, T=T, seed=s.seed + T, progress=lambda t, T_: bar.update(1))
         log_px = r.log_px.double().cpu()
         rows[f"ais:{T}"] = {"mean": float(log_px.mean()), "mc_se": float(r.stderr.pow(2).sum().sqrt() / len(log_px)),
                             "n": len(log_px), "seconds": r.seconds, "acceptance": r.acceptance, "settings": r.settings,
                             **{f"minus_{key}": mean_se(log_px - values[key][:n]) for key in ("iwae", "elbo")}}
-    bdmc = run_bdmc(run.model, e["bdmc_n"], e["bdmc_Ts"], seed=s.seed + 7, n_chains=e["ais_chains"])
+    bdmc = run_bdmc(run.model, e["bdmc_n"], e["bdmc_Ts"], seed=s.seed + 7, n_chains=e["ais_chains"], progress=True)
     return {"iwae_sweep": sweep, "ais": rows, "bdmc": bdmc}
 
 

@@ -45,6 +45,7 @@ from torch import Tensor, nn
 from ..config import RunConfig, load_config, shipped_config
 from ..evaluation import elbo_estimate, iwae_estimate
 from ..pipeline import eval_data
+from ..progress import Progress, progress_mode
 from ..train import CheckpointError, LoadedRun, fit, load_run, read_checkpoint, resolve_device
 from ..train.checkpoint import checkpoint_path
 from ..train.outputs import check_folder, write_output
@@ -246,17 +247,22 @@ def train_or_resume(cfg: RunConfig, run_dir: str | Path, max_seconds: float | No
 
 @torch.no_grad()
 def per_image(fn: Callable[[nn.Module, Tensor], Tensor], model: nn.Module, x: Tensor, seed: int,
-              batch_size: int = 100) -> Tensor:
+              batch_size: int = 100, progress: str | None = None) -> Tensor:
     """``fn(model, batch)`` over ``x`` in batches, batch ``j`` under ``torch.manual_seed(seed + j)`` (the global
-    RNG is restored), model in eval mode; the per-row values ``(N,)`` as float64 on the CPU."""
+    RNG is restored), model in eval mode; the per-row values ``(N,)`` as float64 on the CPU.
+
+    ``progress``: a label, to report progress in images on standard error (:class:`vaekit.progress.Progress`);
+    None: silent."""
     was_training = model.training
     model.eval()
     vals = []
     try:
-        for j, i in enumerate(range(0, x.shape[0], batch_size)):
-            with torch.random.fork_rng(devices=[]):
-                torch.manual_seed(seed + j)
-                vals.append(fn(model, x[i:i + batch_size]).double().cpu())
+        with Progress(x.shape[0], progress or "", "images", enabled=progress is not None) as bar:
+            for j, i in enumerate(range(0, x.shape[0], batch_size)):
+                with torch.random.fork_rng(devices=[]):
+                    torch.manual_seed(seed + j)
+                    vals.append(fn(model, x[i:i + batch_size]).double().cpu())
+                bar.update(min(batch_size, x.shape[0] - i))
     finally:
         model.train(was_training)
     return torch.cat(vals)
@@ -330,12 +336,16 @@ def evaluate_checkpoint(run_dir: str | Path, budget: Budget, measure: Measure | 
     run.model.to(device)
     x = eval_data(run.config, s.split, device)[0]
     x = x if s.n is None else x[:s.n]
-    log(f"[{run_dir.name}] evaluating epoch {ckpt['epoch']}: {s.describe()}")
+    log(f"[{run_dir.name}] evaluating epoch {ckpt['epoch']}: {s.describe()} ({x.shape[0]} images x "
+        f"{2 * s.elbo_k + s.iwae_k} posterior samples = {x.shape[0] * (2 * s.elbo_k + s.iwae_k):,} decoder passes)")
     t0 = time.perf_counter()
-    elbo = per_image(lambda m, xb: elbo_estimate(m, xb, s.elbo_k), run.model, x, s.seed, s.batch_size)
-    re = per_image(lambda m, xb: _reconstruction(m, xb, s.elbo_k), run.model, x, s.seed, s.batch_size)
+    tag = f"[{run_dir.name}] eval"
+    elbo = per_image(lambda m, xb: elbo_estimate(m, xb, s.elbo_k), run.model, x, s.seed, s.batch_size, f"{tag} elbo")
+    re = per_image(lambda m, xb: _reconstruction(m, xb, s.elbo_k), run.model, x, s.seed, s.batch_size,
+                   f"{tag} reconstruction")
     t1 = time.perf_counter()
-    iw = per_image(lambda m, xb: iwae_estimate(m, xb, s.iwae_k), run.model, x, s.seed, s.batch_size)
+    iw = per_image(lambda m, xb: iwae_estimate(m, xb, s.iwae_k), run.model, x, s.seed, s.batch_size,
+                   f"{tag} iwae:{s.iwae_k}")
     t2 = time.perf_counter()
     values = {"elbo": elbo, "re": re, "kl": re - elbo, "iwae": iw}
     result: dict[str, Any] = {"checkpoint": ckpt, "settings": settings, "n": int(x.shape[0]),
@@ -459,6 +469,13 @@ def reproduce(name: str | Reproduction, budget: str = "small", runs: str | Seque
     t0 = time.perf_counter()
     started = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     rows: list[dict[str, Any]] = []
+    # whole lines, one per finished run, also on a terminal: the runs' own training bars draw there
+    bar = Progress(len(cfgs), f"reproduce {rep.name}", "runs", every=0,
+                   mode="off" if progress_mode() == "off" else "lines")
+    # the plan, before any work: per run, training to the budget's epochs and the evaluation (finished runs
+    # and saved evaluations are skipped); after the first run, an estimate of the rest from its time
+    bar.note(f"{len(cfgs)} run(s) ({', '.join(cfgs)}), budget {budget}: {b.describe()}"
+             + (f"; at most {max_seconds:.0f} s of training in all" if max_seconds is not None else ""))
     for n, cfg in cfgs.items():
         spec = rep.run_spec(n)
         row: dict[str, Any] = {"run": n, "config": spec.config, "overrides": [*spec.overrides, *overrides],
@@ -469,6 +486,8 @@ def reproduce(name: str | Reproduction, budget: str = "small", runs: str | Seque
         if row["epochs_done"] > 0:
             row.update(evaluate_checkpoint(out / n, b, rep.measure, log=log))
         rows.append(row)
+        bar.update(1)
+    bar.close()
     cmd = ["vaekit", "reproduce", rep.name, "--budget", budget]
     for flag, value in (("--runs", ",".join(names) if runs is not None else None), ("--epochs", epochs),
                         ("--eval-k", eval_k), ("--eval-n", eval_n), ("--max-seconds", max_seconds),

@@ -4,23 +4,11 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import sys
 import warnings
 from pathlib import Path
 from typing import Any
 
-__all__ = ["RunLogger", "read_metrics", "progress_enabled"]
-
-
-def progress_enabled(rank: int = 0) -> bool:
-    """Show a tqdm bar only on rank 0, on a terminal, and not under CI (``CI`` env var set)."""
-    if rank != 0 or os.environ.get("CI"):
-        return False
-    try:
-        return sys.stderr.isatty()
-    except (AttributeError, ValueError):
-        return False
+__all__ = ["RunLogger", "read_metrics"]
 
 
 def _clean(v: Any) -> Any:

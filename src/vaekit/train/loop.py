@@ -58,19 +58,25 @@ from ..config import ConfigError, DataConfig, RunConfig, TrainConfig, to_dict
 from .check import build_training, check_config
 from .checkpoint import atomic_write_bytes, load_checkpoint, remove_stale_tmp, save_checkpoint
 from .data import PreparedData, absolute_data_paths, check_data, load_data, prepare_data, prepare_given
-from .ddp import DistInfo, init_distributed, shard
+from .ddp import DistInfo, collective_failure, init_distributed, shard
 from .init import init_output_bias, init_weights
-from .logging import RunLogger, progress_enabled
+from ..progress import Progress
+from .logging import RunLogger
 from .outputs import OutputError, check_folder
 from .seeding import derive_seed, seed_everything
 
 __all__ = ["train_step", "fit", "FitResult", "TrainState", "ObjectiveModule", "resolve_device", "build_optimizer",
-           "validate", "make_run_dir", "TrainingError", "TrainingInterrupted"]
+           "validate", "make_run_dir", "TrainingError", "TrainingInterrupted", "LostPeerError"]
 
 
 class TrainingError(RuntimeError):
     """Training ran but did not do its job: the loss became non-finite (``train.nonfinite: stop``), or the
     run took no optimiser step at all. The run directory keeps its last good checkpoint."""
+
+
+class LostPeerError(TrainingError):
+    """Under DDP, a collective failed because another rank was lost: killed (its connection closed), or frozen
+    or cut off for longer than ``train.ddp_timeout``. Every surviving rank raises it instead of waiting."""
 
 
 class TrainingInterrupted(KeyboardInterrupt):
@@ -406,7 +412,7 @@ def fit(model: RunConfig | nn.Module, data: Any = None, *, train: TrainConfig | 
                         f"{type(model).__name__}")
     objective, schedule = build_training(cfg.train)
     dev = resolve_device(cfg.device)
-    info = init_distributed(dev)
+    info = init_distributed(dev, cfg.train.ddp_timeout)
     if info.enabled and dev.type == "cuda":
         dev = torch.device("cuda", info.local_rank)
 
@@ -441,8 +447,19 @@ def fit(model: RunConfig | nn.Module, data: Any = None, *, train: TrainConfig | 
         check_folder(run_dir / "plots", "plots")
         # atomically: a run directory whose config.json is torn cannot be resumed or evaluated
         atomic_write_bytes(run_dir / "config.json", (json.dumps(to_dict(cfg), indent=2) + "\n").encode())
-    return _loop(net, prepared, cfg, objective, schedule, optimizer, state, record, run_dir, dev, info, resume,
-                 stop_after_epoch, tensorboard, saved)
+        _record_environment(run_dir, dev, info, state.step if resume else None)
+    try:
+        return _loop(net, prepared, cfg, objective, schedule, optimizer, state, record, run_dir, dev, info, resume,
+                     stop_after_epoch, tensorboard, saved)
+    except RuntimeError as e:
+        if not (info.enabled and collective_failure(e)) or isinstance(e, TrainingError):
+            raise
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise LostPeerError(
+            f"DDP: rank {info.rank} of {info.world_size} lost a peer ({first}): a worker was killed, froze or "
+            f"its node went away, so every rank stops (a wait is bounded by train.ddp_timeout="
+            f"{cfg.train.ddp_timeout:g} s); {run_dir / 'checkpoints'} keeps the last checkpoint; resume with: "
+            f"torchrun ... vaekit train --resume {run_dir}") from e
 
 
 def _set_up(model: RunConfig | nn.Module, data: Any, cfg: RunConfig, binarize: str | None, dev: torch.device,
@@ -492,6 +509,29 @@ def _set_up(model: RunConfig | nn.Module, data: Any, cfg: RunConfig, binarize: s
     return prepared, net, optimizer, state, record, saved
 
 
+def _record_environment(run_dir: Path, device: torch.device, info: DistInfo, resumed_at: int | None) -> None:
+    """Append this ``fit`` call's environment (:func:`vaekit.environment.environment`: versions, device, commit)
+    to ``run_dir/environment.json``, a JSON list rewritten atomically; ``vaekit report`` shows it. A file
+    that is not such a list (edited, or torn by an older writer) is set aside with a warning, not trusted."""
+    import warnings
+
+    from ..environment import environment
+
+    path = run_dir / "environment.json"
+    entries: list[Any] = []
+    if path.exists():
+        try:
+            entries = json.loads(path.read_text())
+            if not isinstance(entries, list):
+                raise ValueError("not a JSON list")
+        except (OSError, ValueError) as e:
+            warnings.warn(f"{path}: {e}; starting a new record", stacklevel=3)
+            entries = []
+    rec = environment(device)
+    rec.update({"ranks": info.world_size, "resumed_at_step": resumed_at})
+    atomic_write_bytes(path, (json.dumps([*entries, rec], indent=1) + "\n").encode())
+
+
 def _remove_if_empty(folder: Path) -> None:
     """Remove ``folder`` and its sub-folders if no file was written into them (a run that failed in set-up)."""
     for sub in sorted(folder.rglob("*"), key=lambda p: len(p.parts), reverse=True) + [folder]:
@@ -531,11 +571,11 @@ def _loop(model: nn.Module, data: PreparedData, cfg: RunConfig, objective: Calla
     n = data.train.shape[0]
     steps_per_epoch = math.ceil(n / t.batch_size)
     total_epochs = t.epochs if stop_after_epoch is None else min(t.epochs, stop_after_epoch)
-    bar = None
-    if progress_enabled(info.rank):
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=steps_per_epoch * t.epochs, initial=state.step + state.skipped, unit="step", dynamic_ncols=True)
+    bar = Progress(steps_per_epoch * t.epochs, "training", "steps", initial=state.step + state.skipped,
+                   enabled=info.is_main,
+                   cost=f"{t.epochs} epochs x {steps_per_epoch} steps of batch {t.batch_size} ({n} training rows"
+                        + (f", {info.world_size} ranks" if info.enabled else "") + ")"
+                        + (f", resumed after step {state.step + state.skipped}" if resume else ""))
     history: list[dict[str, Any]] = []
     cfg_dict = to_dict(cfg)
     t_start = time.perf_counter() - state.elapsed
@@ -602,8 +642,7 @@ def _loop(model: nn.Module, data: PreparedData, cfg: RunConfig, objective: Calla
                         if state.step % t.log_every == 0:
                             _log_window(logger, window, state, epoch, lr, t_start, history)
                             window = []
-                    if bar is not None:
-                        bar.update(1)
+                    bar.update(1)
                     if stop.agreed and i + 1 < steps_per_epoch:
                         _log_window(logger, window, state, epoch, lr, t_start, history)
                         state.batch = i + 1
@@ -628,16 +667,14 @@ def _loop(model: nn.Module, data: PreparedData, cfg: RunConfig, objective: Calla
                         save_checkpoint(run_dir / "checkpoints", "best", model, None, epoch=state.epoch,
                                         step=state.step, config=cfg_dict, extra=_state_extra(state), **record,
                                         rng=False)
-                    if bar is not None:
-                        bar.set_postfix(val_elbo=f"{val['elbo']:.2f}")
+                    bar.set_postfix(val_elbo=f"{val['elbo']:.2f}")
                 if state.epoch % t.checkpoint_every == 0 or final or state.epoch == total_epochs or stop.agreed:
                     save_last()
                     saved_epoch = state.epoch
                 if stop.agreed and state.epoch < total_epochs:
                     raise interrupted(f"at the end of epoch {state.epoch}")
     finally:
-        if bar is not None:
-            bar.close()
+        bar.close()
         if logger is not None:
             logger.close()
     if state.step == 0:
