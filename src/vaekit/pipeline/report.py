@@ -51,8 +51,9 @@ h1{font-size:1.6em;margin-bottom:.2em}h2{border-bottom:1px solid #ccc;padding-bo
 table{border-collapse:collapse;margin:.6em 0}td,th{border:1px solid #ddd;padding:.25em .6em;vertical-align:top;
 text-align:left}th{background:#f3f3f3}td.num{text-align:right;font-variant-numeric:tabular-nums}
 code,pre,td.key{font-family:ui-monospace,Menlo,Consolas,monospace;font-size:.92em}
-figure{display:inline-block;margin:.5em 1.5em 1em 0;vertical-align:top}figure img{max-width:100%;
-border:1px solid #eee}figcaption{font-size:.9em;color:#444;max-width:36em}.note{color:#555}
+figure{display:inline-table;margin:.5em 1.5em 1em 0;vertical-align:top}figure img{max-width:100%;max-height:520px;
+border:1px solid #eee}figcaption{display:table-caption;caption-side:bottom;font-size:.9em;color:#444;
+padding-top:.3em}.note{color:#555}
 .cfg table{display:inline-table;margin-right:1.2em;vertical-align:top}
 """
 
