@@ -242,7 +242,7 @@ def reference_stepper(model: RefVAE, train: Tensor) -> Callable[[int], None]:
     def run(steps: int) -> None:
         for _ in range(steps):
             if st["pos"] + BATCH > n:
-                st["perm"], st["pos"] = torch.randperm(n), 0
+                st["perm"], st["pos"] = torch.randperm(n, device=train.device), 0  # the CPU stream on the CPU
             x = torch.bernoulli(train[st["perm"][st["pos"]:st["pos"] + BATCH]])
             st["pos"] += BATCH
             loss = model.loss(x)
@@ -268,13 +268,16 @@ def vaekit_optimizer(model: nn.Module) -> torch.optim.Optimizer:
 
 
 def vaekit_stepper(model: nn.Module, train: Tensor, objective_spec: dict[str, Any] | None = None,
-                   seed: int = 1) -> tuple[Callable[[int], None], dict[str, Any]]:
+                   seed: int = 1, compile_mode: str = "off") -> tuple[Callable[[int], None], dict[str, Any]]:
     """vaekit's trainer hot path: ``train_step`` on ``build_objective(objective_spec)`` (default ``elbo``).
 
     As ``vaekit.train.fit`` does it: ``batch_indices`` (one randperm per epoch from a seeded
     generator), ``dynamic_binarize(..., check=False)`` where the function has ``check`` (the
     trainer checks the range once per data set), the optimiser of ``build_optimizer``.
     ``fit``'s per-epoch extras (validation, checkpoint, logging) are not part of a step.
+    The batches go to ``train``'s device (``benchmarks/gpu.py`` passes CUDA tensors and a model there).
+    ``compile_mode`` other than ``off`` runs the objective through the trainer's ``train.compile`` path
+    (``vaekit.train.compiled_objective``, code after issue 18 only).
     Returns the stepper and a description of what it uses.
     """
     import inspect
@@ -285,13 +288,19 @@ def vaekit_stepper(model: nn.Module, train: Tensor, objective_spec: dict[str, An
 
     objective = build_objective(dict(objective_spec or {"type": "elbo"}))
     opt = vaekit_optimizer(model)
-    g_perm, g_bin = torch.Generator().manual_seed(seed), torch.Generator().manual_seed(seed + 1)
+    device = train.device
+    g_perm, g_bin = torch.Generator().manual_seed(seed), torch.Generator(device=device).manual_seed(seed + 1)
     bin_kw = {"check": False} if "check" in inspect.signature(dynamic_binarize).parameters else {}
     n = train.shape[0]
     st: dict[str, Any] = {"it": iter(()), "step": 0}
 
     def compute(x: Tensor, step: int) -> tuple[Tensor, dict[str, Any]]:
         return objective(model, x, step)
+
+    if compile_mode != "off":
+        from vaekit.train import ObjectiveModule, compiled_objective
+
+        compute = compiled_objective(ObjectiveModule(model, objective), compile_mode)  # noqa: F811
 
     def next_idx() -> Tensor:
         for _ in range(2):
@@ -303,13 +312,13 @@ def vaekit_stepper(model: nn.Module, train: Tensor, objective_spec: dict[str, An
 
     def run(steps: int) -> None:
         for _ in range(steps):
-            x = dynamic_binarize(train[next_idx()], g_bin, **bin_kw)
+            x = dynamic_binarize(train[next_idx().to(device)], g_bin, **bin_kw)
             train_step(compute, opt, x, st["step"])
             st["step"] += 1
 
     info = {"objective": objective_spec or {"type": "elbo"}, "optimizer": type(opt).__name__,
             "fused": bool(opt.defaults.get("fused")), "foreach": opt.defaults.get("foreach"),
-            "dynamic_binarize_kwargs": bin_kw}
+            "dynamic_binarize_kwargs": bin_kw, "compile": compile_mode}
     return run, info
 
 

@@ -55,3 +55,23 @@ def one_thread():
 def one_thread_seeded(one_thread):
     """``one_thread`` and ``torch.manual_seed(0)``."""
     torch.manual_seed(0)
+
+
+@pytest.fixture
+def aot_eager_compile(monkeypatch):
+    """``torch.compile`` with the ``aot_eager`` backend whatever the caller asks for; yields the modes asked for.
+
+    ``aot_eager`` traces the forward and backward through Dynamo and AOTAutograd as inductor does but runs the
+    graphs eagerly: random draws come from the eager stream, so results equal eager ones, and nothing is built
+    (inductor's C++ code generation takes minutes on 2 cores)."""
+    modes: list = []
+    real = torch.compile
+
+    def compile_(model, **kw):
+        modes.append(kw.get("mode"))
+        return real(model, backend="aot_eager")
+
+    monkeypatch.setattr(torch, "compile", compile_)
+    torch._dynamo.reset()
+    yield modes
+    torch._dynamo.reset()

@@ -128,6 +128,12 @@ class TrainConfig:
     ``ddp_timeout`` (seconds, under ``torchrun``) bounds every wait for another rank: a worker that was
     killed, froze or lost its node makes the others fail with an error within it instead of hanging. It
     must exceed the longest time one rank works alone (rank 0's validation and checkpoint at an epoch end).
+    ``compile`` runs the objective's forward and backward through ``torch.compile``: ``reduce-overhead``
+    replays them as CUDA graphs, for small models whose GPU step is bound by kernel launches; ``default``
+    fuses kernels without graphs; ``off`` (the default) stays eager. Compiling costs seconds to minutes
+    at the first steps (and at the last, shorter batch of an epoch); a run's random streams stay seeded,
+    but compiled random draws differ from eager ones, so a compiled run is not bit-equal to an eager one
+    (see :func:`vaekit.train.compiled_objective`).
     """
 
     epochs: int = 10
@@ -146,6 +152,7 @@ class TrainConfig:
     init_weights: Literal["default", "glorot_uniform"] = "default"
     nonfinite: Literal["stop", "skip"] = "stop"
     ddp_timeout: float = 300.0
+    compile: Literal["off", "default", "reduce-overhead", "max-autotune"] = "off"
 
     def __post_init__(self) -> None:
         self.betas = tuple(self.betas)  # JSON/YAML give lists; keep the declared type

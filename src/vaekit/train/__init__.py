@@ -7,13 +7,13 @@ from .ddp import DistInfo, init_distributed, shutdown_distributed
 from .init import init_output_bias, init_weights, output_layer
 from .logging import RunLogger, read_metrics
 from .loop import (FitResult, LostPeerError, ObjectiveModule, TrainingError, TrainingInterrupted, TrainState,
-                   build_optimizer, fit, resolve_device, train_step, validate)
+                   build_optimizer, compiled_objective, fit, resolve_device, train_step, validate)
 from .outputs import OutputError, check_folder, plan_output, write_output
 from .run import LoadedRun, load_run
 from .schedules import SCHEDULES, build_schedule
 from .seeding import derive_seed, seed_everything
 
-__all__ = ["fit", "TrainingError", "TrainingInterrupted", "LostPeerError", "check_config", "build_training", "train_step", "FitResult", "TrainState", "ObjectiveModule",
+__all__ = ["fit", "TrainingError", "TrainingInterrupted", "LostPeerError", "compiled_objective", "check_config", "build_training", "train_step", "FitResult", "TrainState", "ObjectiveModule",
            "PreparedData", "prepare_data", "build_optimizer", "validate", "resolve_device", "CheckpointError",
            "save_checkpoint", "load_checkpoint", "read_checkpoint", "model_record", "DistInfo", "init_distributed",
            "shutdown_distributed", "init_output_bias", "init_weights", "output_layer", "RunLogger", "read_metrics", "LoadedRun",
