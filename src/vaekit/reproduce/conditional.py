@@ -306,6 +306,8 @@ def report(out: Path) -> dict[str, Any]:
         diffs = {"cvae_minus_baseline": _paired(q["cvae_q0"]["per_image"], q["baseline_q0"]["per_image"])}
         if q["vae_full"]:
             diffs["cvae_minus_vae"] = _paired(q["cvae_q0"]["per_image"], q["vae_full"]["imputation_per_image"]["quadrant0"])
+        if q["cvae_q0_hybrid"]:
+            diffs["hybrid_minus_cvae"] = _paired(q["cvae_q0_hybrid"]["per_image"], q["cvae_q0"]["per_image"])
         k1000 = _read(out / "cvae_q0" / "eval_k1000.json")
         if k1000 and q["vae_full"] and "quadrant0_k1000" in q["vae_full"]["imputation_per_image"]:
             data["cvae_q0_k1000"] = k1000["cond_nll"]
