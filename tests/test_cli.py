@@ -404,7 +404,7 @@ def test_relative_data_paths_are_recorded_absolute(tmp_path, capsys, monkeypatch
     assert main(["train", "--resume", str(tmp_path / "work" / "runs" / "rel"), "train.epochs=2", "--no-final-eval"]) == 0
 
 
-@pytest.mark.parametrize("command", ["sample", "reconstruct", "interpolate", "eval"])
+@pytest.mark.parametrize("command", ["sample", "reconstruct", "interpolate", "eval", "report"])
 def test_help_says_what_every_option_does_and_its_default(command: str) -> None:
     """Before, ``vaekit sample --help`` listed ``--n N``, ``--checkpoint``, ``--seed SEED`` and ``run_dir`` with no
     word on what they do or their defaults (reconstruct and interpolate alike)."""
