@@ -1,6 +1,6 @@
 """Invertible transforms with log-determinants, usable as posterior refinements."""
 
 from .iaf import IAF, IAFStep
-from .made import MADE, MaskedLinear, create_masks
+from ..nets.made import MADE, MaskedLinear, create_masks
 
 __all__ = ["IAF", "IAFStep", "MADE", "MaskedLinear", "create_masks"]

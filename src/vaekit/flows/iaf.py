@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .made import MADE
+from ..nets.made import MADE
 
 
 class IAFStep(nn.Module):

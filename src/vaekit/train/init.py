@@ -37,7 +37,8 @@ def output_layer(model: nn.Module) -> nn.Linear:
     whose ``out_features`` equals ``model.likelihood.out_features``.
 
     Found by width alone, so it works for any model that has a ``likelihood`` (a VAE's decoder, a stacked
-    VAE's bottom decoder, a hand-built model) without knowing where the decoder sits.
+    VAE's bottom decoder, a hand-built model) without knowing where the decoder sits. Layers inside the
+    likelihood itself (an autoregressive likelihood's MADE) are not candidates.
 
     Raises:
         ValueError: the model has no ``likelihood``, no such layer (e.g. a convolutional output), or
@@ -47,7 +48,9 @@ def output_layer(model: nn.Module) -> nn.Linear:
     width = getattr(lik, "out_features", None)
     if width is None:
         raise ValueError(f"{type(model).__name__} has no .likelihood with out_features; cannot find its output layer")
-    found = [(name, m) for name, m in model.named_modules() if isinstance(m, nn.Linear) and m.out_features == width]
+    own = {id(m) for m in lik.modules()}
+    found = [(name, m) for name, m in model.named_modules()
+             if isinstance(m, nn.Linear) and m.out_features == width and id(m) not in own]
     if not found:
         raise ValueError(f"{type(model).__name__} has no nn.Linear with out_features={width} (the likelihood's "
                          "input width) whose bias could be initialised")
