@@ -1,0 +1,151 @@
+"""Reproduction of issue 15: the Neural Statistician (Edwards & Storkey 2016) and the Variational Homoencoder
+(Hewitt et al. 2018) on synthetic 1-D sets and Omniglot.
+
+``python -m vaekit.reproduce.sets --runs syn_ns`` trains (resumably, in ``runs/sets/NAME``) and evaluates each run;
+``--epochs N`` overrides a run's epochs, ``--eval-only`` evaluates what is trained, ``--report`` writes
+``docs/results/sets.json`` and the figures. Runs:
+
+* ``syn_ns`` — synthetic sets, context dim 3: k-means purity of the context means (4 families);
+* ``omni_ns`` / ``omni_vhe`` — Omniglot 28x28 (background + rotations), MLP networks, factorised Bernoulli decoder;
+* ``omni_ns_made`` / ``omni_vhe_made`` — the same with an autoregressive (MADE) decoder, issue 17's
+  ``made_bernoulli`` likelihood.
+
+Omniglot runs are evaluated by 5/20-way 1/5-shot accuracy (1000 episodes of the evaluation set each),
+the IWAE-100 bound of one evaluation image per character given 5 others, and the final context KL.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..models import build_model
+from ..pipeline.sets import fewshot_accuracy, load_set_data, load_sets_run, support_nll, train_sets
+
+OUT = Path("runs/sets")
+
+
+def _mlp(*hidden: int) -> dict:
+    return {"type": "mlp", "hidden": list(hidden), "activation": "relu"}
+
+
+def _model(kind: str, data_dim: int, context: int, z: int, width: int, likelihood: dict) -> dict:
+    m = {"type": "neural_statistician" if kind == "ns" else "homoencoder",
+         "encoder": _mlp(2 * width, width), "pool": _mlp(width), "context": {"type": "gaussian", "dim": context},
+         "z_encoder": _mlp(width), "latent": {"type": "gaussian", "dim": z}, "prior_net": _mlp(width),
+         "decoder": _mlp(width, 2 * width), "likelihood": likelihood}
+    if kind == "vhe":
+        m.update(class_size=20, support_size=5)
+    return m
+
+
+_BERN = {"type": "bernoulli"}
+_MADE = {"type": "made_bernoulli", "hidden": [1000]}
+_OMNI = {"name": "omniglot", "rotations": True}
+
+#: name -> the run: data, model, training options.
+RUNS: dict[str, dict[str, Any]] = {
+    "syn_ns": {"data": {"name": "synthetic", "n_train": 10000, "n_test": 1000, "set_size": 200},
+               "data_dim": 1, "model": _model("ns", 1, 3, 4, 64, {"type": "gaussian", "learn_scale": True}),
+               "train": {"epochs": 30, "batch_sets": 16, "set_size": 200, "binarize": "none", "lr": 1e-3}},
+    **{f"omni_{k}{'_made' if lik is _MADE else ''}": {
+        "data": _OMNI, "data_dim": 784, "model": _model(k, 784, 64, 16, 256, lik),
+        "train": {"epochs": 20, "batch_sets": 32 if k == "ns" else 8, "set_size": 5, "binarize": "dynamic",
+                  "lr": 1e-3}}
+       for k in ("ns", "vhe") for lik in (_BERN, _MADE)},
+}
+
+
+def spec_of(name: str, epochs: int | None = None) -> dict[str, Any]:
+    """The spec of run ``name`` (what the run directory records; ``epochs`` is not part of it).
+
+    Raises:
+        ValueError: an unknown run, naming the known ones.
+    """
+    if name not in RUNS:
+        raise ValueError(f"--runs: unknown run {name!r}; choose from {sorted(RUNS)}")
+    spec = json.loads(json.dumps(RUNS[name]))
+    spec["train"].pop("epochs")
+    return spec
+
+
+def train_run(name: str, out: Path = OUT, data_dir: str | None = None, epochs: int | None = None,
+              max_seconds: float | None = None) -> dict[str, Any]:
+    spec = spec_of(name)
+    data = load_set_data(spec["data"], data_dir)
+    model = build_model(spec["model"], data_dim=spec["data_dim"])
+    opts = dict(spec["train"])
+    return train_sets(model, data, out / name, spec, epochs=epochs or RUNS[name]["train"]["epochs"],
+                      max_seconds=max_seconds, **opts)
+
+
+def evaluate_run(name: str, out: Path = OUT, data_dir: str | None = None, episodes: int = 1000) -> dict[str, Any]:
+    """Evaluate a trained run and write ``out/NAME/eval.json``; returns the results."""
+    run_dir = out / name
+    model, state = load_sets_run(run_dir)
+    spec = state["spec"]
+    data = load_set_data(spec["data"], data_dir)
+    res: dict[str, Any] = {"run": name, "epochs": state["epoch"], "train_seconds": state["elapsed"],
+                           "final_epoch": state["history"][-1]}
+    t0 = time.perf_counter()
+    if spec["data"]["name"] == "synthetic":
+        res["synthetic"] = synthetic_clusters(model, data)
+    else:
+        res["fewshot"] = {f"{w}way{s}shot": fewshot_accuracy(model, data.test, w, s, episodes, seed=1)
+                          for w in (5, 20) for s in (1, 5)}
+        res["support_nll"] = support_nll(model, data.test, shot=5, k=100)
+    res["eval_seconds"] = round(time.perf_counter() - t0, 1)
+    (run_dir / "eval.json").write_text(json.dumps(res, indent=1))
+    return res
+
+
+@torch.no_grad()
+def synthetic_clusters(model: Any, data: Any, seed: int = 0) -> dict[str, Any]:
+    """k-means (4 clusters, scikit-learn) on the context means of the test sets: purity against the families, and a
+    logistic regression (5-fold) predicting the family; returns also the means (for the plot)."""
+    from sklearn.cluster import KMeans
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import cross_val_score
+
+    mu = model.context_posterior(data.test).base_dist.loc.numpy()
+    fam = data.test_ids.numpy()
+    km = KMeans(4, n_init=10, random_state=seed).fit(mu)
+    purity = sum(int((fam[km.labels_ == k] == f).sum()) for k in range(4)
+                 for f in [int(torch.as_tensor(fam[km.labels_ == k]).mode().values)] if (km.labels_ == k).any())
+    logreg = cross_val_score(LogisticRegression(max_iter=2000), mu, fam, cv=5).mean()
+    return {"purity": purity / len(fam), "logreg_accuracy": float(logreg), "n_sets": len(fam),
+            "context_means": mu.round(4).tolist(), "family": fam.tolist()}
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(prog="python -m vaekit.reproduce.sets", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--runs", default="syn_ns", help=f"comma-separated runs of {sorted(RUNS)} (default: syn_ns)")
+    p.add_argument("--epochs", type=int, default=None, help="override each run's epochs")
+    p.add_argument("--max-seconds", type=float, default=None, help="stop training after this long (resumable)")
+    p.add_argument("--episodes", type=int, default=1000, help="few-shot episodes per setting (default: 1000)")
+    p.add_argument("--eval-only", action="store_true", help="evaluate without training")
+    p.add_argument("--threads", type=int, default=1, help="torch threads (default: 1)")
+    p.add_argument("--out", type=Path, default=OUT, help="runs folder (default: runs/sets)")
+    p.add_argument("--data-dir", default=None, help="Omniglot folder (default: the standard places)")
+    args = p.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    for name in args.runs.split(","):
+        spec_of(name)
+    for name in args.runs.split(","):
+        if not args.eval_only:
+            state = train_run(name, args.out, args.data_dir, args.epochs, args.max_seconds)
+            print(f"[{name}] trained {state['epoch']} epochs, {state['elapsed']:.0f} s")
+        res = evaluate_run(name, args.out, args.data_dir, args.episodes)
+        res.get("synthetic", {}).pop("context_means", None)
+        print(json.dumps({k: v for k, v in res.items() if k != "synthetic"} | {
+            "synthetic": {k: v for k, v in res.get("synthetic", {}).items() if k != "family"}}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
