@@ -27,7 +27,7 @@ CASES = [
     (["model.encoder.activation=rleu"], f"model.encoder.activation: expected one of {ACTIVATIONS}, got str 'rleu'"),
     (["data.name=nope"], "data.name: unknown dataset 'nope'; choose one of ['array', 'binarized_mnist', "
                          "'caltech101_silhouettes', 'digits', 'fashion_mnist', 'folder', 'frey_faces', 'mnist', "
-                         "'omniglot']"),
+                         "'mr', 'omniglot', 'ptb', 'short_yelp', 'sst2', 'text', 'trec']"),
     (["train.objective.k=0"], "train.objective.k: expected an integer >= 1, got int 0"),
     # Literal-typed options list what they allow
     (["model.latent.scale_link=softmax"], "model.latent.scale_link: expected one of 'softplus', 'exp', got str "
@@ -67,7 +67,7 @@ CASES = [
     (["model.encoder.type=rnn"], "model.encoder.type: unknown network 'rnn'; choose one of ['conv', 'deconv', 'mlp']"),
     (["model.latent.type=gausian"], "model.latent.type: unknown latent layer 'gausian'; choose one of"),
     (["train.objective.kk=3"], "train.objective.kk: unknown key; allowed keys are ['beta', 'free_bits', 'k', "
-                               "'warmup_start', 'warmup_steps']"),
+                               "'warmup_shape', 'warmup_start', 'warmup_steps']"),
     # a rule between keys, checked by the constructor itself: the section, its values and the rule
     (["model.latent.type=relaxed_categorical", "model.latent.dim=3"],
      'model.latent: dim (3) must be a multiple of n_categories (10) (model.latent is {type: "relaxed_categorical", '

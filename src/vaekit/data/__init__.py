@@ -4,7 +4,7 @@
 the loaders, where each looks for its files, their shapes and splits.
 """
 
-from . import benchmarks, digits, user  # noqa: F401  (importing registers the loaders in DATASETS)
+from . import benchmarks, digits, text, user  # noqa: F401  (importing registers the loaders in DATASETS)
 from .base import (
     DATASETS,
     ENV_VAR,

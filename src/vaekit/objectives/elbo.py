@@ -38,16 +38,32 @@ def beta_elbo(log_likelihood: Tensor, kl: Tensor, beta: float) -> Tensor:
     return log_likelihood.mean(0) - beta * kl
 
 
-def kl_warmup(step: int, warmup_steps: int, start: float = 0.0) -> float:
-    r"""Linear KL weight ``beta_t = min(1, start + (1 - start) t / T)`` (Bowman et al. 2016; Sønderby et al. 2016).
+def kl_warmup(step: int, warmup_steps: int, start: float = 0.0, shape: str = "linear") -> float:
+    r"""KL weight at ``step``: from ``start`` to 1 over ``warmup_steps`` steps (Bowman et al. 2016; Sønderby et al. 2016).
 
+    .. math::
+        \beta_t = \begin{cases} \min(1,\ s + (1 - s)\, t / T) & \text{linear} \\
+        s + (1 - s)\,\dfrac{\sigma(10 (t/T - 1/2)) - \sigma(-5)}{\sigma(5) - \sigma(-5)}\ (t < T),\ 1\ (t \ge T)
+        & \text{sigmoid} \end{cases}
+
+    The sigmoid is Bowman et al.'s shape (arXiv:1511.06349, Sec. 3.1: "KL cost annealing" on a sigmoid), rescaled
+    so that it is exactly ``s`` at ``t = 0``, 1/2 of the way at ``t = T/2`` and exactly 1 from ``t = T`` on.
     ``warmup_steps = 0`` means no warm-up (``beta = 1`` from the first step).
+
+    Raises:
+        ValueError: ``warmup_steps < 0``, ``start`` outside [0, 1] or an unknown ``shape``.
     """
     if warmup_steps < 0 or not 0.0 <= start <= 1.0:
         raise ValueError(f"need warmup_steps >= 0 and 0 <= start <= 1, got {warmup_steps}, {start}")
-    if warmup_steps == 0:
+    if shape not in ("linear", "sigmoid"):
+        raise ValueError(f"KL warm-up shape must be 'linear' or 'sigmoid', got {shape!r}")
+    if warmup_steps == 0 or step >= warmup_steps:
         return 1.0
-    return min(1.0, start + (1.0 - start) * step / warmup_steps)
+    u = step / warmup_steps
+    if shape == "sigmoid":
+        sig = lambda v: 1.0 / (1.0 + math.exp(-v))  # noqa: E731
+        u = (sig(10.0 * (u - 0.5)) - sig(-5.0)) / (sig(5.0) - sig(-5.0))
+    return start + (1.0 - start) * u
 
 
 def free_bits_kl(kl_per_dim: Tensor, lambda_: float) -> Tensor:

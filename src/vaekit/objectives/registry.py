@@ -6,7 +6,7 @@ whose names say what they are (``elbo`` is the ELBO, never a surrogate).
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 import torch
 from torch import Tensor, nn
@@ -29,24 +29,27 @@ class ELBOObjective:
     Args:
         k: posterior samples per example ("VAE with k samples" of Burda et al. 2015).
         beta: final KL weight (1 = the ELBO; != 1 = beta-VAE, Higgins et al. 2017).
-        warmup_steps: linear KL warm-up from ``warmup_start`` to ``beta`` (Bowman et al. 2016).
+        warmup_steps: KL warm-up from ``warmup_start`` to ``beta`` over this many steps (Bowman et al. 2016).
+        warmup_shape: ``linear`` or ``sigmoid`` (Bowman et al.'s shape; :func:`vaekit.objectives.kl_warmup`).
         free_bits: per-dimension free nats ``lambda`` (Kingma et al. 2016), 0 = off.
 
     Logged: ``elbo`` (always the true ELBO of the batch), ``log_likelihood``, ``kl``, ``beta``, ``loss``.
     """
 
     def __init__(self, k: PositiveInt = 1, beta: NonNegativeFloat = 1.0, warmup_steps: NonNegativeInt = 0,
-                 warmup_start: Fraction = 0.0, free_bits: NonNegativeFloat = 0.0) -> None:
+                 warmup_start: Fraction = 0.0, free_bits: NonNegativeFloat = 0.0,
+                 warmup_shape: Literal["linear", "sigmoid"] = "linear") -> None:
         if k < 1:
             raise ValueError(f"k must be >= 1, got {k}")
         self.k, self.beta, self.warmup_steps, self.warmup_start, self.free_bits = k, beta, warmup_steps, warmup_start, free_bits
-        kl_warmup(0, warmup_steps, warmup_start)  # validates the schedule now, not at step 0
+        self.warmup_shape = warmup_shape
+        kl_warmup(0, warmup_steps, warmup_start, warmup_shape)  # validates the schedule now, not at step 0
         if free_bits < 0 or beta < 0:
             raise ValueError(f"beta and free_bits must be >= 0, got {beta}, {free_bits}")
 
     def __call__(self, model: nn.Module, x: Tensor, step: int) -> tuple[Tensor, dict[str, Tensor | float]]:
         out = model(x, k=self.k)
-        beta = self.beta * kl_warmup(step, self.warmup_steps, self.warmup_start)
+        beta = self.beta * kl_warmup(step, self.warmup_steps, self.warmup_start, self.warmup_shape)
         ll = out.log_likelihood.mean(0)  # (B,)
         if self.free_bits > 0:
             kl_dim = kl_by_dimension(out.posterior, out.prior)

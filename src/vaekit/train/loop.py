@@ -487,6 +487,9 @@ def fit(model: RunConfig | nn.Module, data: Any = None, *, train: TrainConfig | 
         # atomically: a run directory whose config.json is torn cannot be resumed or evaluated
         atomic_write_bytes(run_dir / "config.json", (json.dumps(to_dict(cfg), indent=2) + "\n").encode())
         _record_environment(run_dir, dev, info, state.step if resume else None)
+        save_with_run = getattr(prepared.dataset, "save_with_run", None)
+        if save_with_run is not None:  # what the data need to be read back (a text vocabulary)
+            save_with_run(run_dir)
     try:
         return _loop(net, prepared, cfg, objective, schedule, optimizer, state, record, run_dir, dev, info, resume,
                      stop_after_epoch, tensorboard, saved)
@@ -512,6 +515,7 @@ def _set_up(model: RunConfig | nn.Module, data: Any, cfg: RunConfig, binarize: s
         # The data come first: build_model needs their size. Same seed on every rank -> same initial weights.
         seed_everything(cfg.seed, 0)
         ds = load_data(cfg)
+        _fill_model_fields(cfg, ds)
         net = build_model(cfg.model, data_dim=ds.dim, image_shape=ds.image_shape).to(dev)
         check_data(net, ds, cfg.data.name)  # before binarisation, so the error names the real problem
         prepared = prepare_data(cfg, dev, ds)
@@ -546,6 +550,32 @@ def _set_up(model: RunConfig | nn.Module, data: Any, cfg: RunConfig, binarize: s
             raise ConfigError(f"train.epochs: {cfg.train.epochs}, but {run_dir} has trained {state.epoch} epochs"
                               f"{part}; resume with train.epochs >= {need} (the run directory is unchanged)")
     return prepared, net, optimizer, state, record, saved
+
+
+def _fill_model_fields(cfg: RunConfig, ds: Any) -> None:
+    """Set the model keys the data decide (a text data set's ``vocab_size``, ``num_classes``: its
+    ``model_fields``) in ``cfg.model`` where the model's builder takes them and the config leaves them out.
+
+    Raises:
+        ConfigError: the config gives such a key a different value, naming ``model.<key>``.
+    """
+    import inspect
+
+    from ..models import MODELS
+
+    fields = getattr(ds, "model_fields", None) or {}
+    if not fields or cfg.model is None or cfg.model.get("type") not in MODELS:
+        return
+    params = inspect.signature(MODELS.get(cfg.model["type"], "model")).parameters
+    for key, value in fields.items():
+        if key not in params:
+            continue
+        given = cfg.model.get(key)
+        if given is None:
+            cfg.model = {**cfg.model, key: value}
+        elif given != value:
+            raise ConfigError(f"model.{key}: {given!r}, but data set {cfg.data.name!r} gives {value!r} "
+                              f"(leave model.{key} out to take it from the data)")
 
 
 def _record_environment(run_dir: Path, device: torch.device, info: DistInfo, resumed_at: int | None) -> None:
@@ -655,7 +685,11 @@ def _loop(model: nn.Module, data: PreparedData, cfg: RunConfig, objective: Calla
                     torch.manual_seed(derive_seed(cfg.seed, "noise", epoch, info.rank))
                 window: list[dict[str, Any]] = []
                 t_epoch = time.perf_counter()
-                for i, idx in enumerate(batch_indices(n, t.batch_size, perm_gen, shuffle=True)):
+                # a data set may order its own batches (text: length buckets), from the same seeded generator
+                order = getattr(data.dataset, "batch_indices", None)
+                batches = (order(n, t.batch_size, perm_gen) if order is not None
+                           else batch_indices(n, t.batch_size, perm_gen, shuffle=True))
+                for i, idx in enumerate(batches):
                     if i < done:
                         continue
                     xb = data.train[idx.to(device)]

@@ -1,0 +1,402 @@
+"""Sentence VAE (Bowman et al. 2016), spherical latents for text (Xu & Durrett 2018) and the LSTM language model.
+
+``TextVAE`` speaks the model protocol of :class:`~vaekit.models.LatentVariableModel` on token rows ``(B, T)``
+(:mod:`vaekit.data.text`); its latent family is any latent layer (``gaussian``, ``vmf`` with ``fixed_kappa`` or
+learned, ``power_spherical``). ``LanguageModel`` is the same decoder with no z: the baseline, scored exactly.
+Decoding (greedy, sampling, beam search) and homotopies between two sentences' codes live here too.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Literal
+
+import torch
+from torch import Tensor, nn
+from torch.distributions import Distribution
+
+from ..latents import LATENTS
+from ..latents.base import LatentLayer, slerp
+from ..latents.space import LatentSpace
+from ..likelihoods.tokens import token_log_likelihood
+from ..nets.text import BOS_ID, EOS_ID, PAD_ID, UNK_ID, SentenceDecoder, SentenceEncoder, sentence_lengths
+from ..registry import ConfigError, Fraction, PositiveInt, build, check_kwargs
+from .base import MODELS, LatentVariableModel, VAEOutput
+
+__all__ = ["TextVAE", "LanguageModel", "SentenceDistribution", "decoder_inputs", "greedy_decode", "sample_decode",
+           "beam_decode", "homotopy", "validate_tokens"]
+
+
+def validate_tokens(x: Tensor, vocab_size: int, name: str = "x") -> None:
+    """Raise a ``ValueError`` naming ``name`` unless ``x`` is ``(B, T)`` int64 ids in ``[0, vocab_size)`` whose every
+    row holds an ``<eos>`` after at least zero tokens (and no ``<pad>``/``<bos>`` before it)."""
+    if not isinstance(x, Tensor) or x.dim() != 2 or x.dtype != torch.int64:
+        raise ValueError(f"{name}: a text model takes (B, T) int64 token rows, got "
+                         f"{getattr(x, 'dtype', type(x).__name__)} {tuple(getattr(x, 'shape', ()))}")
+    if x.numel() and (int(x.min()) < 0 or int(x.max()) >= vocab_size):
+        raise ValueError(f"{name}: token ids must lie in [0, {vocab_size}), got [{int(x.min())}, {int(x.max())}]")
+    has_eos = (x == EOS_ID).any(1)
+    if not bool(has_eos.all()):
+        row = int((~has_eos).nonzero()[0])
+        raise ValueError(f"{name}: row {row} has no <eos> (id {EOS_ID}); rows are 'w_1 .. w_n <eos> <pad> ..'")
+    lengths = sentence_lengths(x)
+    before = torch.arange(x.shape[1], device=x.device) < (lengths - 1).unsqueeze(-1)
+    bad = before & ((x == PAD_ID) | (x == BOS_ID))
+    if bool(bad.any()):
+        row = int(bad.any(1).nonzero()[0])
+        raise ValueError(f"{name}: row {row} has <pad> or <bos> before its <eos>")
+
+
+def decoder_inputs(x: Tensor, word_keep: float, training: bool, generator: torch.Generator | None = None) -> Tensor:
+    r"""``<bos> w_1 .. w_{T-1}`` for targets ``x`` ``(B, T)``, with Bowman et al.'s word dropout.
+
+    Each input word (not ``<bos>``) becomes ``<unk>`` with probability ``1 - word_keep`` while training;
+    ``word_keep = 0`` is the inputless decoder, which never sees a word, in training and evaluation alike.
+    """
+    inp = torch.cat([torch.full_like(x[:, :1], BOS_ID), x[:, :-1]], 1)
+    if word_keep >= 1.0 or (not training and word_keep > 0.0):
+        return inp
+    if word_keep <= 0.0:
+        drop = torch.ones_like(inp, dtype=torch.bool)
+    else:
+        u = torch.rand(inp.shape, device=inp.device, generator=generator)
+        drop = u >= word_keep
+    drop[:, 0] = False
+    return torch.where(drop, torch.full_like(inp, UNK_ID), inp)
+
+
+def _trim(x: Tensor) -> Tensor:
+    """Drop trailing columns past every row's ``<eos>`` (they hold only padding)."""
+    return x[:, : int(sentence_lengths(x).max())]
+
+
+class _Decoding(nn.Module):
+    """Decoding shared by the VAE and the language model: a :class:`SentenceDecoder` and its input policy."""
+
+    decoder: SentenceDecoder
+    word_keep: float
+    max_decode_len: int
+
+    def _step_inputs(self, tok: Tensor) -> Tensor:
+        return torch.full_like(tok, UNK_ID) if self.word_keep <= 0.0 else tok
+
+    def _scores(self, x: Tensor, c: Tensor | None) -> Tensor:
+        """``log p(x|c)`` ``(*S, B)``; ``c`` ``(*S, B, C)`` or None."""
+        x = _trim(x)
+        inp = decoder_inputs(x, self.word_keep, self.training)
+        if c is None:
+            logits, _ = self.decoder(inp)
+            return token_log_likelihood(logits, x)
+        lead = c.shape[:-1]
+        s = int(math.prod(lead[:-1]))
+        flat = c.reshape(-1, c.shape[-1])
+        inp_rep = inp.repeat(s, 1) if s > 1 else inp
+        logits, _ = self.decoder(inp_rep, flat)
+        lp = token_log_likelihood(logits.view(s, *x.shape, -1), x)  # (s, B)
+        return lp.view(*lead)
+
+    @torch.no_grad()
+    def _decode(self, c: Tensor | None, n: int, mode: Literal["greedy", "sample", "beam"], max_len: int | None,
+                temperature: float = 1.0, beam: int = 5, generator: torch.Generator | None = None) -> Tensor:
+        max_len = max_len or self.max_decode_len
+        if mode == "beam":
+            return beam_decode(self, c, n, beam, max_len)
+        dev = next(self.parameters()).device
+        tok = torch.full((n, 1), BOS_ID, dtype=torch.int64, device=dev)
+        state = None
+        out = torch.full((n, max_len + 1), PAD_ID, dtype=torch.int64, device=dev)
+        done = torch.zeros(n, dtype=torch.bool, device=dev)
+        for t in range(max_len + 1):
+            logits, state = self.decoder(self._step_inputs(tok) if t else tok, c, state)
+            logits = logits[:, -1]
+            logits[:, PAD_ID] = logits[:, BOS_ID] = -math.inf
+            if t == max_len:  # force the end
+                nxt = torch.full((n,), EOS_ID, dtype=torch.int64, device=dev)
+            elif mode == "greedy":
+                nxt = logits.argmax(-1)
+            else:
+                probs = torch.softmax(logits / temperature, -1)
+                nxt = torch.multinomial(probs, 1, generator=generator).squeeze(-1)
+            nxt = torch.where(done, torch.full_like(nxt, PAD_ID), nxt)
+            out[:, t] = nxt
+            done = done | (nxt == EOS_ID)
+            tok = nxt.unsqueeze(-1)
+            if bool(done.all()):
+                break
+        return _trim(out)
+
+
+def greedy_decode(model: "_Decoding", c: Tensor | None, n: int | None = None, max_len: int | None = None) -> Tensor:
+    """The most probable next word at every step, ``(N, L)`` rows ending in ``<eos>``; ``c`` ``(N, C)`` or None."""
+    return model._decode(c, n if c is None else c.shape[0], "greedy", max_len)
+
+
+def sample_decode(model: "_Decoding", c: Tensor | None, n: int | None = None, max_len: int | None = None,
+                  temperature: float = 1.0, generator: torch.Generator | None = None) -> Tensor:
+    """Ancestral samples ``w_t ~ softmax(l_t / temperature)``, ``(N, L)`` rows ending in ``<eos>``."""
+    if not temperature > 0:
+        raise ValueError(f"temperature must be > 0, got {temperature}")
+    return model._decode(c, n if c is None else c.shape[0], "sample", max_len, temperature, generator=generator)
+
+
+@torch.no_grad()
+def beam_decode(model: "_Decoding", c: Tensor | None, n: int | None = None, beam: int = 5,
+                max_len: int | None = None) -> Tensor:
+    r"""Beam search for :math:`\arg\max_x \log p(x|c)` (sum of token log-probabilities, ``<eos>`` included, no length
+    normalisation), ``beam`` hypotheses per code; ``(N, L)`` rows ending in ``<eos>``.
+
+    Raises:
+        ValueError: ``beam < 1``.
+    """
+    if beam < 1:
+        raise ValueError(f"beam must be >= 1, got {beam}")
+    n = n if c is None else c.shape[0]
+    max_len = max_len or model.max_decode_len
+    dev = next(model.parameters()).device
+    rows = []
+    for i in range(n):
+        ci = None if c is None else c[i:i + 1].expand(beam, -1)
+        seqs = torch.full((1, 0), PAD_ID, dtype=torch.int64, device=dev)
+        scores = torch.zeros(1, device=dev)
+        tok = torch.full((1, 1), BOS_ID, dtype=torch.int64, device=dev)
+        state = None
+        best, best_score = None, -math.inf
+        for t in range(max_len + 1):
+            k = seqs.shape[0]
+            st = None if state is None else (state[0][:, :k], state[1][:, :k])
+            logits, state = model.decoder(model._step_inputs(tok) if t else tok, None if ci is None else ci[:k], st)
+            lp = torch.log_softmax(logits[:, -1], -1)
+            lp[:, PAD_ID] = lp[:, BOS_ID] = -math.inf
+            if t == max_len:
+                lp_keep = torch.full_like(lp, -math.inf)
+                lp_keep[:, EOS_ID] = lp[:, EOS_ID]
+                lp = lp_keep
+            cand = (scores.unsqueeze(-1) + lp).view(-1)
+            top = torch.topk(cand, min(beam, cand.numel()))
+            prev, word = top.indices // lp.shape[1], top.indices % lp.shape[1]
+            new = torch.cat([seqs[prev], word.unsqueeze(-1)], 1)
+            ended = word == EOS_ID
+            for j in ended.nonzero().flatten().tolist():
+                if top.values[j] > best_score:
+                    best, best_score = new[j], float(top.values[j])
+            live = ~ended
+            # stop when no live hypothesis can beat the best ended one (scores only fall)
+            if not bool(live.any()) or float(top.values[live].max()) <= best_score:
+                break
+            seqs, scores = new[live], top.values[live]
+            state = (state[0][:, prev[live]], state[1][:, prev[live]])
+            tok = word[live].unsqueeze(-1)
+        rows.append(best)
+    width = max(r.shape[0] for r in rows)
+    out = torch.full((n, width), PAD_ID, dtype=torch.int64, device=dev)
+    for i, r in enumerate(rows):
+        out[i, :r.shape[0]] = r
+    return out
+
+
+class SentenceDistribution(Distribution):
+    """p(x|c) over token rows: ``log_prob`` by teacher forcing, ``sample`` ancestrally, ``mode`` greedily.
+
+    Batch shape ``c.shape[:-1]`` (``(N,)``); values are ``(N, T)`` int64 rows (:mod:`vaekit.data.text`).
+    """
+
+    arg_constraints: dict = {}
+    has_rsample = False
+
+    def __init__(self, model: "_Decoding", c: Tensor) -> None:
+        self.model, self.c = model, c
+        super().__init__(c.shape[:-1], validate_args=False)
+
+    def log_prob(self, value: Tensor) -> Tensor:
+        return self.model._scores(value, self.c)
+
+    def sample(self, sample_shape: torch.Size = torch.Size()) -> Tensor:
+        if len(sample_shape):
+            raise NotImplementedError("SentenceDistribution.sample draws one sentence per code (sample_shape ())")
+        return sample_decode(self.model, self.c.reshape(-1, self.c.shape[-1]))
+
+    @property
+    def mode(self) -> Tensor:
+        return greedy_decode(self.model, self.c.reshape(-1, self.c.shape[-1]))
+
+    @property
+    def mean(self) -> Tensor:
+        raise NotImplementedError("a distribution over sentences has no mean; use .mode (greedy) or .sample()")
+
+
+class TextVAE(LatentVariableModel, _Decoding):
+    r"""A sentence VAE: LSTM/GRU encoder -> latent layer -> LSTM decoder conditioned on z.
+
+    .. math::
+        \log p(x) \ge \mathbb E_{q(z|x)}\Bigl[\sum_{t=1}^{n+1} \log p(w_t | w_{<t}, z)\Bigr]
+        - \mathrm{KL}(q(z|x)\,\|\,p(z))
+
+    (Bowman et al. 2016, arXiv:1511.06349). The latent layer decides the family: a Gaussian (Bowman), a vMF with
+    fixed :math:`\kappa` whose KL is a constant (Xu & Durrett 2018, arXiv:1808.10805) or learned, a power
+    spherical. ``word_keep`` is the word-dropout keep rate (1: off; 0: the inputless decoder). All values in nats
+    per sentence, ``<eos>`` included.
+
+    Shapes: ``x`` ``(B, T)`` int64 (each row ``w_1 .. w_n <eos> <pad> ..``), ``z`` ``(*S, B, D)``,
+    ``log_likelihood`` ``(*S, B)``; ``sample``/``reconstruct`` return decoded rows ``(N, L)``.
+    """
+
+    def __init__(self, encoder: SentenceEncoder, latent: LatentLayer, decoder: SentenceDecoder, vocab_size: int,
+                 word_keep: float = 1.0, max_decode_len: int = 50) -> None:
+        super().__init__()
+        if not 0.0 <= word_keep <= 1.0:
+            raise ValueError(f"word_keep must be in [0, 1], got {word_keep}")
+        self.encoder, self.latent, self.decoder = encoder, latent, decoder
+        self.vocab_size, self.word_keep, self.max_decode_len = vocab_size, float(word_keep), max_decode_len
+        # one chunk of log_weights holds chunk * B * T * V logits: budget ~32 M values whatever the vocabulary
+        self.chunk_elements = max(1, 32_000_000 // vocab_size)
+
+    @property
+    def latent_dim(self) -> int:
+        return self.latent.dim
+
+    def posterior(self, x: Tensor) -> Distribution:
+        """q(z|x): batch shape ``(B,)``."""
+        return self.latent(self.encoder(_trim(x)))
+
+    def prior(self) -> Distribution:
+        return self.latent.prior()
+
+    def log_likelihood(self, x: Tensor, z: Tensor) -> Tensor:
+        """``log p(x|z)`` in nats per sentence, ``(*S, B)`` for ``z`` ``(*S, B, D)``; padding never counts."""
+        return self._scores(x, z)
+
+    def decode(self, z: Tensor) -> SentenceDistribution:
+        """p(x|z) for ``z`` ``(N, D)``: a :class:`SentenceDistribution`."""
+        return SentenceDistribution(self, z)
+
+    def encode(self, x: Tensor) -> Tensor:
+        """The posterior's point estimate (mean; mean direction on a sphere), ``(B, D)``."""
+        return self.latent.point_estimate(self.posterior(x))
+
+    def validate_input(self, x: Tensor, name: str = "x") -> None:
+        validate_tokens(x, self.vocab_size, name)
+
+    @torch.no_grad()
+    def sample(self, n: int, mean: bool = True, **_: Any) -> Tensor:
+        """``n`` codes from the prior decoded greedily (``mean=True``) or by sampling, ``(n, L)`` token rows."""
+        z = self.prior().sample((n,))
+        return greedy_decode(self, z) if mean else sample_decode(self, z)
+
+    @torch.no_grad()
+    def reconstruct(self, x: Tensor, **_: Any) -> Tensor:
+        """Greedy decoding of ``encode(x)``, ``(B, L)``."""
+        return greedy_decode(self, self.encode(x))
+
+
+class LanguageModel(_Decoding):
+    r"""The LSTM language model: the :class:`TextVAE`'s decoder with no z, scored exactly.
+
+    .. math:: \log p(x) = \sum_{t=1}^{n+1} \log p(w_t | w_{<t})
+
+    It speaks as much of the protocol as a model without a latent can: ``model(x, k)`` gives the exact log-likelihood
+    ``(k, B)`` with ``kl`` 0, and ``log_weights(x, k)`` is ``log p(x)`` repeated, so the ELBO and IWAE estimators both
+    return ``log p(x)`` and the LM sits in the same tables as the VAEs. ``word_keep = 0`` is Bowman's inputless LM.
+    """
+
+    def __init__(self, decoder: SentenceDecoder, vocab_size: int, word_keep: float = 1.0,
+                 max_decode_len: int = 50) -> None:
+        super().__init__()
+        if decoder.cond_dim:
+            raise ValueError("a language model's decoder takes no code (cond_dim 0)")
+        self.decoder, self.vocab_size, self.word_keep, self.max_decode_len = decoder, vocab_size, float(word_keep), max_decode_len
+
+    def log_prob(self, x: Tensor) -> Tensor:
+        """``log p(x)`` ``(B,)`` nats."""
+        return self._scores(x, None)
+
+    def forward(self, x: Tensor, k: int = 1) -> VAEOutput:
+        lp = self.log_prob(x)
+        return VAEOutput(None, lp.expand(k, -1), torch.zeros_like(lp), None, None)  # type: ignore[arg-type]
+
+    def log_weights(self, x: Tensor, k: int, **_: Any) -> Tensor:
+        return self.log_prob(x).expand(k, -1)
+
+    @property
+    def latent_space(self) -> LatentSpace:
+        return LatentSpace(None, 0, "euclidean", note="a language model has no latent variable")
+
+    def validate_input(self, x: Tensor, name: str = "x") -> None:
+        validate_tokens(x, self.vocab_size, name)
+
+    @torch.no_grad()
+    def sample(self, n: int, mean: bool = False, **_: Any) -> Tensor:
+        return greedy_decode(self, None, n) if mean else sample_decode(self, None, n)
+
+    def encode(self, x: Tensor) -> Tensor:
+        raise NotImplementedError("a language model has no latent code to encode into")
+
+
+@torch.no_grad()
+def homotopy(model: TextVAE, x_a: Tensor, x_b: Tensor, steps: int = 5,
+             mode: Literal["greedy", "beam"] = "greedy") -> Tensor:
+    r"""Decode ``steps`` codes on the path between ``encode(x_a)`` and ``encode(x_b)`` (Bowman et al. 2016, Sec. 5.3):
+    the straight line for a Euclidean latent, the great circle (:func:`~vaekit.latents.slerp`) on a sphere.
+
+    Args:
+        x_a, x_b: ``(1, T)`` token rows. Returns ``(steps, L)`` decoded rows.
+    """
+    if steps < 2:
+        raise ValueError(f"steps must be >= 2, got {steps}")
+    za, zb = model.encode(x_a)[0], model.encode(x_b)[0]
+    if model.latent_space.geometry == "sphere":
+        path = slerp(za, zb, steps)
+    else:
+        t = torch.linspace(0, 1, steps, dtype=za.dtype, device=za.device).unsqueeze(-1)
+        path = (1 - t) * za + t * zb
+    return beam_decode(model, path) if mode == "beam" else greedy_decode(model, path)
+
+
+# ------------------------------------------------------------------------------------------------------------
+# builders
+# ------------------------------------------------------------------------------------------------------------
+
+
+def _need_vocab(vocab_size: int | None) -> int:
+    if vocab_size is None:
+        raise ConfigError("model.vocab_size: missing; it is taken from a text data set (data.name: ptb, mr, trec, "
+                          "sst2, short_yelp or text) when left out, or give it")
+    return vocab_size
+
+
+def _encoder(spec: dict, vocab_size: int, embed_dim: int, embedding: nn.Embedding | None) -> SentenceEncoder:
+    spec = dict(spec or {})
+    check_kwargs(SentenceEncoder, spec, "model.encoder", fixed=("vocab_size", "embed_dim", "embedding"))
+    return SentenceEncoder(vocab_size, embed_dim, embedding=embedding, **spec)
+
+
+def _decoder(spec: dict, vocab_size: int, embed_dim: int, cond_dim: int, embedding: nn.Embedding | None,
+             fixed_condition: bool = False) -> SentenceDecoder:
+    spec = dict(spec or {})
+    check_kwargs(SentenceDecoder, spec, "model.decoder", fixed=("vocab_size", "cond_dim", "embed_dim", "embedding")
+                 + (("condition",) if fixed_condition else ()))
+    return SentenceDecoder(vocab_size, cond_dim, embed_dim, embedding=embedding, **spec)
+
+
+@MODELS.register("text_vae")
+def build_text_vae(data_dim: int, image_shape: Any, latent: dict, vocab_size: PositiveInt | None = None,
+                   embed_dim: PositiveInt = 128, encoder: dict | None = None, decoder: dict | None = None,
+                   word_keep: Fraction = 1.0, share_embedding: bool = False,
+                   max_decode_len: PositiveInt = 50) -> TextVAE:
+    """``model: {type: text_vae, latent: {type: gaussian, dim: 32}, embed_dim: 128, encoder: {hidden: 128, cell: lstm},
+    decoder: {hidden: 128, condition: init}, word_keep: 0.75}``; ``vocab_size`` comes from the data set."""
+    v = _need_vocab(vocab_size)
+    emb = nn.Embedding(v, embed_dim) if share_embedding else None
+    enc = _encoder(encoder or {}, v, embed_dim, emb)
+    lat = build(LATENTS, latent, "model.latent", in_features=enc.out_features)
+    dec = _decoder(decoder or {}, v, embed_dim, lat.dim, emb)
+    return TextVAE(enc, lat, dec, v, word_keep, max_decode_len)
+
+
+@MODELS.register("text_lm")
+def build_text_lm(data_dim: int, image_shape: Any, vocab_size: PositiveInt | None = None,
+                  embed_dim: PositiveInt = 128, decoder: dict | None = None, word_keep: Fraction = 1.0,
+                  max_decode_len: PositiveInt = 50) -> LanguageModel:
+    """``model: {type: text_lm, embed_dim: 128, decoder: {hidden: 128}, word_keep: 1.0}`` (the baseline)."""
+    v = _need_vocab(vocab_size)
+    return LanguageModel(_decoder(decoder or {}, v, embed_dim, 0, None, fixed_condition=True), v, word_keep,
+                         max_decode_len)
