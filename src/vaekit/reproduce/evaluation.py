@@ -129,6 +129,11 @@ BUDGETS = {
                          "simulated images at T = 30..1000 (about 15 min on one core)",
                     extra={"iwae_ks": [1, 10, 100, 1000], "ais": [[100, 50], [1000, 10]], "ais_chains": 16,
                            "bdmc_n": 4, "bdmc_Ts": [30, 100, 300, 1000]}),
+    "ci": Budget(epochs=1, eval=EvalSettings(iwae_k=1000, elbo_k=1, n=100), runs=(RUN,),
+                 note="IWAE k = 1..100, AIS T = 100 on 10 images, BDMC on 2 simulated images at T = 30, 100: the CI "
+                      "smoke run of `vaekit reproduce --all` (about 2 min)",
+                 extra={"iwae_ks": [1, 10, 100], "ais": [[100, 10]], "ais_chains": 16, "bdmc_n": 2,
+                        "bdmc_Ts": [30, 100]}),
     "paper": Budget(epochs=5, eval=EvalSettings(iwae_k=5000, elbo_k=1, n=None), runs=(RUN,),
                     note="Wu et al.'s T = 10,000 with 16 chains (on 10 images; T = 1000 on 100), BDMC on 20 simulated "
                          "images up to T = 5000 (PAPERS.md 4(c)); hours on a CPU",

@@ -127,6 +127,9 @@ def report(rows: list[dict], meta: dict) -> Report:
 BUDGETS = {
     "small": Budget(epochs=20, eval=EvalSettings(iwae_k=5000, elbo_k=10, n=1000), runs=("l1_vae_k1", "l1_iwae_k50"),
                     note="the 1-layer VAE k=1 / IWAE k=50 pair (about 30 min of training on one core)"),
+    "ci": Budget(epochs=2, eval=EvalSettings(iwae_k=5000, elbo_k=10, n=100), runs=("l1_vae_k1", "l1_iwae_k50"),
+                 note="the same pair for 2 epochs, L_5000 on 100 test images: the CI smoke run of "
+                      "`vaekit reproduce --all` (about 2 min)"),
     "paper": Budget(epochs=3280, eval=EvalSettings(iwae_k=5000, elbo_k=10, n=None), runs=TABLE_RUNS,
                     note="the paper's 3,280 passes (days per run on a CPU)"),
 }

@@ -353,6 +353,10 @@ DEFAULT_RUNS = tuple(run_name(f, d) for f, d in plan([5, 40, 20, 10, 2], list(FA
 BUDGETS = {
     "small": Budget(epochs=10, eval=EvalSettings(iwae_k=500, elbo_k=10, n=2000, seed=1234), runs=DEFAULT_RUNS,
                     note="about 45 min of training and 5 min of evaluation on one core"),
+    "ci": Budget(epochs=2, eval=EvalSettings(iwae_k=500, elbo_k=10, n=500, seed=1234),
+                 runs=("gaussian_d2", "vmf_d2"),
+                 note="the d = 2 S-VAE/N-VAE pair, 2 epochs, L_500 on 500 test images: the CI smoke run of "
+                      "`vaekit reproduce --all` (about 2 min)"),
     "paper": Budget(epochs=100, eval=EvalSettings(iwae_k=500, elbo_k=10, n=None, seed=1234), runs=DEFAULT_RUNS,
                     note="the paper's L_500 on all test images; it trains to convergence with early stopping, "
                          "here a fixed 100 epochs"),
