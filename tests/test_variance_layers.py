@@ -1,0 +1,92 @@
+"""Variance layers (Neklyudov et al. 2018; issue 17): the local reparameterisation has the law of sampling the
+zero-mean weights directly (first four moments of every output within standard errors), the mean pass ignores the
+input, the log-uniform KL approximation, and the config path."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from vaekit.models import build_model
+from vaekit.nets import ConvVariance, LinearVariance, log_uniform_kl, set_noise
+from vaekit.registry import ConfigError
+
+S = 20_000
+
+
+def _moments_agree(a: torch.Tensor, b: torch.Tensor, z: float = 5.0) -> None:
+    """a, b: (S, n) independent draws of n outputs; mean, variance and the 4th moment agree within z s.e."""
+    for f in (lambda t: t, lambda t: t ** 2, lambda t: t ** 4):
+        fa, fb = f(a), f(b)
+        diff = fa.mean(0) - fb.mean(0)
+        se = torch.sqrt(fa.var(0) / a.shape[0] + fb.var(0) / b.shape[0])
+        assert (diff.abs() < z * se).all(), (diff / se)
+
+
+def test_linear_local_reparameterisation_matches_direct_weight_sampling():
+    torch.manual_seed(0)
+    layer = LinearVariance(5, 4).double()
+    with torch.no_grad():
+        layer.bias.copy_(torch.tensor([0.0, 0.5, -1.0, 2.0]))
+    x = torch.randn(5, dtype=torch.float64)
+    lrt = layer(x.expand(S, 5)).detach()
+    sigma = layer.log_sigma2.detach().exp().sqrt()
+    w = torch.randn(S, 4, 5, dtype=torch.float64) * sigma  # W ~ N(0, sigma^2), one draw per row
+    direct = torch.einsum("soi,i->so", w, x) + layer.bias.detach()
+    _moments_agree(lrt, direct)
+    # and the exact variance sum_i x_i^2 sigma_ij^2, against the direct draws
+    exact = (x ** 2 * sigma ** 2).sum(1)
+    torch.testing.assert_close(direct.var(0), exact, rtol=0.05, atol=0)
+    # the test can fail: a layer whose noise ignored x^2 (sqrt(sum sigma^2)) is caught
+    wrong = layer.bias.detach() + torch.randn(S, 4, dtype=torch.float64) * (sigma ** 2).sum(1).sqrt()
+    with pytest.raises(AssertionError):
+        _moments_agree(wrong, direct)
+
+
+def test_conv_local_reparameterisation_matches_direct_weight_sampling():
+    torch.manual_seed(1)
+    layer = ConvVariance(2, 3, kernel_size=3, padding=1).double()
+    x = torch.randn(1, 2, 4, 4, dtype=torch.float64)
+    n = 10_000
+    lrt = layer(x.expand(n, 2, 4, 4)).detach().flatten(1)  # (n, 3*4*4)
+    sigma = layer.log_sigma2.detach().exp().sqrt()
+    w = torch.randn(n, *sigma.shape, dtype=torch.float64) * sigma  # one kernel draw per example, as a grouped conv
+    direct = F.conv2d(x.repeat(1, n, 1, 1), w.flatten(0, 1), layer.bias.detach().repeat(n), padding=1, groups=n)
+    direct = direct.view(n, -1)
+    _moments_agree(lrt, direct)
+
+
+def test_mean_pass_ignores_the_input():
+    torch.manual_seed(2)
+    net = torch.nn.Sequential(LinearVariance(6, 5), torch.nn.ReLU(), LinearVariance(5, 3))
+    x = torch.randn(10, 6)
+    set_noise(net, False)
+    out = net(x)
+    assert torch.equal(out, out[:1].expand_as(out))  # the same output for every input
+    set_noise(net, True)
+    assert not torch.allclose(net(x), net(x))  # sampling: two passes differ
+
+
+def test_log_uniform_kl_approximation():
+    # the fit's limits: ~0 for alpha -> inf (a variance layer), 0.5 log(1/alpha) + k1 for alpha -> 0
+    assert float(log_uniform_kl(torch.tensor(math.inf))) == 0.0
+    la = torch.tensor(-20.0)
+    assert float(log_uniform_kl(la)) == pytest.approx(0.63576 - 0.5 * float(la), rel=1e-6)
+    assert LinearVariance(3, 2).kl() == 0  # the variational-dropout view: no KL term to train
+    la = torch.linspace(-5, 5, 11)
+    assert (log_uniform_kl(la)[1:] < log_uniform_kl(la)[:-1]).all()  # decreasing in alpha
+
+
+def test_variance_mlp_from_config():
+    spec = {"type": "vae", "encoder": {"type": "variance_mlp", "hidden": [8, 8], "variance_layers": [1]},
+            "latent": {"type": "gaussian", "dim": 2}, "decoder": {"type": "mlp", "hidden": [8]},
+            "likelihood": {"type": "bernoulli"}}
+    model = build_model(spec, data_dim=5)
+    assert isinstance(model.encoder[2], LinearVariance)
+    assert model.log_weights(torch.rand(3, 5), 2).shape == (2, 3)
+    spec["encoder"]["variance_layers"] = [2]
+    with pytest.raises(ConfigError, match=r"model\.encoder: variance_layers \[2\] name layers past the last one"):
+        build_model(spec, data_dim=5)
