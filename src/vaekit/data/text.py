@@ -226,8 +226,8 @@ def bucket_batches(lengths: Tensor, batch_size: int, generator: torch.Generator 
     The rows are shuffled, cut into chunks of ``bucket * batch_size`` rows, each chunk is sorted by length and
     cut into batches of ``batch_size``, and the batches are shuffled. Every batch but possibly the last of the
     epoch has ``batch_size`` rows, so an epoch has ``ceil(N / batch_size)`` batches (as with
-    :func:`vaekit.data.batch_indices`). Padding per batch is then small: on PTB (batch 32) padded positions fall
-    from about 60 % of a randomly batched tensor to under 5 %.
+    :func:`vaekit.data.batch_indices`). Padding per batch is then small: on PTB (batch 32, ``bucket`` 50) 3.8 % of the
+    positions of the batch tensors are padding, against 53 % for random batches.
 
     Raises:
         ValueError: ``batch_size`` or ``bucket`` below 1.
