@@ -50,7 +50,8 @@ def _binarize(x: Tensor, how: str) -> Tensor:
 
 def train_sets(model: NeuralStatistician, data: SetData, run_dir: str | Path, spec: dict[str, Any], *,
                epochs: int, batch_sets: int = 32, set_size: int = 5, binarize: str = "dynamic", lr: float = 1e-3,
-               seed: int = 0, max_seconds: float | None = None, log: Callable[[str], None] = print,
+               alpha: float = 0.0, alpha_epochs: int = 0, seed: int = 0, max_seconds: float | None = None,
+               log: Callable[[str], None] = print,
                after_epoch: Callable[[Any], dict[str, float]] | None = None) -> dict[str, Any]:
     """Train ``model`` on ``data.train`` ``(n_classes, n_per_class, D)`` for ``epochs`` epochs, resumable in ``run_dir``.
 
@@ -59,6 +60,11 @@ def train_sets(model: NeuralStatistician, data: SetData, run_dir: str | Path, sp
     per item (nats). An epoch of the Homoencoder takes every class once, ``batch_sets`` whole classes a step, and
     the loss is minus the VHE objective per scored item. ``binarize="dynamic"`` draws binary pixels each step
     (``"none"`` keeps the values, e.g. for the 1-D synthetic sets with a Gaussian likelihood).
+
+    ``alpha``: Edwards & Storkey's (2016, §3.3 of arXiv:1606.02185) training aid: the log-likelihood term is weighted
+    by ``1 + alpha_e``, ``alpha_e`` falling linearly from ``alpha`` at epoch 0 to 0 at epoch ``alpha_epochs``, which
+    keeps the latents in use early on; from then on the loss is the plain bound. The logged ``bound`` is always the
+    unweighted one.
 
     Returns:
         the step trainer's state (``epoch``, ``elapsed`` seconds, ``history``: per-epoch means of ``bound``
@@ -70,11 +76,18 @@ def train_sets(model: NeuralStatistician, data: SetData, run_dir: str | Path, sp
     if not vhe and not 1 <= set_size <= n_per:
         raise ValueError(f"train.set_size: expected 1..{n_per} items per set, got {set_size}")
 
+    if alpha < 0 or alpha_epochs < 0:
+        raise ValueError(f"train.alpha / train.alpha_epochs: expected >= 0, got {alpha} and {alpha_epochs}")
+
+    def weight(epoch: int) -> float:
+        return alpha * max(0.0, 1.0 - epoch / alpha_epochs) if alpha_epochs else 0.0
+
     def steps(epoch: int, g: torch.Generator):
+        a = weight(epoch)
         if vhe:
             order = torch.randperm(n_classes, generator=g)
             for i in range(0, n_classes, batch_sets):
-                yield _binarize(x[order[i:i + batch_sets]], binarize)
+                yield a, _binarize(x[order[i:i + batch_sets]], binarize)
             return
         per = n_per // set_size
         items = torch.argsort(torch.rand(n_classes, n_per, generator=g), -1)[:, :per * set_size]
@@ -83,12 +96,14 @@ def train_sets(model: NeuralStatistician, data: SetData, run_dir: str | Path, sp
         order = torch.randperm(len(cls), generator=g)
         for i in range(0, len(cls), batch_sets):
             j = order[i:i + batch_sets]
-            yield _binarize(x[cls[j, None], sets[j]], binarize)
+            yield a, _binarize(x[cls[j, None], sets[j]], binarize)
 
-    def step_loss(m: NeuralStatistician, batch: Tensor):
-        bound, t = m.training_bound(batch)
+    def step_loss(m: NeuralStatistician, batch: tuple[float, Tensor]):
+        a, sets_ = batch
+        bound, t = m.training_bound(sets_)
         per_item = bound.mean() / t.log_likelihood.shape[-1]
-        return -per_item, {"bound": per_item.detach(), "kl_c": t.kl_c.mean().detach(),
+        loss = -(per_item + a * t.log_likelihood.mean()) if a else -per_item
+        return loss, {"bound": per_item.detach(), "kl_c": t.kl_c.mean().detach(),
                            "kl_z": t.kl_z.mean().detach(), "log_likelihood": t.log_likelihood.mean().detach()}
 
     return fit_steps(model, steps, step_loss, epochs=epochs, run_dir=run_dir, spec=spec, lr=lr, seed=seed,
