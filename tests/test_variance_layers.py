@@ -90,3 +90,17 @@ def test_variance_mlp_from_config():
     spec["encoder"]["variance_layers"] = [2]
     with pytest.raises(ConfigError, match=r"model\.encoder: variance_layers \[2\] name layers past the last one"):
         build_model(spec, data_dim=5)
+
+
+def test_expected_calibration_error():
+    """Labels drawn from the predicted probabilities: ECE ~ 0 (within sampling noise); the same labels scored with
+    sharpened probabilities: ECE clearly > 0."""
+    from vaekit.reproduce.variance import expected_calibration_error
+
+    g = torch.Generator().manual_seed(7)
+    n = 20_000
+    probs = torch.softmax(torch.randn(n, 10, generator=g, dtype=torch.float64) * 2, 1)
+    y = torch.multinomial(probs, 1, generator=g).squeeze(1)
+    assert expected_calibration_error(probs, y) < 0.02
+    sharp = torch.softmax(probs.log() * 3, 1)
+    assert expected_calibration_error(sharp, y) > 0.1
