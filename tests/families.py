@@ -68,6 +68,16 @@ MODEL_SPECS = {"vae": _vae, "hvae": _hvae, "cvae": _cvae({"type": "label", "n_cl
                "cvae_tensor": _cvae({"type": "tensor", "dim": 2}, prior_net=False), "m2": _m2}
 
 
+def _stein(dim: int = 3) -> dict:
+    return {"type": "stein_vae", "encoder": _net([16]), "decoder": _net([16]), "likelihood": {"type": "bernoulli"},
+            "dim": dim, "particles": 4, "head_hidden": [8]}
+
+
+#: model types whose posterior has no density (``posterior_density`` False): they take no latent family and are
+#: checked by tests/test_stein.py (the protocol's refusals, AIS, BDMC) instead of the table above
+NO_DENSITY_MODEL_SPECS = {"stein_vae": _stein}
+
+
 def model_conditions(model_case: str, x: torch.Tensor) -> dict:
     """The keyword arguments a model case needs for the batch ``x`` (``{}`` for an unconditional one): labels
     cycling over the classes, the left half of the features observed, or the mean of each half of x."""

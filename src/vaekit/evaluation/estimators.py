@@ -95,6 +95,10 @@ def run_estimators(model: nn.Module, x: Tensor, spec: str, seed: int = 0, batch_
     Returns:
         ``{name: {"mean", "stderr", "n", "settings", "seconds"[, "mc_stderr", "acceptance"]}}`` keyed by the
         spec token (``"iwae:5000"``); ``stderr`` is over examples.
+
+    Raises:
+        NotImplementedError: ``elbo`` or ``iwae`` asked of a model whose posterior has no density
+            (``model.posterior_density`` False, e.g. the Stein VAE), before anything runs; the message names AIS.
     """
     unknown = set(opts) - set(_AIS_OPTS) - {"ais_batch_size"}
     if unknown:
@@ -105,6 +109,10 @@ def run_estimators(model: nn.Module, x: Tensor, spec: str, seed: int = 0, batch_
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     if hasattr(model, "validate_input"):
         model.validate_input(x)
+    needs_q = [name for name, _ in parse_spec(spec) if name != "ais"]
+    if needs_q and not getattr(model, "posterior_density", True):  # refused before any estimator runs
+        raise NotImplementedError(f"{', '.join(needs_q)} need log q(z|x): {type(model).__name__}'s posterior is "
+                                  "implicit and has no density; estimate log p(x) with AIS (e.g. --estimators ais:1000)")
     a = {**_AIS_OPTS, **{k: v for k, v in opts.items() if k in _AIS_OPTS}}
     ais_bs = int(opts.get("ais_batch_size", batch_size))
     results: dict[str, dict[str, Any]] = {}

@@ -72,6 +72,11 @@ class LatentVariableModel(nn.Module):
 
     chunk_elements: int = 3_200_000
 
+    #: Whether ``posterior(x)`` has a density ``log q(z|x)``. A model whose posterior is implicit (the Stein VAE's
+    #: particles) sets False: its ``posterior``, ``forward`` and ``log_weights`` raise ``NotImplementedError``, the
+    #: ELBO/IWAE evaluators refuse it up front, and AIS (prior and likelihood only) evaluates it.
+    posterior_density: bool = True
+
     # ----- derived protocol ------------------------------------------------------------------------
     def log_joint(self, x: Tensor, z: Latent, **cond: Any) -> Tensor:
         """``log p(x, z) = log p(x|z) + log p(z)`` in nats, shape ``(*S, B)`` (what AIS/HMC need)."""

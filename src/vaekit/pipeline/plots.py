@@ -132,5 +132,7 @@ def write_plots(run_dir: str | Path, model: nn.Module, x: Tensor, y: Tensor | No
             out.append(viz.latent_scatter(z, None if y is None else y.cpu(), plots / "latent_scatter.png"))
     metrics = run_dir / "metrics.jsonl"
     if metrics.exists() and metrics.stat().st_size > 0:
-        out.append(viz.training_curves(metrics, plots / "training_curves.png", keys=("elbo", "kl")))
+        # a posterior without a density (the Stein VAE) has no ELBO or KL to plot
+        keys = ("elbo", "kl") if getattr(model, "posterior_density", True) else ("log_likelihood",)
+        out.append(viz.training_curves(metrics, plots / "training_curves.png", keys=keys))
     return out

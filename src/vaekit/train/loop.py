@@ -730,7 +730,9 @@ def _loop(model: nn.Module, data: PreparedData, cfg: RunConfig, objective: Calla
                 state.epoch, state.batch = epoch + 1, 0
                 final = state.epoch == t.epochs
                 # validate on the run's own cadence (not at an early stop) so best.* matches an uninterrupted run
-                if info.is_main and data.val is not None and (state.epoch % t.eval_every == 0 or final):
+                # (a model whose posterior has no density, the Stein VAE, has no ELBO: no validation, best = last)
+                if info.is_main and data.val is not None and getattr(model, "posterior_density", True) and \
+                        (state.epoch % t.eval_every == 0 or final):
                     val = validate(model, data.val, cfg.eval.batch_size, derive_seed(cfg.seed, "validate"))
                     rec = {"step": state.step, "epoch": state.epoch, "split": "val", **val, "lr": lr,
                            "time": time.perf_counter() - t_start}
