@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
+import annotated_types as at
 import torch
 from torch import Tensor, nn
 from torch.distributions import Distribution
@@ -36,7 +39,8 @@ class RelaxedCategoricalLatent(LatentLayer):
         straight_through: hard one-hot forward values, relaxed gradients.
     """
 
-    def __init__(self, in_features: int, dim: int, n_categories: int = 10, temperature: float = 0.5,
+    def __init__(self, in_features: int, dim: int, n_categories: Annotated[int, at.Ge(2)] = 10,
+                 temperature: Annotated[float, at.Interval(ge=MIN_TEMPERATURE, le=MAX_TEMPERATURE)] = 0.5,
                  straight_through: bool = False) -> None:
         super().__init__(in_features, dim)
         if n_categories < 2:

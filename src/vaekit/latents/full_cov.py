@@ -8,6 +8,7 @@ from torch import Tensor, nn
 from torch.distributions import Distribution
 
 from ..distributions.normal import FullCovNormal
+from ..registry import NonNegativeFloat
 from .base import LATENTS, LatentLayer
 
 
@@ -35,7 +36,7 @@ class FullCovGaussianLatent(LatentLayer):
     lower triangle of ``L`` (so the head is ``O(D^2)`` wide).
     """
 
-    def __init__(self, in_features: int, dim: int, min_scale: float = 1e-4) -> None:
+    def __init__(self, in_features: int, dim: int, min_scale: NonNegativeFloat = 1e-4) -> None:
         super().__init__(in_features, dim)
         if min_scale < 0:
             raise ValueError(f"min_scale must be >= 0, got {min_scale}")

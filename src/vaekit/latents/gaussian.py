@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..distributions.normal import DiagonalNormal, standard_normal
+from ..registry import NonNegativeFloat
 from .base import LATENTS, LatentLayer
 
 #: The links from an unconstrained head output ``a`` to a standard deviation, by name.
@@ -57,7 +58,7 @@ class GaussianLatent(LatentLayer):
     """
 
     def __init__(self, in_features: int, dim: int, scale_link: Literal["softplus", "exp"] = "softplus",
-                 min_scale: float = 1e-4) -> None:
+                 min_scale: NonNegativeFloat = 1e-4) -> None:
         super().__init__(in_features, dim)
         check_scale_args(scale_link, min_scale)
         self.scale_link = scale_link

@@ -11,6 +11,7 @@ from torch.distributions import Distribution, constraints
 from ..distributions.normal import DiagonalNormal, standard_normal
 from ..distributions.sampling import RsampleAndLogProb
 from ..flows.iaf import IAF
+from ..registry import NonNegativeFloat, PositiveInt
 from .base import LATENTS, LatentLayer
 from .gaussian import GaussianLatent
 
@@ -114,9 +115,9 @@ class IAFLatent(LatentLayer):
         scale_link, min_scale: the base Gaussian's scale map (as :class:`GaussianLatent`).
     """
 
-    def __init__(self, in_features: int, dim: int, steps: int = 2, hidden: Sequence[int] = (320, 320),
-                 context_dim: int | None = None, gate_bias: float = 1.5, activation: str = "elu",
-                 scale_link: Literal["softplus", "exp"] = "softplus", min_scale: float = 1e-4) -> None:
+    def __init__(self, in_features: int, dim: int, steps: PositiveInt = 2, hidden: Sequence[PositiveInt] = (320, 320),
+                 context_dim: PositiveInt | None = None, gate_bias: float = 1.5, activation: str = "elu",
+                 scale_link: Literal["softplus", "exp"] = "softplus", min_scale: NonNegativeFloat = 1e-4) -> None:
         super().__init__(in_features, dim)
         context_dim = dim if context_dim is None else context_dim
         if context_dim < 1:

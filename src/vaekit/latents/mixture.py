@@ -10,6 +10,7 @@ from torch.distributions import Distribution
 
 from ..distributions.mixture import MixtureOfDiagonalNormals
 from ..distributions.normal import standard_normal
+from ..registry import NonNegativeFloat, PositiveInt
 from .base import LATENTS, LatentLayer
 from .gaussian import check_scale_args, scale_from
 
@@ -38,8 +39,8 @@ class MixtureLatent(LatentLayer):
     initial means they would receive identical gradients and never separate).
     """
 
-    def __init__(self, in_features: int, dim: int, components: int = 5,
-                 scale_link: Literal["softplus", "exp"] = "softplus", min_scale: float = 1e-4) -> None:
+    def __init__(self, in_features: int, dim: int, components: PositiveInt = 5,
+                 scale_link: Literal["softplus", "exp"] = "softplus", min_scale: NonNegativeFloat = 1e-4) -> None:
         super().__init__(in_features, dim)
         if components < 1:
             raise ValueError(f"components must be >= 1, got {components}")

@@ -8,6 +8,7 @@ from torch import Tensor, nn
 from torch.distributions import Distribution
 
 from ..distributions import HypersphericalUniform, VonMisesFisher
+from ..registry import NonNegativeFloat, PositiveFloat
 from .base import LATENTS, LatentLayer
 
 
@@ -32,7 +33,8 @@ class SphereLatent(LatentLayer):
         min_kappa: the floor :math:`\kappa_{\min}` of the learned concentration.
     """
 
-    def __init__(self, in_features: int, dim: int, fixed_kappa: float | None = None, min_kappa: float = 1.0) -> None:
+    def __init__(self, in_features: int, dim: int, fixed_kappa: PositiveFloat | None = None,
+                 min_kappa: NonNegativeFloat = 1.0) -> None:
         super().__init__(in_features, dim)
         if dim < 2:
             raise ValueError(f"a sphere latent needs dim >= 2 (codes on S^(dim-1)), got {dim}")

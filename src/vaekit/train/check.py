@@ -7,11 +7,12 @@ runs it first.
 
 from __future__ import annotations
 
+import inspect
 import math
 from typing import Any, Callable
 
 from ..config import RunConfig, TrainConfig
-from ..registry import ConfigError
+from ..registry import ConfigError, check_kwargs
 from .schedules import Schedule, build_schedule
 
 __all__ = ["check_config", "build_training"]
@@ -79,6 +80,16 @@ def check_config(cfg: RunConfig) -> None:
     if name is not None and (not name.strip() or name in (".", "..") or "/" in name or "\\" in name or "\0" in name):
         raise ConfigError(f"run_name: {name!r} must name one folder inside out_dir (no '/', not '.' or '..'); "
                           "use out_dir for the parent folder")
+    from ..data.base import DATASETS
+
+    loader = DATASETS.get(cfg.data.name, "data", key="name")  # ConfigError: data.name, with the names known
+    # the loader's own keyword parameters are the schema of data.options (a value's type and bounds included)
+    fixed = ("data_dir", "val_size", "seed")
+    takes = [n for n, p in inspect.signature(loader).parameters.items()
+             if n not in fixed and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+    if cfg.data.options and not takes:
+        raise ConfigError(f"data.options.{next(iter(cfg.data.options))}: data set {cfg.data.name!r} takes no options")
+    check_kwargs(loader, dict(cfg.data.options), "data.options", fixed=fixed)
     if cfg.eval.split == "val" and cfg.data.val_size == 0:
         raise ConfigError("eval.split: 'val', but data.val_size=0 holds no validation rows out; evaluate on "
                           "'test', or set data.val_size")
