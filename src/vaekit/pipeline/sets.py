@@ -23,7 +23,7 @@ from ..models.sets import HomoEncoder, NeuralStatistician
 from ..train.steps import fit_steps, load_steps_run, read_state
 
 __all__ = ["load_set_data", "train_sets", "fewshot_accuracy", "support_nll", "load_sets_run",
-           "sample_from_support", "parse_support"]
+           "sample_from_support", "parse_support", "is_sets_run", "fewshot_run", "support_sample_images"]
 
 
 def load_set_data(data: dict[str, Any], data_dir: str | None = None) -> SetData:
@@ -219,3 +219,53 @@ def sample_from_support(model: NeuralStatistician, supports: list[Tensor], n: in
     for s in supports:
         rows += [s, model.sample(n, mean=mean, support=s)]
     return torch.cat(rows)
+
+
+def is_sets_run(run_dir: str | Path) -> bool:
+    """True for a run directory of :func:`train_sets` (a step-trainer run whose model is a model of sets)."""
+    state = read_state(run_dir) if (Path(run_dir) / "state.json").is_file() else None
+    return bool(state) and state.get("spec", {}).get("model", {}).get("type") in ("neural_statistician",
+                                                                                 "homoencoder")
+
+
+def fewshot_run(run_dir: str | Path, way: int, shot: int, episodes: int = 1000, seed: int = 0,
+                data_dir: str | None = None) -> dict[str, Any]:
+    """``vaekit fewshot``: :func:`fewshot_accuracy` of a trained run on its data's held-out classes.
+
+    Raises:
+        FileNotFoundError / ValueError: not a run of a model of sets, naming the folder.
+    """
+    if not is_sets_run(run_dir):
+        raise ValueError(f"{run_dir}: not a run of a Neural Statistician or Homoencoder (train one with "
+                         "python -m vaekit.reproduce.sets --runs omni_ns)")
+    model, state = load_sets_run(run_dir)
+    data = load_set_data(state["spec"]["data"], data_dir)
+    if data.name != "omniglot":
+        raise ValueError(f"{run_dir}: few-shot classification needs image classes; this run holds {data.name} sets")
+    res = fewshot_accuracy(model, data.test, way, shot, episodes, seed=seed)
+    return {"run": str(run_dir), "epochs": state["epoch"], **res}
+
+
+def support_sample_images(run_dir: str | Path, supports: list[str], n: int = 5, seed: int = 0, mean: bool = True,
+                          data_dir: str | None = None, out: str | Path | None = None, overwrite: bool = False) -> Path:
+    """``vaekit sample RUN --support ...``: one row per support set (its images, then ``n`` samples), a PNG.
+
+    ``supports``: each a file of images or ``CLASS[:I,J,...]`` of the held-out (evaluation) classes, binarised once
+    with ``seed`` (:func:`parse_support`).
+    """
+    from .. import viz
+    from .images import _plan, _save
+
+    model, state = load_sets_run(run_dir)
+    data = load_set_data(state["spec"]["data"], data_dir)
+    if data.image_shape is None:
+        raise ValueError(f"{run_dir}: its sets are not images; --support needs an image run")
+    classes = torch.bernoulli(data.test, generator=torch.Generator().manual_seed(seed))
+    sets = [parse_support(s, classes) for s in supports]
+    k = {len(s) for s in sets}
+    if len(k) != 1:
+        raise ValueError(f"--support: give support sets of one size, got sizes {sorted(k)}")
+    dest = _plan(run_dir, out, "support-samples.png", overwrite)
+    grid = sample_from_support(model, sets, n, seed=seed, mean=mean)
+    return _save(lambda p: viz.sample_grid(grid, data.image_shape, p, nrow=k.pop() + n,
+                                           title=f"support (left), {n} samples c~q(c|D), z~p(z|c) (right)"), dest)
