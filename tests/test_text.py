@@ -299,3 +299,45 @@ def test_homotopy_ends_decode_the_end_codes():
         m.log_likelihood(path[:1], m.encode(xa)).item() == pytest.approx(
             m.log_likelihood(greedy_decode(m, m.encode(xa)), m.encode(xa)).item(), abs=1e-5)
     assert ((path == EOS_ID).sum(1) == 1).all()
+
+
+# ----- the pipeline and the command line ----------------------------------------------------------------------
+
+
+def test_train_generate_homotopy_end_to_end(tmp_path, capsys):
+    from vaekit.cli.main import main
+    from vaekit.data.text import Vocabulary
+    from vaekit.pipeline.text import text_summary
+
+    tr = write(tmp_path / "train.txt", SENTS * 8)
+    va = write(tmp_path / "val.txt", SENTS[:3])
+    cfg = tmp_path / "t.yaml"
+    cfg.write_text(f"""
+data: {{name: text, binarize: none, options: {{train: {tr}, val: {va}, test: {va}}}}}
+model: {{type: text_vae, embed_dim: 8, encoder: {{hidden: 8}}, latent: {{type: vmf, dim: 3, fixed_kappa: 5.0}},
+        decoder: {{hidden: 8}}, word_keep: 0.75, max_decode_len: 8}}
+train: {{epochs: 1, batch_size: 8, objective: {{type: elbo, warmup_steps: 4, warmup_shape: sigmoid}}}}
+eval: {{estimators: "elbo,iwae:3", batch_size: 4}}
+device: cpu
+""")
+    run = tmp_path / "runs" / "r"
+    assert main(["train", "--config", str(cfg), f"out_dir={tmp_path / 'runs'}", "run_name=r"]) == 0
+    capsys.readouterr()
+    assert Vocabulary.load(run) == load_dataset("text", train=str(tr), test=str(va)).vocab
+    assert json.loads((run / "config.json").read_text())["model"]["vocab_size"] == len(Vocabulary.load(run))
+    assert main(["generate", str(run), "--n", "3", "--mode", "beam", "--beam", "2"]) == 0
+    lines = capsys.readouterr().out.strip().split("\n")
+    vocab = set(Vocabulary.load(run).itos)
+    assert len(lines) == 3 and all(w in vocab for line in lines for w in line.split())
+    assert main(["homotopy", str(run), "the cat sat", "a dog ran", "--steps", "4"]) == 0
+    assert len(capsys.readouterr().out.strip().split("\n")) == 4
+    assert main(["homotopy", str(run), "zebra yak", "a dog"]) == 2
+    assert "every word is outside the run's vocabulary" in capsys.readouterr().err
+    s = text_summary(run, mi_rows=3, au_rows=3)
+    assert s["tokens"] == sum(len(x.split()) + 1 for x in SENTS[:3])
+    assert s["elbo"]["ppl"] == pytest.approx(math.exp(s["elbo"]["nll"] * 3 / s["tokens"]))
+    # the KL of a fixed-kappa vMF is one constant for every sentence
+    assert s["kl_se"] == pytest.approx(0.0, abs=1e-6)
+    # a vocab_size that contradicts the data is refused by its key
+    assert main(["train", "--config", str(cfg), "model.vocab_size=7", f"out_dir={tmp_path / 'o'}"]) == 2
+    assert "model.vocab_size: 7, but data set 'text' gives" in capsys.readouterr().err
