@@ -133,6 +133,60 @@ def synthetic_clusters(model: Any, data: Any, seed: int = 0) -> dict[str, Any]:
             "context_means": mu.round(4).tolist(), "family": fam.tolist()}
 
 
+PAPER = {"5way1shot": 98.1, "5way5shot": 99.5, "20way1shot": 93.2, "20way5shot": 98.1}
+REIMPL = {"5way1shot": 95.7, "5way5shot": 98.5, "20way1shot": 85.6, "20way5shot": 95.5}
+
+
+def report(out: Path = OUT, docs: Path = Path("docs/results"), data_dir: str | None = None) -> dict[str, Any]:
+    """Collect every evaluated run into ``docs/sets.json`` and draw the figures: the synthetic context means
+    coloured by family, and for each Omniglot run a grid of samples from 5-image support sets of 10 evaluation
+    characters chosen by seed 0 (the same characters for every run). Returns the collected results."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from .. import viz
+    from ..data.sets import FAMILIES
+    from ..pipeline.sets import sample_from_support
+
+    docs.mkdir(parents=True, exist_ok=True)
+    results: dict[str, Any] = {}
+    for name in RUNS:
+        path = out / name / "eval.json"
+        if not path.is_file():
+            continue
+        res = json.loads(path.read_text())
+        syn = res.get("synthetic")
+        if syn is not None:
+            mu = torch.tensor(syn.pop("context_means"))
+            fam = torch.tensor(syn.pop("family"))
+            fig, axes = plt.subplots(1, 2, figsize=(9, 4))
+            for ax, (i, j) in zip(axes, ((0, 1), (0, 2))):
+                for f, fname in enumerate(FAMILIES):
+                    keep = fam == f
+                    ax.scatter(mu[keep, i], mu[keep, j], s=6, label=fname)
+                ax.set_xlabel(f"context mean, dimension {i + 1}")
+                ax.set_ylabel(f"context mean, dimension {j + 1}")
+            axes[0].legend(title="family", markerscale=3)
+            fig.suptitle(f"q(c|D) means of {len(fam)} held-out synthetic sets (k-means purity {syn['purity']:.3f})")
+            fig.tight_layout()
+            fig.savefig(docs / "sets_synthetic_context.png", dpi=100)
+            plt.close(fig)
+        else:
+            model, state = load_sets_run(out / name)
+            data = load_set_data(state["spec"]["data"], data_dir)
+            g = torch.Generator().manual_seed(0)
+            chars = torch.randperm(data.test.shape[0], generator=g)[:10]
+            classes = torch.bernoulli(data.test[chars], generator=g)
+            grid = sample_from_support(model, [classes[i, :5] for i in range(10)], n=5, seed=0)
+            viz.sample_grid(grid, data.image_shape, docs / f"sets_samples_{name}.png", nrow=10,
+                            title=f"{name}: 5 support images of an unseen character, then 5 samples")
+            res["sample_characters"] = chars.tolist()
+        results[name] = res
+    (docs / "sets.json").write_text(json.dumps(results, indent=1))
+    return results
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(prog="python -m vaekit.reproduce.sets", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -141,11 +195,17 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--max-seconds", type=float, default=None, help="stop training after this long (resumable)")
     p.add_argument("--episodes", type=int, default=1000, help="few-shot episodes per setting (default: 1000)")
     p.add_argument("--eval-only", action="store_true", help="evaluate without training")
+    p.add_argument("--report", action="store_true", help="only collect evaluated runs into docs/results/sets.json "
+                                                         "and draw the figures")
     p.add_argument("--threads", type=int, default=1, help="torch threads (default: 1)")
     p.add_argument("--out", type=Path, default=OUT, help="runs folder (default: runs/sets)")
     p.add_argument("--data-dir", default=None, help="Omniglot folder (default: the standard places)")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
+    if args.report:
+        res = report(args.out, data_dir=args.data_dir)
+        print(f"docs/results/sets.json: {sorted(res)}")
+        return
     for name in args.runs.split(","):
         spec_of(name)
     for name in args.runs.split(","):
