@@ -1,0 +1,198 @@
+r"""Associative Compression Networks vs a VAE with the same autoregressive decoder (issue 16; PAPERS.md §15).
+
+Runs (``python -m vaekit.reproduce.acn --runs acn,vae_made --epochs 10 --out runs/acn``), both on MNIST
+(60 000 training images, dynamic binarisation; the test images binarised once with seed 0), z = 32 Gaussian
+posterior, ReLU MLPs 784-500 (encoder) and 32-500-784 (decoder) feeding the ``made_bernoulli`` likelihood
+(a MADE over the pixels, hidden 800, conditioned on the decoder's output), Adam 1e-3, batches of 100:
+
+* ``acn`` — :class:`~vaekit.models.ACN`: MDN prior p(z | neighbour code) (32-512-512, 10 components), the
+  code table of the training set's posterior means refreshed at the start of every epoch (so also after a
+  resume: :func:`acn_batches` rebuilds it from the weights the epoch starts with), the neighbour drawn uniformly
+  from the K = 5 nearest codes of the current posterior mean, the example itself excluded; KL by sampling.
+* ``vae_made`` — the plain VAE (prior N(0, I), analytic KL) with the same encoder and decoder.
+
+Evaluation (``RUN/eval.json``): on the test images, reconstruction ``E_q[-log p(x|z)]``, KL (ACN: to the prior
+given a neighbour drawn from the *training* table, Monte Carlo; VAE: analytic) and their sum, the total cost,
+each with its standard error over images; 1-nearest-neighbour test accuracy from posterior means against the
+training table (scikit-learn). Daydream chains (:meth:`~vaekit.models.ACN.daydream`) as a PNG grid.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from pathlib import Path
+from typing import Any, Iterator
+
+import torch
+from torch import Tensor, nn
+
+from ..data import load_dataset
+from ..models import build_model
+from ..models.acn import ACN, CodeTable, build_acn
+from ..train.steps import fit_steps, load_weights, read_state
+
+BATCH = 100
+K = 5
+RUNS = ("acn", "vae_made")
+
+
+def spec_of(name: str, dim: int = 32, made_hidden: int = 800) -> dict[str, Any]:
+    """The JSON spec of run ``name`` (what :func:`build` needs)."""
+    if name not in RUNS:
+        raise ValueError(f"unknown run {name!r}; choose from {list(RUNS)}")
+    relu = lambda h: {"type": "mlp", "hidden": h, "activation": "relu"}  # noqa: E731
+    model = {"encoder": relu([500]), "latent": {"type": "gaussian", "dim": dim}, "decoder": relu([500]),
+             "likelihood": {"type": "made_bernoulli", "hidden": [made_hidden]}}
+    if name == "acn":
+        return {"kind": "acn", "model": {**model, "prior_hidden": [512, 512], "components": 10}, "k": K}
+    return {"kind": "vae", "model": {"type": "vae", **model}}
+
+
+def build(spec: dict[str, Any], data_dim: int) -> nn.Module:
+    """The model of a spec from :func:`spec_of`."""
+    if spec["kind"] == "acn":
+        return build_acn(data_dim, **spec["model"])
+    return build_model(spec["model"], data_dim=data_dim)
+
+
+def acn_batches(model: nn.Module, x_train: Tensor, x_table: Tensor, epoch_gen: torch.Generator, k: int = K,
+                batch_size: int = BATCH, tables: list | None = None) -> Iterator[tuple[Tensor, Tensor | None]]:
+    r"""One epoch of ``(x, code)`` batches: ``x`` dynamically binarised, ``code`` a neighbour's posterior mean.
+
+    The code table is rebuilt from ``model`` before the first batch (``x_table``: the fixed binarisation of the
+    training images it encodes), so it is a function of the weights the epoch starts with: an interrupted run
+    resumed at this epoch gets the same table as an uninterrupted one. For an ACN, each example's code is drawn
+    uniformly from the ``k`` nearest rows to its current posterior mean, its own row excluded; for another model
+    ``code`` is None. Every random choice comes from ``epoch_gen``. ``tables``, if given, receives the table.
+    """
+    table = CodeTable.build(model, x_table, k) if isinstance(model, ACN) else None
+    if tables is not None:
+        tables.append(table)
+    for idx in torch.randperm(x_train.shape[0], generator=epoch_gen).split(batch_size):
+        xb = torch.bernoulli(x_train[idx], generator=epoch_gen)
+        if table is None:
+            yield xb, None
+            continue
+        with torch.no_grad():
+            query = model.encode(xb)
+        yield xb, table.draw(query, exclude=idx, generator=epoch_gen)
+
+
+def step_loss(model: nn.Module, batch: tuple[Tensor, Tensor | None]) -> tuple[Tensor, dict[str, Tensor]]:
+    """``-ELBO`` with one posterior sample: reconstruction + KL (ACN: to p(z|code), by sampling)."""
+    x, code = batch
+    out = model(x, k=1, **({} if code is None else {"code": code}))
+    recon = -out.log_likelihood.mean(0)
+    loss = (recon + out.kl).mean()
+    return loss, {"loss": loss.detach(), "recon": recon.mean().detach(), "kl": out.kl.mean().detach()}
+
+
+def _data(data_dir: str | None) -> tuple[Any, Tensor, Tensor]:
+    ds = load_dataset("mnist", data_dir=data_dir)
+    x_table = torch.bernoulli(ds.train.x, generator=torch.Generator().manual_seed(1))
+    x_test = torch.bernoulli(ds.test.x, generator=torch.Generator().manual_seed(0))
+    return ds, x_table, x_test
+
+
+def train_run(name: str, out: Path, epochs: int, data_dir: str | None = None, seed: int = 0) -> dict[str, Any]:
+    """Train run ``name`` into ``out/name`` for ``epochs`` epochs (resuming a partial run)."""
+    spec = spec_of(name)
+    ds, x_table, _ = _data(data_dir)
+    torch.manual_seed(seed)
+    model = build(spec, ds.train.x.shape[1])
+    return fit_steps(model, lambda e, g: acn_batches(model, ds.train.x, x_table, g), step_loss, epochs=epochs,
+                     run_dir=out / name, spec=spec, seed=seed)
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, x_table: Tensor, y_train: Tensor, x_test: Tensor, y_test: Tensor, k: int = 5,
+             seed: int = 0) -> dict[str, Any]:
+    """Test reconstruction, KL and total cost (nats, mean and s.e. over images, ``k`` posterior samples each) and
+    1-NN accuracy of the test posterior means against the training table's (see the module docs)."""
+    from sklearn.neighbors import KNeighborsClassifier
+
+    model.eval()
+    g = torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)
+    table = CodeTable.build(model, x_table, K)
+    recon, kl, codes = [], [], []
+    for i in range(0, x_test.shape[0], 500):
+        xb = x_test[i:i + 500]
+        mean = model.encode(xb)
+        codes.append(mean)
+        cond = {"code": table.draw(mean, None, g)} if isinstance(model, ACN) else {}
+        o = model(xb, k=k, **cond)
+        recon.append(-o.log_likelihood.mean(0).double())
+        kl.append(o.kl.double())
+    recon_t, kl_t = torch.cat(recon), torch.cat(kl)
+    se = lambda v: float(v.std() / math.sqrt(v.numel()))  # noqa: E731
+    knn = KNeighborsClassifier(n_neighbors=1).fit(table.codes.numpy(), y_train.numpy())
+    correct = torch.from_numpy(knn.predict(torch.cat(codes).numpy()) == y_test.numpy()).double()
+    acc = float(correct.mean())
+    return {"recon": float(recon_t.mean()), "recon_se": se(recon_t), "kl": float(kl_t.mean()), "kl_se": se(kl_t),
+            "total": float((recon_t + kl_t).mean()), "total_se": se(recon_t + kl_t), "knn1_acc": acc,
+            "knn1_se": math.sqrt(acc * (1 - acc) / correct.numel()), "n_test": int(x_test.shape[0]), "k": k,
+            "per_image": {"recon": recon_t.tolist(), "kl": kl_t.tolist(), "correct": correct.tolist()}}
+
+
+def eval_run(name: str, out: Path, data_dir: str | None = None) -> dict[str, Any]:
+    """Evaluate ``out/name`` (its last epoch) and write ``out/name/eval.json``; returns the summary."""
+    state = read_state(out / name)
+    if state is None:
+        raise FileNotFoundError(f"{out / name} holds no finished epoch; train it first")
+    ds, x_table, x_test = _data(data_dir)
+    model = load_weights(build(state["spec"], ds.train.x.shape[1]), out / name)
+    t0 = time.perf_counter()
+    res = evaluate(model, x_table, ds.train.y, x_test, ds.test.y)
+    res.update(epochs=state["epoch"], train_seconds=state["elapsed"], eval_seconds=round(time.perf_counter() - t0, 1))
+    (out / name / "eval.json").write_text(json.dumps(res))
+    return {k: v for k, v in res.items() if k != "per_image"}
+
+
+def daydream_grid(out: Path, path: Path, chains: int = 8, steps: int = 9, seed: int = 0,
+                  data_dir: str | None = None) -> Path:
+    """Daydream chains of the ``acn`` run from the first ``chains`` test images: one row per chain, the test image
+    first, then ``steps`` encode -> z ~ p(z|code) -> x ~ p(x|z) steps (x drawn pixel by pixel from the MADE)."""
+    from ..viz.plots import sample_grid
+
+    state = read_state(out / "acn")
+    ds, _, x_test = _data(data_dir)
+    model = load_weights(build(state["spec"], ds.train.x.shape[1]), out / "acn")
+    torch.manual_seed(seed)
+    xs = model.daydream(x_test[:chains], steps)  # (steps + 1, chains, 784)
+    return sample_grid(xs.transpose(0, 1).reshape(-1, xs.shape[-1]), (1, 28, 28), path, nrow=steps + 1,
+                       title=f"ACN daydreams ({state['epoch']} epochs): test image, then {steps} steps")
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m vaekit.reproduce.acn", description=__doc__.split("\n\n")[0])
+    p.add_argument("--runs", default="acn,vae_made", help="comma-separated runs (default: acn,vae_made)")
+    p.add_argument("--epochs", type=int, default=10, help="epochs per run (default: 10)")
+    p.add_argument("--out", default="runs/acn", help="parent folder of the run directories (default: runs/acn)")
+    p.add_argument("--data-dir", help="where MNIST is (default: vaekit's search path)")
+    p.add_argument("--threads", type=int, default=1, help="torch threads (default: 1)")
+    p.add_argument("--eval", action="store_true", help="evaluate the runs (eval.json) instead of training them")
+    p.add_argument("--daydream", help="write the ACN run's daydream grid to this PNG")
+    a = p.parse_args(argv)
+    torch.set_num_threads(a.threads)
+    out = Path(a.out)
+    names = [n for n in a.runs.split(",") if n]
+    for n in names:
+        spec_of(n)
+    if a.daydream:
+        print(daydream_grid(out, Path(a.daydream), data_dir=a.data_dir))
+        return 0
+    for n in names:
+        if a.eval:
+            print(n, json.dumps(eval_run(n, out, a.data_dir)), flush=True)
+        else:
+            train_run(n, out, a.epochs, a.data_dir)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
