@@ -342,7 +342,8 @@ class HomoEncoder(NeuralStatistician):
         class_size: ``|X|``, the number of items of each training class (20 for Omniglot): the context KL of each
             item is divided by it.
         support_size: ``|D|``, the items of the class q(c|D) reads (5 in the paper's example).
-        (the rest as :class:`NeuralStatistician`)
+        disjoint: ``D`` never holds a scored item (see :meth:`training_bound`).
+        args, kwargs: the parts, as for :class:`NeuralStatistician`.
 
     :meth:`training_bound` takes sets of whole classes ``(S, n, data_dim)``: in each, a random permutation gives
     ``D`` (``support_size`` items) and the remaining ``n - support_size`` items as the scored ones, so each
