@@ -1,0 +1,129 @@
+r"""The Stein VAE against a same-size Gaussian VAE on MNIST by AIS (issue 16; PAPERS.md §14 (c) 2).
+
+The runs are trained with ``vaekit train`` (commands in docs/results/stein_acn.md): ``configs/stein_mnist.yaml``
+(objective ``stein`` or ``stein_viwae``) and ``configs/aevb_mnist.yaml`` (the same 784-500-20 tanh MLPs with a
+Gaussian posterior). This module evaluates them on the same test images, binarised as ``vaekit eval`` does
+(:func:`vaekit.pipeline.eval_data`), and keeps the per-image numbers so that differences between models are
+paired:
+
+* AIS (:func:`vaekit.evaluation.ais`, forward, a stochastic lower bound on ``log p(x)``) for every run: it needs
+  only the prior and the likelihood, so it scores the Stein VAE, whose posterior has no density, and the VAE alike.
+* For a Gaussian VAE, the IWAE-k bound (:func:`vaekit.evaluation.iwae_estimate`) on the same images, to show how
+  far below it AIS at this ``T`` sits.
+* For a Stein VAE, the IWAE-k bound with the diagonal Gaussian fitted to ``M`` of its particles as the proposal
+  (:func:`vaekit.objectives.stein.fitted_gaussian_log_weights`; a valid lower bound for any proposal).
+
+``python -m vaekit.reproduce.stein RUN_DIR [RUN_DIR ...] --n 100 --T 1000 --chains 4 --out stein_eval.json``
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from ..evaluation import ais, iwae_estimate
+from ..objectives.stein import fitted_gaussian_log_weights
+from ..pipeline import eval_data
+from ..train import load_run
+
+
+@torch.no_grad()
+def fitted_gaussian_bound(model: nn.Module, x: Tensor, k: int, particles: int = 64, chunk: int = 500) -> Tensor:
+    """Per-image ``log (1/k) Σ_i p(x, z_i)/q̂(z_i|x)``, ``z_i ~ q̂`` the Gaussian fitted to ``particles`` encoder
+    samples, ``(B,)`` float64 nats; the ``k`` samples are drawn ``chunk`` at a time (running log-sum-exp)."""
+    z = model.particles(x, particles)
+    total = None
+    for i in range(0, k, chunk):
+        lw = fitted_gaussian_log_weights(model, x, z, min(chunk, k - i)).double()
+        lse = torch.logsumexp(lw, 0)
+        total = lse if total is None else torch.logaddexp(total, lse)
+    return total - math.log(k)
+
+
+def evaluate_run(run_dir: str | Path, n: int, T: int, chains: int, leapfrog: int = 10, k: int = 5000,
+                 seed: int = 0, batch_size: int = 50) -> dict[str, Any]:
+    """AIS (and the IWAE bound that fits the model) on the first ``n`` test images of a run's last checkpoint."""
+    run = load_run(run_dir, "last")
+    model = run.model.eval()
+    x, _, _ = eval_data(run.config, "test")
+    x = x[:n]
+    out: dict[str, Any] = {"run_dir": str(run_dir), "epoch": run.meta["epoch"],
+                           "train_seconds": run.meta.get("extra", {}).get("elapsed"),
+                           "model": run.config.model.get("type") if isinstance(run.config.model, dict) else None,
+                           "objective": run.config.train.objective, "n": int(x.shape[0]),
+                           "ais_settings": {"T": T, "chains": chains, "leapfrog": leapfrog, "seed": seed}}
+    t0 = time.perf_counter()
+    vals, ses, acc = [], [], []
+    for j, i in enumerate(range(0, x.shape[0], batch_size)):
+        r = ais(model, x[i:i + batch_size], n_chains=chains, T=T, leapfrog_steps=leapfrog, seed=seed + j)
+        vals.append(r.log_px)
+        ses.append(r.stderr)
+        acc.append(r.acceptance)
+    out["ais"] = torch.cat(vals).tolist()
+    out["ais_mc_se"] = torch.cat(ses).tolist()
+    out["ais_acceptance"] = sum(acc) / len(acc)
+    out["ais_seconds"] = round(time.perf_counter() - t0, 1)
+    t0 = time.perf_counter()
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        if getattr(model, "posterior_density", True):
+            out["iwae_k"] = k
+            out["iwae"] = torch.cat([iwae_estimate(model, x[i:i + batch_size], k)
+                                     for i in range(0, x.shape[0], batch_size)]).tolist()
+        else:
+            out["fitted_gaussian_k"] = k
+            out["fitted_gaussian"] = torch.cat([fitted_gaussian_bound(model, x[i:i + batch_size], k)
+                                                for i in range(0, x.shape[0], batch_size)]).tolist()
+    out["bound_seconds"] = round(time.perf_counter() - t0, 1)
+    return out
+
+
+def summary(res: dict[str, Any]) -> dict[str, Any]:
+    """Means and standard errors over images of every per-image list in ``res``."""
+    s = {}
+    for key in ("ais", "iwae", "fitted_gaussian"):
+        if key in res:
+            v = torch.tensor(res[key], dtype=torch.float64)
+            s[key] = {"mean": float(v.mean()), "se": float(v.std() / math.sqrt(v.numel()))}
+    return s
+
+
+def paired(a: dict[str, Any], b: dict[str, Any], key: str = "ais") -> dict[str, float]:
+    """Mean and s.e. of ``a[key] - b[key]`` over the images both evaluated (the same first ``n`` test images)."""
+    n = min(len(a[key]), len(b[key]))
+    d = torch.tensor(a[key][:n], dtype=torch.float64) - torch.tensor(b[key][:n], dtype=torch.float64)
+    return {"mean": float(d.mean()), "se": float(d.std() / math.sqrt(n)), "n": n}
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m vaekit.reproduce.stein", description=__doc__.split("\n\n")[0])
+    p.add_argument("runs", nargs="+", help="run directories")
+    p.add_argument("--n", type=int, default=100, help="test images (default: 100)")
+    p.add_argument("--T", type=int, default=1000, help="AIS intermediate distributions (default: 1000)")
+    p.add_argument("--chains", type=int, default=4, help="AIS chains per image (default: 4)")
+    p.add_argument("--leapfrog", type=int, default=10, help="HMC leapfrog steps (default: 10)")
+    p.add_argument("--k", type=int, default=5000, help="importance samples of the IWAE bounds (default: 5000)")
+    p.add_argument("--threads", type=int, default=1, help="torch threads (default: 1)")
+    p.add_argument("--out", required=True, help="JSON file: one entry per run, per-image values included")
+    a = p.parse_args(argv)
+    torch.set_num_threads(a.threads)
+    path = Path(a.out)
+    results = json.loads(path.read_text()) if path.is_file() else {}
+    for r in a.runs:
+        res = evaluate_run(r, a.n, a.T, a.chains, a.leapfrog, a.k)
+        results[Path(r).name] = res
+        path.write_text(json.dumps(results))
+        print(Path(r).name, res["epoch"], res["train_seconds"], json.dumps(summary(res)), res["ais_seconds"], flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
