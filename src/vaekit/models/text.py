@@ -24,7 +24,7 @@ from ..registry import ConfigError, Fraction, PositiveInt, build, check_kwargs
 from .base import MODELS, LatentVariableModel, VAEOutput
 
 __all__ = ["TextVAE", "LanguageModel", "SentenceDistribution", "decoder_inputs", "greedy_decode", "sample_decode",
-           "beam_decode", "homotopy", "validate_tokens"]
+           "beam_decode", "homotopy", "validate_tokens", "TextClassifier", "TextM2"]
 
 
 def validate_tokens(x: Tensor, vocab_size: int, name: str = "x") -> None:
@@ -400,3 +400,124 @@ def build_text_lm(data_dim: int, image_shape: Any, vocab_size: PositiveInt | Non
     v = _need_vocab(vocab_size)
     return LanguageModel(_decoder(decoder or {}, v, embed_dim, 0, None, fixed_condition=True), v, word_keep,
                          max_decode_len)
+
+
+# ------------------------------------------------------------------------------------------------------------
+# semi-supervised text classification (Xu et al. 2017)
+# ------------------------------------------------------------------------------------------------------------
+
+
+class TextClassifier(nn.Module):
+    """q(y|x): a :class:`SentenceEncoder` and a linear layer, logits ``(B, K)``; also the supervised-only baseline."""
+
+    def __init__(self, encoder: SentenceEncoder, n_classes: int, dropout: float = 0.0) -> None:
+        super().__init__()
+        self.encoder, self.n_classes = encoder, n_classes
+        self.drop = nn.Dropout(dropout)
+        self.out = nn.Linear(encoder.out_features, n_classes)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.out(self.drop(self.encoder(_trim(x))))
+
+    def classifier_logits(self, x: Tensor) -> Tensor:
+        return self(x)
+
+    def classify(self, x: Tensor) -> Tensor:
+        return self(x).argmax(-1)
+
+
+class TextM2(_Decoding):
+    r"""The semi-supervised sentence VAE of Xu et al. (2017, arXiv:1603.02514): Kingma et al.'s M2 with LSTMs.
+
+    :math:`p(y) = 1/K`, :math:`p(z)` from the latent layer, :math:`p(x|y,z)` an LSTM decoder fed ``[z; onehot(y)]``
+    (its initial state and, with ``condition: both`` or ``concat``, every step: the conditional LSTM);
+    :math:`q(y|x)` a :class:`TextClassifier`, :math:`q(z|x,y)` = latent layer of ``[h(x); onehot(y)]``.
+
+    .. math::
+        \mathcal L(x,y) = \mathbb E_{q(z|x,y)}[\log p(x|y,z)] + \log p(y) - \mathrm{KL}(q(z|x,y)\|p(z)),\qquad
+        \mathcal U(x) = \sum_y q(y|x)\mathcal L(x,y) + \mathcal H(q(y|x))
+
+    :func:`vaekit.objectives.text.ssvae_loss` trains it, with :math:`\mathcal U` by exact enumeration (K decoder
+    passes) or by one draw :math:`y\sim q(y|x)` and a score-function gradient (the paper's trick).
+    Shapes: ``x`` ``(B, T)`` int64, ``y`` ``(B,)`` int64, bounds ``(B,)`` nats.
+    """
+
+    def __init__(self, classifier: TextClassifier, encoder: SentenceEncoder, latent: LatentLayer,
+                 decoder: SentenceDecoder, vocab_size: int, n_classes: int, word_keep: float = 1.0,
+                 max_decode_len: int = 50) -> None:
+        super().__init__()
+        if latent.in_features != encoder.out_features + n_classes:
+            raise ValueError(f"the latent layer takes [h; onehot(y)] of {encoder.out_features + n_classes} values, "
+                             f"got in_features={latent.in_features}")
+        if decoder.cond_dim != latent.dim + n_classes:
+            raise ValueError(f"the decoder takes [z; onehot(y)] of {latent.dim + n_classes} values, got {decoder.cond_dim}")
+        self.classifier, self.encoder, self.latent, self.decoder = classifier, encoder, latent, decoder
+        self.vocab_size, self.n_classes = vocab_size, n_classes
+        self.word_keep, self.max_decode_len = float(word_keep), max_decode_len
+
+    def _onehot(self, y: Tensor, dtype: torch.dtype) -> Tensor:
+        if y.dtype != torch.int64 or (y.numel() and (int(y.min()) < 0 or int(y.max()) >= self.n_classes)):
+            raise ValueError(f"labels must be int64 in [0, {self.n_classes}), got {y.dtype} "
+                             f"[{int(y.min()) if y.numel() else ''}, {int(y.max()) if y.numel() else ''}]")
+        return torch.nn.functional.one_hot(y, self.n_classes).to(dtype)
+
+    def classifier_logits(self, x: Tensor) -> Tensor:
+        return self.classifier(x)
+
+    def classify(self, x: Tensor) -> Tensor:
+        return self.classifier(x).argmax(-1)
+
+    def posterior(self, x: Tensor, y: Tensor) -> Distribution:
+        """q(z|x, y), batch ``(B,)``."""
+        h = self.encoder(_trim(x))
+        return self.latent(torch.cat([h, self._onehot(y, h.dtype)], -1))
+
+    def prior(self) -> Distribution:
+        return self.latent.prior()
+
+    def elbo(self, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
+        r"""``(L(x, y), KL)`` per sentence, ``(B,)`` nats, one reparameterised z each (analytic KL where registered)."""
+        from torch.distributions import kl_divergence
+
+        from ..latents.base import has_analytic_kl, kl_estimate
+
+        q, p = self.posterior(x, y), self.prior()
+        if has_analytic_kl(q, p):
+            z = q.rsample()
+            kl = kl_divergence(q, p)
+        else:
+            z, log_q = q.rsample_and_log_prob()
+            kl = kl_estimate(q, p, log_q, p.log_prob(z))
+        c = torch.cat([z, self._onehot(y, z.dtype)], -1)
+        ll = self._scores(x, c) - math.log(self.n_classes)
+        return ll - kl, kl
+
+    def validate_input(self, x: Tensor, name: str = "x") -> None:
+        validate_tokens(x, self.vocab_size, name)
+
+
+def _classifier(spec: dict, vocab_size: int, embed_dim: int, n_classes: int) -> TextClassifier:
+    spec = dict(spec or {})
+    dropout = spec.pop("dropout", 0.0)
+    return TextClassifier(_encoder(spec, vocab_size, embed_dim, None), n_classes, dropout)
+
+
+@MODELS.register("text_classifier")
+def build_text_classifier(data_dim: int, image_shape: Any, num_classes: PositiveInt, vocab_size: PositiveInt | None = None,
+                          embed_dim: PositiveInt = 128, encoder: dict | None = None) -> TextClassifier:
+    """``model: {type: text_classifier, embed_dim: 128, encoder: {hidden: 128, dropout: 0.5}}`` (the baseline)."""
+    return _classifier(encoder or {}, _need_vocab(vocab_size), embed_dim, num_classes)
+
+
+@MODELS.register("text_m2")
+def build_text_m2(data_dim: int, image_shape: Any, latent: dict, num_classes: PositiveInt,
+                  vocab_size: PositiveInt | None = None, embed_dim: PositiveInt = 128, classifier: dict | None = None,
+                  encoder: dict | None = None, decoder: dict | None = None, word_keep: Fraction = 1.0,
+                  max_decode_len: PositiveInt = 50) -> TextM2:
+    """``model: {type: text_m2, latent: {...}, classifier: {hidden: 128}, encoder: {...}, decoder: {condition: both}}``."""
+    v = _need_vocab(vocab_size)
+    clf = _classifier(classifier or {}, v, embed_dim, num_classes)
+    enc = _encoder(encoder or {}, v, embed_dim, None)
+    lat = build(LATENTS, latent, "model.latent", in_features=enc.out_features + num_classes)
+    dec = _decoder({"condition": "both", **(decoder or {})}, v, embed_dim, lat.dim + num_classes, None)
+    return TextM2(clf, enc, lat, dec, v, num_classes, word_keep, max_decode_len)
