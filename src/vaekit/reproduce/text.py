@@ -1,0 +1,192 @@
+"""Text VAE reproductions (issue 14): the PTB table (Bowman et al. 2016; Xu & Durrett 2018) and semi-supervised
+classification (Xu et al. 2017).
+
+``python -m vaekit.reproduce.text ptb --runs-dir runs/text`` evaluates every PTB run directory in ``runs-dir`` that
+has no ``eval.json`` (ELBO on the whole test set), summarises each (:func:`vaekit.pipeline.text.text_summary`:
+per-sentence NLL, perplexity with ``<eos>``, KL, I(x;z), active units, training wall time), draws 5 homotopy pairs
+by a fixed seed and 5 greedy prior samples for the VAEs, and writes one JSON.
+
+``python -m vaekit.reproduce.text ssl --data sst2 --methods sup,enum,sample --seeds 0 --epochs 5`` trains the
+supervised LSTM classifier on 10 % of the labels, and the semi-supervised sentence VAE with y enumerated or sampled
+(score function, running-mean baseline), in resumable run directories (:func:`vaekit.train.steps.fit_steps`),
+and writes each run's test accuracy at its best validation epoch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import time
+from pathlib import Path
+from typing import Any, Iterator
+
+import torch
+
+__all__ = ["ptb_table", "ssl_run", "main"]
+
+
+def _train_seconds(run_dir: Path) -> float | None:
+    """Training wall time of a run: the ``time`` of its last training record in ``metrics.jsonl``."""
+    t = None
+    p = run_dir / "metrics.jsonl"
+    if p.is_file():
+        for line in p.read_text().splitlines():
+            try:
+                r = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if r.get("split") == "train" and "time" in r:
+                t = r["time"]
+    return t
+
+
+def ptb_table(runs_dir: str | Path, out: str | Path, pairs: int = 5, seed: int = 0) -> dict[str, Any]:
+    """Evaluate (ELBO, test) the runs lacking an ``eval.json``, summarise every run and write ``out`` (JSON)."""
+    from ..models.text import TextVAE
+    from ..pipeline import evaluate_run
+    from ..pipeline.text import generate_text, homotopy_pairs, open_text_run, text_summary
+
+    res: dict[str, Any] = {}
+    for run in sorted(p for p in Path(runs_dir).iterdir() if (p / "config.json").is_file() and (p / "vocab.json").is_file()):
+        last = json.loads((run / "checkpoints" / "last.json").read_text()) if (run / "checkpoints" / "last.json").is_file() else None
+        cfg = json.loads((run / "config.json").read_text())
+        if last is None or last["epoch"] < cfg["train"]["epochs"]:
+            print(f"[text] {run.name}: not finished, skipped", flush=True)
+            continue
+        if not (run / "eval.json").is_file():
+            t0 = time.perf_counter()
+            evaluate_run(run, estimators="elbo", progress=False)
+            print(f"[text] {run.name}: evaluated in {time.perf_counter() - t0:.0f} s", flush=True)
+        t0 = time.perf_counter()
+        s = text_summary(run)
+        s["summary_seconds"] = round(time.perf_counter() - t0, 1)
+        s["train_seconds"] = _train_seconds(run)
+        s["epochs"] = last["epoch"]
+        s["steps"] = last["step"]
+        s["model"] = cfg["model"]
+        s["objective"] = cfg["train"]["objective"]
+        s["train_size"] = cfg["data"]["options"].get("train_size")
+        model, _ = open_text_run(run)
+        if isinstance(model.model, TextVAE):
+            s["homotopies"] = homotopy_pairs(run, pairs=pairs, steps=5, seed=seed)
+            s["samples"] = generate_text(run, 5, "greedy", seed=seed)
+        res[run.name] = s
+        print(f"[text] {run.name}: {json.dumps({k: v for k, v in s.items() if k not in ('homotopies', 'samples', 'model')})}",
+              flush=True)
+    Path(out).write_text(json.dumps(res, indent=1) + "\n")
+    return res
+
+
+# ------------------------------------------------------------------------------------------------------------
+# semi-supervised classification
+# ------------------------------------------------------------------------------------------------------------
+
+
+def _accuracy(model: Any, x: torch.Tensor, y: torch.Tensor, batch: int = 200) -> float:
+    with torch.no_grad():
+        pred = torch.cat([model.classify(x[i:i + batch]) for i in range(0, x.shape[0], batch)])
+    return float((pred == y).double().mean())
+
+
+def ssl_run(data: str, method: str, seed: int, epochs: int, out_dir: str | Path, label_fraction: float = 0.1,
+            batch_size: int = 32, alpha: float = 10.0, hidden: int = 128, embed: int = 128, latent_dim: int = 32,
+            word_keep: float = 0.75, max_vocab: int | None = 8000, log: Any = print) -> dict[str, Any]:
+    """Train one method on ``data`` with ``label_fraction`` of the training labels (balanced per class, drawn by
+    ``seed``); returns the record (per-epoch validation/test accuracy, test accuracy at the best validation epoch).
+
+    Methods: ``sup`` (the LSTM classifier on the labelled sentences alone), ``enum`` (the semi-supervised VAE, y summed
+    out), ``sample`` (y drawn, score-function gradient with a running-mean baseline). Every method sees the same
+    labelled batches; the semi-supervised ones add one unlabelled batch per step (an epoch = one pass over the
+    unlabelled sentences).
+    """
+    from ..data import load_dataset
+    from ..data.conditional import labelled_subset
+    from ..data.text import bucket_batches
+    from ..models import build_model
+    from ..objectives.text import RunningBaseline, ssvae_loss
+    from ..train.steps import fit_steps
+
+    if method not in ("sup", "enum", "sample"):
+        raise ValueError(f"method must be sup, enum or sample, got {method!r}")
+    ds = load_dataset(data, val_size=None, seed=0, max_vocab=max_vocab)
+    if ds.val is None:
+        raise ValueError(f"{data}: needs a validation split for model selection")
+    k = ds.num_classes
+    n = len(ds.train)
+    n_lab = int(round(label_fraction * n / k)) * k
+    lab, unl = labelled_subset(ds.train.y, n_lab, seed=seed, n_classes=k)
+    xl, yl, xu = ds.train.x[lab], ds.train.y[lab], ds.train.x[unl]
+    enc = {"hidden": hidden}
+    if method == "sup":
+        spec = {"type": "text_classifier", "num_classes": k, "vocab_size": len(ds.vocab), "embed_dim": embed,
+                "encoder": {**enc, "dropout": 0.5}}
+    else:
+        spec = {"type": "text_m2", "num_classes": k, "vocab_size": len(ds.vocab), "embed_dim": embed,
+                "latent": {"type": "gaussian", "dim": latent_dim}, "classifier": {**enc, "dropout": 0.5},
+                "encoder": enc, "decoder": {"hidden": hidden}, "word_keep": word_keep}
+    torch.manual_seed(seed)
+    model = build_model(spec, data_dim=ds.dim)
+    baseline = RunningBaseline(decay=0.9, normalise=False) if method == "sample" else None
+    lab_lengths, unl_lengths = ds.train.lengths[lab], ds.train.lengths[unl]
+
+    def steps(epoch: int, g: torch.Generator) -> Iterator[Any]:
+        lab_batches: list[torch.Tensor] = []
+        for ub in bucket_batches(unl_lengths, batch_size, g):
+            if not lab_batches:
+                lab_batches = list(bucket_batches(lab_lengths, batch_size, g))
+            yield ub, lab_batches.pop()
+
+    def step_loss(m: Any, b: Any) -> Any:
+        ub, lb = b
+        x_l, y_l = xl[lb], yl[lb]
+        if method == "sup":
+            loss = torch.nn.functional.cross_entropy(m(x_l), y_l)
+            return loss, {"classifier_nll": loss.detach()}
+        return ssvae_loss(m, xu[ub], x_l, y_l, alpha, "enumerate" if method == "enum" else "sample", baseline)
+
+    def after_epoch(m: Any) -> dict[str, float]:
+        return {"val_acc": _accuracy(m, ds.val.x, ds.val.y), "test_acc": _accuracy(m, ds.test.x, ds.test.y)}
+
+    run_dir = Path(out_dir) / f"{data}_{method}_s{seed}"
+    rec = {"data": data, "method": method, "seed": seed, "labelled": n_lab, "unlabelled": len(unl), "alpha": alpha,
+           "vocab": len(ds.vocab)}
+    state = fit_steps(model, steps, step_loss, epochs=epochs, run_dir=run_dir, spec={**rec, "model": spec},
+                      lr=1e-3, seed=seed, log=log, after_epoch=after_epoch)
+    hist = state["history"]
+    best = max(hist, key=lambda r: r["val_acc"])
+    out = {**rec, "epochs": state["epoch"], "train_seconds": state["elapsed"], "history": hist,
+           "best_epoch": best["epoch"], "val_acc": best["val_acc"], "test_acc": best["test_acc"]}
+    (run_dir / "result.json").write_text(json.dumps(out, indent=1) + "\n")
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m vaekit.reproduce.text", description=__doc__.split("\n\n")[0])
+    sub = p.add_subparsers(dest="what", required=True)
+    a = sub.add_parser("ptb", help="evaluate and summarise the PTB runs of a folder")
+    a.add_argument("--runs-dir", default="runs/text", help="folder of PTB run directories (default: runs/text)")
+    a.add_argument("--out", default="docs/results/text_ptb.json", help="JSON to write (default: docs/results/text_ptb.json)")
+    a.add_argument("--threads", type=int, default=1, help="torch threads (default: 1)")
+    b = sub.add_parser("ssl", help="semi-supervised classification runs")
+    b.add_argument("--data", default="sst2", help="mr, trec, sst2 or short_yelp (default: sst2)")
+    b.add_argument("--methods", default="sup,enum,sample", help="comma-separated: sup, enum, sample (default: all)")
+    b.add_argument("--seeds", default="0", help="comma-separated seeds (default: 0)")
+    b.add_argument("--epochs", type=int, default=5, help="passes over the unlabelled sentences (default: 5)")
+    b.add_argument("--alpha", type=float, default=10.0, help="classifier weight per labelled sentence (default: 10)")
+    b.add_argument("--out-dir", default="runs/text_ssl", help="folder of the run directories (default: runs/text_ssl)")
+    b.add_argument("--threads", type=int, default=1, help="torch threads (default: 1)")
+    args = p.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    if args.what == "ptb":
+        ptb_table(args.runs_dir, args.out)
+        return 0
+    for seed in [int(s) for s in args.seeds.split(",")]:
+        for method in args.methods.split(","):
+            r = ssl_run(args.data, method, seed, args.epochs, args.out_dir, alpha=args.alpha)
+            print(json.dumps({k: v for k, v in r.items() if k != "history"}), flush=True)
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())
