@@ -78,6 +78,22 @@ def _stein(dim: int = 3) -> dict:
 NO_DENSITY_MODEL_SPECS = {"stein_vae": _stein}
 
 
+def _text_vae(latent: dict) -> dict:
+    return {"type": "text_vae", "vocab_size": 12, "embed_dim": 8, "encoder": {"hidden": 8}, "latent": latent,
+            "decoder": {"hidden": 8}}
+
+
+#: models of token rows (issue 14), which take int64 sentences instead of the table's feature rows: a builder of a
+#: small spec from a latent spec; tests/test_text.py runs the protocol on them
+TOKEN_MODEL_SPECS = {
+    "text_vae": _text_vae,
+    "text_lm": lambda latent=None: {"type": "text_lm", "vocab_size": 12, "embed_dim": 8, "decoder": {"hidden": 8}},
+    "text_m2": lambda latent: {**_text_vae(latent), "type": "text_m2", "num_classes": 3, "classifier": {"hidden": 8}},
+    "text_classifier": lambda latent=None: {"type": "text_classifier", "vocab_size": 12, "num_classes": 3,
+                                            "embed_dim": 8, "encoder": {"hidden": 8}},
+}
+
+
 def model_conditions(model_case: str, x: torch.Tensor) -> dict:
     """The keyword arguments a model case needs for the batch ``x`` (``{}`` for an unconditional one): labels
     cycling over the classes, the left half of the features observed, or the mean of each half of x."""

@@ -341,3 +341,35 @@ device: cpu
     # a vocab_size that contradicts the data is refused by its key
     assert main(["train", "--config", str(cfg), "model.vocab_size=7", f"out_dir={tmp_path / 'o'}"]) == 2
     assert "model.vocab_size: 7, but data set 'text' gives" in capsys.readouterr().err
+
+
+# ----- the protocol on every latent family ----------------------------------------------------------------------
+
+from families import FAMILY_SPECS, TOKEN_MODEL_SPECS  # noqa: E402  (tests/ is on the path, as for test_protocol)
+
+
+@pytest.mark.parametrize("family", sorted(FAMILY_SPECS))
+def test_text_vae_speaks_the_protocol_with_every_latent_family(family):
+    torch.manual_seed(0)
+    m = build_model(TOKEN_MODEL_SPECS["text_vae"](FAMILY_SPECS[family]), data_dim=6).double().eval()
+    x = torch.tensor([[5, 6, 7, EOS_ID, 0, 0], [4, EOS_ID, 0, 0, 0, 0], [6, 8, 9, 10, 11, EOS_ID]])
+    q, p = m.posterior(x), m.prior()
+    z, log_q = q.rsample_and_log_prob((4,))
+    assert log_q.shape == (4, 3)
+    torch.testing.assert_close(m.log_joint(x, z), m.log_likelihood(x, z) + p.log_prob(z))
+    torch.manual_seed(7)
+    lw = m.log_weights(x, 4)
+    torch.manual_seed(7)
+    z2, lq2 = m.posterior(x).rsample_and_log_prob((4,))
+    torch.testing.assert_close(lw, m.log_joint(x, z2) - lq2)
+    assert m.log_weights(x, 9, chunk_size=4).shape == (9, 3) and torch.isfinite(lw).all()
+    out = m(x, k=2)
+    assert out.log_likelihood.shape == (2, 3) and out.kl.shape == (3,)
+    assert m.encode(x).shape == (3, m.latent_dim)
+    assert ((m.sample(2) == EOS_ID).sum(1) == 1).all() and ((m.reconstruct(x) == EOS_ID).sum(1) == 1).all()
+
+
+def test_every_token_model_type_builds():
+    for name, make in TOKEN_MODEL_SPECS.items():
+        m = build_model(make({"type": "gaussian", "dim": 2}), data_dim=6)
+        assert type(m).__name__ in ("TextVAE", "LanguageModel", "TextM2", "TextClassifier"), name
