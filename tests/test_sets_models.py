@@ -243,3 +243,20 @@ def test_builder_errors_name_the_key():
         build_model(small_spec(context={"type": "gaussian", "dim": 0}), data_dim=10)
     with pytest.raises(ValueError, match="model.class_size"):
         build_model(small_spec("homoencoder", class_size=5, support_size=5), data_dim=10)
+
+
+def test_vhe_variable_support_size_keeps_supports_and_scored_items_apart(seed):
+    m = build_model(small_spec("homoencoder", class_size=20, support_size=5, min_support_size=1), data_dim=10)
+    x = torch.bernoulli(torch.rand(2, 20, 10))
+    g = torch.Generator().manual_seed(0)
+    sizes = []
+    for _ in range(60):
+        _, t = m.training_bound(x, generator=g)
+        sizes.append(t.support_items.shape[1])
+        assert t.scored_items.shape == (2, 15)
+        for s in range(2):
+            assert not set(t.support_items[s].tolist()) & set(t.scored_items[s].tolist())
+    # |D| uniform on 1..5: every size appears (60 draws; P(a size missing) < 5 * 0.8^60 ~ 1e-5)
+    assert set(sizes) == {1, 2, 3, 4, 5}
+    with pytest.raises(ValueError, match="model.min_support_size"):
+        build_model(small_spec("homoencoder", class_size=20, support_size=5, min_support_size=6), data_dim=10)

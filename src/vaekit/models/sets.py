@@ -343,6 +343,9 @@ class HomoEncoder(NeuralStatistician):
             item is divided by it.
         support_size: ``|D|``, the items of the class q(c|D) reads (5 in the paper's example).
         disjoint: ``D`` never holds a scored item (see :meth:`training_bound`).
+        min_support_size: if below ``support_size``, each training batch draws ``|D|`` uniformly from
+            ``min_support_size..support_size`` (the scored items stay the last ``n - support_size`` of the
+            permutation), so q(c|D) also learns small sets, as 1-shot classification needs; default: fixed ``|D|``.
         args, kwargs: the parts, as for :class:`NeuralStatistician`.
 
     :meth:`training_bound` takes sets of whole classes ``(S, n, data_dim)``: in each, a random permutation gives
@@ -353,12 +356,16 @@ class HomoEncoder(NeuralStatistician):
     objective_name = "vhe"
 
     def __init__(self, *args: Any, class_size: int, support_size: int = 5, disjoint: bool = True,
-                 **kwargs: Any) -> None:
+                 min_support_size: int | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         if class_size < 2 or not 1 <= support_size < class_size:
             raise ValueError(f"model.class_size / model.support_size: need class_size >= 2 and 1 <= support_size < "
                              f"class_size, got {class_size} and {support_size}")
+        lo = support_size if min_support_size is None else min_support_size
+        if not 1 <= lo <= support_size:
+            raise ValueError(f"model.min_support_size: expected 1..{support_size}, got {min_support_size}")
         self.class_size, self.support_size, self.disjoint = int(class_size), int(support_size), bool(disjoint)
+        self.min_support_size = int(lo)
 
     def training_bound(self, sets: Tensor, generator: torch.Generator | None = None) -> tuple[Tensor, SetTerms]:
         r"""The VHE objective of each class ``(S,)`` (nats, summed over its scored items) and its terms.
@@ -373,7 +380,10 @@ class HomoEncoder(NeuralStatistician):
         if n <= self.support_size:
             raise ValueError(f"model.support_size: {self.support_size} support items leave none of the {n} to score")
         perm = torch.argsort(torch.rand(s, n, generator=generator), -1).to(sets.device)
-        sup_idx = perm[:, :self.support_size]
+        k = self.support_size
+        if self.min_support_size < k:  # |D| uniform in min_support_size..support_size, one draw per batch
+            k = int(torch.randint(self.min_support_size, k + 1, (), generator=generator))
+        sup_idx = perm[:, :k]
         scored_idx = perm[:, self.support_size:] if self.disjoint else torch.arange(n).expand(s, n)
         pick = lambda idx: torch.gather(sets, 1, idx[..., None].expand(*idx.shape, sets.shape[-1]))  # noqa: E731
         t = self.set_terms(pick(scored_idx), pick(sup_idx))
@@ -383,7 +393,8 @@ class HomoEncoder(NeuralStatistician):
 
 def build_set_model(kind: str, data_dim: int, encoder: dict, pool: dict, context: dict, z_encoder: dict,
                     latent: dict, prior_net: dict, decoder: dict, likelihood: dict,
-                    class_size: int | None = None, support_size: int = 5, disjoint: bool = True) -> NeuralStatistician:
+                    class_size: int | None = None, support_size: int = 5, disjoint: bool = True,
+                    min_support_size: int | None = None) -> NeuralStatistician:
     """Build a :class:`NeuralStatistician` (``kind="ns"``) or :class:`HomoEncoder` (``"vhe"``) from config specs.
 
     Raises:
@@ -410,7 +421,8 @@ def build_set_model(kind: str, data_dim: int, encoder: dict, pool: dict, context
         if class_size is None:
             from ..registry import ConfigError
             raise ConfigError("model.class_size: the VHE needs the class size |X| (20 for Omniglot)")
-        return HomoEncoder(*parts, class_size=class_size, support_size=support_size, disjoint=disjoint)
+        return HomoEncoder(*parts, class_size=class_size, support_size=support_size, disjoint=disjoint,
+                           min_support_size=min_support_size)
     from ..registry import ConfigError
     raise ConfigError(f"model.objective: expected 'ns' or 'vhe', got {kind!r}")
 
@@ -431,11 +443,11 @@ def _register() -> None:
     def build_homoencoder(data_dim: int, image_shape: Sequence[int] | None, encoder: dict, pool: dict,
                           context: dict, z_encoder: dict, latent: dict, prior_net: dict, decoder: dict,
                           likelihood: dict, class_size: int, support_size: int = 5,
-                          disjoint: bool = True) -> HomoEncoder:
+                          disjoint: bool = True, min_support_size: int | None = None) -> HomoEncoder:
         """As ``neural_statistician`` plus ``class_size`` (``|X|``), ``support_size`` (``|D|``) and ``disjoint``
         (``D`` never holds the scored item): the VHE."""
         return build_set_model("vhe", data_dim, encoder, pool, context, z_encoder, latent, prior_net, decoder,
-                               likelihood, class_size, support_size, disjoint)
+                               likelihood, class_size, support_size, disjoint, min_support_size)
 
 
 _register()

@@ -50,7 +50,7 @@ def _binarize(x: Tensor, how: str) -> Tensor:
 
 def train_sets(model: NeuralStatistician, data: SetData, run_dir: str | Path, spec: dict[str, Any], *,
                epochs: int, batch_sets: int = 32, set_size: int = 5, binarize: str = "dynamic", lr: float = 1e-3,
-               alpha: float = 0.0, alpha_epochs: int = 0, seed: int = 0, max_seconds: float | None = None,
+               alpha: float = 0.0, alpha_epochs: int = 0, min_set_size: int | None = None, seed: int = 0, max_seconds: float | None = None,
                log: Callable[[str], None] = print,
                after_epoch: Callable[[Any], dict[str, float]] | None = None) -> dict[str, Any]:
     """Train ``model`` on ``data.train`` ``(n_classes, n_per_class, D)`` for ``epochs`` epochs, resumable in ``run_dir``.
@@ -60,6 +60,9 @@ def train_sets(model: NeuralStatistician, data: SetData, run_dir: str | Path, sp
     per item (nats). An epoch of the Homoencoder takes every class once, ``batch_sets`` whole classes a step, and
     the loss is minus the VHE objective per scored item. ``binarize="dynamic"`` draws binary pixels each step
     (``"none"`` keeps the values, e.g. for the 1-D synthetic sets with a Gaussian likelihood).
+
+    ``min_set_size`` (NS only): each step keeps the first ``s`` items of its sets, ``s`` uniform in
+    ``min_set_size..set_size`` (torch's RNG, seeded per epoch), so q(c|D) also learns small sets.
 
     ``alpha``: Edwards & Storkey's (2016, §3.3 of arXiv:1606.02185) training aid: the log-likelihood term is weighted
     by ``1 + alpha_e``, ``alpha_e`` falling linearly from ``alpha`` at epoch 0 to 0 at epoch ``alpha_epochs``, which
@@ -98,8 +101,14 @@ def train_sets(model: NeuralStatistician, data: SetData, run_dir: str | Path, sp
             j = order[i:i + batch_sets]
             yield a, _binarize(x[cls[j, None], sets[j]], binarize)
 
+    lo = set_size if min_set_size is None else min_set_size
+    if not vhe and not 1 <= lo <= set_size:
+        raise ValueError(f"train.min_set_size: expected 1..{set_size}, got {min_set_size}")
+
     def step_loss(m: NeuralStatistician, batch: tuple[float, Tensor]):
         a, sets_ = batch
+        if not vhe and lo < set_size:
+            sets_ = sets_[:, :int(torch.randint(lo, set_size + 1, ()))]
         bound, t = m.training_bound(sets_)
         per_item = bound.mean() / t.log_likelihood.shape[-1]
         loss = -(per_item + a * t.log_likelihood.mean()) if a else -per_item

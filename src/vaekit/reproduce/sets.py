@@ -59,6 +59,11 @@ RUNS: dict[str, dict[str, Any]] = {
                   "lr": 1e-3, "alpha": 1.0, "alpha_epochs": 10}}
        for k in ("ns", "vhe") for lik in (_BERN, _MADE)},
 }
+# variable set sizes: |D| uniform in 1..5 during training, so q(c|{x}) (1-shot) is in the training distribution
+RUNS["omni_vhe_var"] = json.loads(json.dumps(RUNS["omni_vhe"]))
+RUNS["omni_vhe_var"]["model"]["min_support_size"] = 1
+RUNS["omni_ns_var"] = json.loads(json.dumps(RUNS["omni_ns"]))
+RUNS["omni_ns_var"]["train"]["min_set_size"] = 1
 
 
 def spec_of(name: str, epochs: int | None = None) -> dict[str, Any]:
