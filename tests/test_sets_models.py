@@ -233,8 +233,11 @@ def test_classification_recovers_clearly_separated_classes(seed):
         m.context_latent = GaussianLatent(10, 10)
         m.context_latent.head.weight.copy_(torch.cat([torch.eye(10), torch.zeros(10, 10)]))
         m.context_latent.head.bias.zero_()
-    assert m.classify(sup, qry).tolist() == [0, 1, 2, 3, 4]
-    assert m.classify(sup.flip(0), qry).tolist() == [4, 3, 2, 1, 0]
+    for rule in m.RULES:
+        assert m.classify(sup, qry, rule).tolist() == [0, 1, 2, 3, 4]
+        assert m.classify(sup.flip(0), qry, rule).tolist() == [4, 3, 2, 1, 0]
+    with pytest.raises(ValueError, match="fewshot.rule"):
+        m.classify(sup, qry, "euclid")
 
 
 def test_builder_errors_name_the_key():

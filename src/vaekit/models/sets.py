@@ -309,10 +309,15 @@ class NeuralStatistician(LatentVariableModel):
         return px.mean if mean else px.sample()
 
     # ----- few-shot classification --------------------------------------------------------------------
+    #: few-shot scoring rules: the KL direction between the query's and each class's context posterior
+    RULES = ("kl_support_query", "kl_query_support")
+
     @torch.no_grad()
-    def classify(self, support: Tensor, query: Tensor) -> Tensor:
-        r"""Few-shot labels: the class ``k`` minimising :math:`\mathrm{KL}(q(c|\{x\})\,\|\,q(c|D_k))`
-        (Edwards & Storkey 2016, §5.3).
+    def classify(self, support: Tensor, query: Tensor, rule: str = "kl_support_query") -> Tensor:
+        r"""Few-shot labels: the class ``k`` whose context posterior is nearest the query's in KL (Edwards &
+        Storkey 2016, §5.3): ``rule="kl_support_query"`` minimises :math:`\mathrm{KL}(q(c|D_k)\,\|\,q(c|\{x\}))`
+        (the default: better on every background-set setting, where it was chosen, for the VHE at 30 epochs),
+        ``"kl_query_support"`` minimises :math:`\mathrm{KL}(q(c|\{x\})\,\|\,q(c|D_k))`.
 
         Args:
             support: ``(way, shot, data_dim)``, one support set per class.
@@ -320,17 +325,23 @@ class NeuralStatistician(LatentVariableModel):
 
         Returns:
             ``(Q,)`` int64 in ``0..way-1``.
+
+        Raises:
+            ValueError: an unknown rule, naming the known ones.
         """
-        return self.class_scores(support, query).argmax(-1)
+        return self.class_scores(support, query, rule).argmax(-1)
 
     @torch.no_grad()
-    def class_scores(self, support: Tensor, query: Tensor) -> Tensor:
-        """``(Q, way)`` minus the KL from each query's context posterior to each class's (higher = closer)."""
+    def class_scores(self, support: Tensor, query: Tensor, rule: str = "kl_support_query") -> Tensor:
+        """``(Q, way)`` minus the KL between each query's context posterior and each class's (higher = closer)."""
+        if rule not in self.RULES:
+            raise ValueError(f"fewshot.rule: expected one of {self.RULES}, got {rule!r}")
         qk = self.context_posterior(support)                                 # batch (way,)
         qx = self.context_posterior(query.unsqueeze(1))                      # batch (Q,)
         qx_b = Normal(qx.base_dist.loc[:, None, :], qx.base_dist.scale[:, None, :])
         qk_b = Normal(qk.base_dist.loc[None], qk.base_dist.scale[None])
-        return -kl_divergence(qx_b, qk_b).sum(-1)
+        kl = kl_divergence(qk_b, qx_b) if rule == "kl_support_query" else kl_divergence(qx_b, qk_b)
+        return -kl.sum(-1)
 
 
 class HomoEncoder(NeuralStatistician):

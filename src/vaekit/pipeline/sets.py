@@ -143,13 +143,14 @@ def _interval(values: Tensor) -> dict[str, float]:
 @torch.no_grad()
 def fewshot_accuracy(model: NeuralStatistician, classes: Tensor, way: int, shot: int, episodes: int = 1000,
                      queries: int = 1, seed: int = 0, binarize_seed: int | None = 0,
-                     distinct_ids: Tensor | None = None) -> dict[str, float]:
+                     distinct_ids: Tensor | None = None, rule: str = "kl_support_query") -> dict[str, Any]:
     """N-way K-shot classification accuracy of ``model.classify`` on ``episodes`` episodes of ``classes``.
 
     Args:
         classes: ``(n_classes, n_per_class, D)`` held-out classes (Omniglot: the evaluation set).
         queries: queries per class per episode.
         binarize_seed: binarise ``classes`` once with this seed before sampling (``None``: use the values).
+        rule: the scoring rule of :meth:`NeuralStatistician.classify`.
 
     Returns:
         ``accuracy`` (fraction), ``se`` and ``ci95`` (1.96 standard errors over episodes), ``episodes``, ``way``,
@@ -162,10 +163,10 @@ def fewshot_accuracy(model: NeuralStatistician, classes: Tensor, way: int, shot:
     acc = torch.empty(episodes)
     for e in range(episodes):
         ep = sampler.sample()
-        acc[e] = (model.classify(ep.support, ep.query) == ep.query_label).float().mean()
+        acc[e] = (model.classify(ep.support, ep.query, rule) == ep.query_label).float().mean()
     s = _interval(acc)
     return {"accuracy": s["mean"], "se": s["se"], "ci95": s["ci95"], "episodes": episodes, "way": way,
-            "shot": shot, "queries": queries, "seconds": round(time.perf_counter() - t0, 1)}
+            "shot": shot, "queries": queries, "rule": rule, "seconds": round(time.perf_counter() - t0, 1)}
 
 
 @torch.no_grad()
@@ -238,7 +239,7 @@ def is_sets_run(run_dir: str | Path) -> bool:
 
 
 def fewshot_run(run_dir: str | Path, way: int, shot: int, episodes: int = 1000, seed: int = 0,
-                data_dir: str | None = None) -> dict[str, Any]:
+                data_dir: str | None = None, rule: str = "kl_support_query") -> dict[str, Any]:
     """``vaekit fewshot``: :func:`fewshot_accuracy` of a trained run on its data's held-out classes.
 
     Raises:
@@ -251,7 +252,7 @@ def fewshot_run(run_dir: str | Path, way: int, shot: int, episodes: int = 1000, 
     data = load_set_data(state["spec"]["data"], data_dir)
     if data.name != "omniglot":
         raise ValueError(f"{run_dir}: few-shot classification needs image classes; this run holds {data.name} sets")
-    res = fewshot_accuracy(model, data.test, way, shot, episodes, seed=seed)
+    res = fewshot_accuracy(model, data.test, way, shot, episodes, seed=seed, rule=rule)
     return {"run": str(run_dir), "epochs": state["epoch"], **res}
 
 

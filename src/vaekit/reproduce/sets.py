@@ -103,6 +103,9 @@ def evaluate_run(name: str, out: Path = OUT, data_dir: str | None = None, episod
     else:
         res["fewshot"] = {f"{w}way{s}shot": fewshot_accuracy(model, data.test, w, s, episodes, seed=1)
                           for w in (5, 20) for s in (1, 5)}
+        res["fewshot_kl_query_support"] = {
+            f"{w}way{s}shot": fewshot_accuracy(model, data.test, w, s, episodes, seed=1, rule="kl_query_support")
+            for w in (5, 20) for s in (1, 5)}
         res["support_nll"] = support_nll(model, data.test, shot=5, k=100)
         res["test_kl_c"] = test_context_kl(model, data.test)
     res["eval_seconds"] = round(time.perf_counter() - t0, 1)
