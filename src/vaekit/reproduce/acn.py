@@ -153,6 +153,40 @@ def eval_run(name: str, out: Path, data_dir: str | None = None) -> dict[str, Any
     return {k: v for k, v in res.items() if k != "per_image"}
 
 
+def report(acn: dict[str, Any], vae: dict[str, Any], budget: str) -> dict[str, Any]:
+    """``docs/results/acn.json``: the two runs' summaries, paired differences and the dashboard's claims (the
+    issue's thresholds: VAE KL < 2 nats; ACN KL >= 8; total cost within 2 nats; 1-NN >= 5 points better)."""
+    def diff(key: str) -> dict[str, float]:
+        d = torch.tensor(acn["per_image"][key], dtype=torch.float64) - torch.tensor(vae["per_image"][key],
+                                                                                  dtype=torch.float64)
+        return {"mean": float(d.mean()), "se": float(d.std() / math.sqrt(d.numel()))}
+
+    tot_a = torch.tensor(acn["per_image"]["recon"], dtype=torch.float64) + torch.tensor(acn["per_image"]["kl"])
+    tot_v = torch.tensor(vae["per_image"]["recon"], dtype=torch.float64) + torch.tensor(vae["per_image"]["kl"])
+    dt = tot_a - tot_v
+    total = {"mean": float(dt.mean()), "se": float(dt.std() / math.sqrt(dt.numel()))}
+    knn = diff("correct")
+    side = lambda ok, bad: True if ok else False if bad else None  # noqa: E731
+    claims = [
+        {"claim": "the VAE with the same autoregressive decoder lets its KL collapse (< 2 nats)",
+         "ours": f"VAE test KL {vae['kl']:.2f} ± {vae['kl_se']:.2f} nats", "paper": "KL near 0 with a PixelCNN decoder "
+         "(from memory)", "holds": side(vae["kl"] + 2 * vae["kl_se"] < 2, vae["kl"] - 2 * vae["kl_se"] > 2)},
+        {"claim": "ACN keeps an informative code (KL >= 8 nats)", "ours": f"ACN test KL {acn['kl']:.2f} ± "
+         f"{acn['kl_se']:.2f} nats", "paper": "several to tens of nats (from memory)",
+         "holds": side(acn["kl"] - 2 * acn["kl_se"] >= 8, acn["kl"] + 2 * acn["kl_se"] < 8)},
+        {"claim": "ACN's total cost (recon + KL) within 2 nats of the VAE's", "ours": f"ACN - VAE {total['mean']:+.2f} ± "
+         f"{total['se']:.2f} nats (paired)", "paper": "similar total NLL (from memory)",
+         "holds": side(abs(total["mean"]) + 2 * total["se"] < 2, abs(total["mean"]) - 2 * total["se"] > 2)},
+        {"claim": "1-NN test accuracy from ACN posterior means >= 5 points above the VAE's",
+         "ours": f"{100 * acn['knn1_acc']:.2f} % vs {100 * vae['knn1_acc']:.2f} % ({100 * knn['mean']:+.2f} ± "
+                 f"{100 * knn['se']:.2f} points, paired)", "paper": "ACN codes classify better (from memory)",
+         "holds": side(knn["mean"] - 2 * knn["se"] >= 0.05, knn["mean"] + 2 * knn["se"] < 0.05)},
+    ]
+    strip = lambda r: {k: v for k, v in r.items() if k != "per_image"}  # noqa: E731
+    return {"acn": strip(acn), "vae_made": strip(vae), "acn_minus_vae": {"kl": diff("kl"), "recon": diff("recon"),
+            "total": total, "knn1_acc": knn}, "dashboard": {"budget": budget, "claims": claims}}
+
+
 def daydream_grid(out: Path, path: Path, chains: int = 8, steps: int = 9, seed: int = 0,
                   data_dir: str | None = None) -> Path:
     """Daydream chains of the ``acn`` run from the first ``chains`` test images: one row per chain, the test image
