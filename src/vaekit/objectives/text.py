@@ -29,26 +29,36 @@ class RunningBaseline:
     r"""An exponential moving average of the learning signal: :math:`b \leftarrow \rho b + (1-\rho)\,\overline{\mathcal L}`
     (batch mean), and of its variance, for the optional normalisation :math:`(\mathcal L - b)/\max(1, \sigma)`.
 
+    With ``per_token`` the baseline is :math:`b(x) = \bar r\,|x|`, a running mean :math:`\bar r` of the bound per
+    token times the sentence's length: a bound in nats grows with the sentence, so a constant baseline leaves the
+    length's spread in the learning signal. Neither depends on ``y``, so the gradient stays unbiased.
+
     Not an ``nn.Module`` state: it restarts at the first batch's mean after a resume (it only steers variance).
     """
 
-    def __init__(self, decay: float = 0.9, normalise: bool = False) -> None:
+    def __init__(self, decay: float = 0.9, normalise: bool = False, per_token: bool = False) -> None:
         if not 0.0 <= decay < 1.0:
             raise ValueError(f"decay must be in [0, 1), got {decay}")
-        self.decay, self.normalise = decay, normalise
+        self.decay, self.normalise, self.per_token = decay, normalise, per_token
         self.mean: float | None = None
         self.var = 1.0
 
-    def signal(self, value: Tensor) -> Tensor:
-        """``(value - b) / scale`` (detached) with ``b`` and ``scale`` from the batches before this one; then updates."""
+    def signal(self, value: Tensor, lengths: Tensor | None = None) -> Tensor:
+        """``(value - b) / scale`` (detached) with ``b`` and ``scale`` from the batches before this one; then updates.
+        ``lengths`` ``(B,)`` (tokens per sentence) is needed with ``per_token``."""
         v = value.detach()
-        m = float(v.mean())
+        scale = torch.ones_like(v)
+        if self.per_token:
+            if lengths is None:
+                raise ValueError("a per-token baseline needs the sentence lengths")
+            scale = lengths.to(v.dtype)
+        m = float((v / scale).mean())
         if self.mean is None:
             self.mean = m
-        out = v - self.mean
+        out = v - self.mean * scale
         if self.normalise:
             out = out / max(1.0, math.sqrt(self.var))
-        self.var = self.decay * self.var + (1 - self.decay) * float(((v - self.mean) ** 2).mean())
+        self.var = self.decay * self.var + (1 - self.decay) * float(((v - self.mean * scale) ** 2).mean())
         self.mean = self.decay * self.mean + (1 - self.decay) * m
         return out
 
@@ -90,7 +100,9 @@ def sampled_unlabelled_surrogate(model: nn.Module, x: Tensor, baseline: RunningB
     with torch.no_grad():
         y = torch.multinomial(torch.softmax(logits, -1), 1, generator=generator).squeeze(-1)
     L, _ = model.elbo(x, y)
-    signal = baseline.signal(L) if baseline is not None else L.detach()
+    from ..nets.text import sentence_lengths
+
+    signal = baseline.signal(L, sentence_lengths(x)) if baseline is not None else L.detach()
     est = L + _entropy(logits)
     return est + score_function_surrogate(logits, y, signal), est.detach()
 

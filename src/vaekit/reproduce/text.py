@@ -96,7 +96,8 @@ def ssl_run(data: str, method: str, seed: int, epochs: int, out_dir: str | Path,
     ``seed``); returns the record (per-epoch validation/test accuracy, test accuracy at the best validation epoch).
 
     Methods: ``sup`` (the LSTM classifier on the labelled sentences alone), ``enum`` (the semi-supervised VAE, y summed
-    out), ``sample`` (y drawn, score-function gradient with a running-mean baseline). Every method sees the same
+    out), ``sample`` (y drawn, score-function gradient with a running-mean baseline), ``sample_tok`` (the same with a
+    per-token running-mean baseline, :class:`~vaekit.objectives.text.RunningBaseline`). Every method sees the same
     labelled batches; the semi-supervised ones add one unlabelled batch per step (an epoch = one pass over the
     unlabelled sentences).
     """
@@ -107,8 +108,8 @@ def ssl_run(data: str, method: str, seed: int, epochs: int, out_dir: str | Path,
     from ..objectives.text import RunningBaseline, ssvae_loss
     from ..train.steps import fit_steps
 
-    if method not in ("sup", "enum", "sample"):
-        raise ValueError(f"method must be sup, enum or sample, got {method!r}")
+    if method not in ("sup", "enum", "sample", "sample_tok"):
+        raise ValueError(f"method must be sup, enum, sample or sample_tok, got {method!r}")
     ds = load_dataset(data, val_size=None, seed=0, max_vocab=max_vocab)
     if ds.val is None:
         raise ValueError(f"{data}: needs a validation split for model selection")
@@ -127,7 +128,8 @@ def ssl_run(data: str, method: str, seed: int, epochs: int, out_dir: str | Path,
                 "encoder": enc, "decoder": {"hidden": hidden}, "word_keep": word_keep}
     torch.manual_seed(seed)
     model = build_model(spec, data_dim=ds.dim)
-    baseline = RunningBaseline(decay=0.9, normalise=False) if method == "sample" else None
+    baseline = (RunningBaseline(decay=0.9, normalise=False, per_token=method == "sample_tok")
+                if method.startswith("sample") else None)
     lab_lengths, unl_lengths = ds.train.lengths[lab], ds.train.lengths[unl]
 
     def steps(epoch: int, g: torch.Generator) -> Iterator[Any]:
