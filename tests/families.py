@@ -94,6 +94,11 @@ TOKEN_MODEL_SPECS = {
 }
 
 
+#: models of sets (issue 15), which take (n_sets, set_size, D) tensors and a support set: the test file that runs
+#: the protocol on each (permutation invariance, the VHE bound below the exact log p(X), few-shot)
+SET_MODEL_TESTS = {"neural_statistician": "tests/test_sets_models.py", "homoencoder": "tests/test_sets_models.py"}
+
+
 def model_conditions(model_case: str, x: torch.Tensor) -> dict:
     """The keyword arguments a model case needs for the batch ``x`` (``{}`` for an unconditional one): labels
     cycling over the classes, the left half of the features observed, or the mean of each half of x."""
