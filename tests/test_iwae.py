@@ -325,6 +325,8 @@ def test_reproduce_cli_flags_parse() -> None:
     assert (a.name, a.budget, a.runs, a.epochs, a.eval_k, a.eval_n, a.max_seconds, a.out, a.threads, a.write_doc) == \
         ("iwae", "paper", "l1_vae_k1,l2_iwae_k5", 3, 10, 5, 60.0, "o", 1, False)
     assert a.overrides == ["data.name=digits"]
-    assert build_parser().parse_args(["reproduce", "latents"]).budget == "small"
-    with pytest.raises(SystemExit):
-        build_parser().parse_args(["reproduce", "nope"])
+    # no --budget: None at parse time, "small" for NAME and "ci" for --all (decided in vaekit.cli.reproduce.run)
+    assert build_parser().parse_args(["reproduce", "latents"]).budget is None
+    from vaekit.cli.main import main
+    with pytest.raises(SystemExit, match="unknown reproduction 'nope'"):
+        main(["reproduce", "nope"])
