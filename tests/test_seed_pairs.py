@@ -1,0 +1,59 @@
+"""The S-VAE/N-VAE seed-pair summary (vaekit.reproduce.seed_pairs) against a hand computation."""
+
+import json
+import math
+import statistics
+
+import numpy as np
+import pytest
+
+from vaekit.reproduce.seed_pairs import main, pair_difference, summarise
+
+
+def _write(run, epoch, iwae, elbo):
+    (run / "eval").mkdir(parents=True)
+    d = {"checkpoint": {"epoch": epoch}, "n": len(iwae), "elbo": {"mean": float(np.mean(elbo))},
+         "iwae": {"mean": float(np.mean(iwae))}, "per_image": {"iwae": list(map(float, iwae))}}
+    (run / "eval" / "test_n3_k500_x.json").write_text(json.dumps(d))
+
+
+def test_pair_difference_is_the_paired_mean_and_standard_error():
+    r = pair_difference([1.0, 2.0, 4.0], [0.0, 0.5, 1.0])
+    d = [1.0, 1.5, 3.0]
+    assert r["mean"] == pytest.approx(sum(d) / 3)
+    assert r["paired_se"] == pytest.approx(statistics.stdev(d) / math.sqrt(3))
+    with pytest.raises(ValueError, match="equal-length"):
+        pair_difference([1.0, 2.0], [1.0])
+
+
+def test_summary_over_seeds_matches_a_hand_computation(tmp_path):
+    rng = np.random.default_rng(0)
+    diffs = []
+    for suffix in ("", "_s1", "_s2"):
+        g = rng.normal(-100, 5, size=50)
+        v = g + rng.normal(0.7, 1.0, size=50)
+        diffs.append(float(np.mean(v - g)))
+        _write(tmp_path / f"gaussian_d5{suffix}", 100, g, g - 4)
+        _write(tmp_path / f"vmf_d5{suffix}", 100, v, v - 4)
+    _write(tmp_path / "gaussian_d2", 100, [1.0, 2.0], [0.0, 0.0])  # its vMF partner is missing: skipped
+    _write(tmp_path / "gaussian_d10", 30, [1.0, 2.0], [0.0, 0.0])
+    _write(tmp_path / "vmf_d10", 30, [1.0, 2.0], [0.0, 0.0])  # other epoch: skipped
+    s = summarise(tmp_path, 100)
+    assert set(s) == {"5"}
+    row = s["5"]
+    assert [x["mean"] for x in row["ll_diff_by_seed"]] == pytest.approx(diffs, abs=1e-3)
+    assert row["ll_diff_seed_mean"] == pytest.approx(statistics.fmean(diffs), abs=1e-3)
+    assert row["ll_diff_seed_se"] == pytest.approx(statistics.stdev(diffs) / math.sqrt(3), abs=1e-3)
+    assert row["elbo_diff_by_seed"] == pytest.approx(diffs, abs=1e-3)
+    assert row["paper_ll_diff"] == 1.78
+
+
+def test_a_corrupt_evaluation_file_is_named(tmp_path, capsys):
+    (tmp_path / "gaussian_d5" / "eval").mkdir(parents=True)
+    bad = tmp_path / "gaussian_d5" / "eval" / "test_n3_k500_x.json"
+    bad.write_text("{not json")
+    with pytest.raises(ValueError, match="test_n3_k500_x.json"):
+        summarise(tmp_path, 100)
+    with pytest.raises(SystemExit):
+        main([str(tmp_path / "nope"), "--epochs", "100"])
+    assert "does not exist" in capsys.readouterr().err
