@@ -36,6 +36,7 @@ CASES = [
     (["train.init_weights=xavier"], "train.init_weights: expected one of 'default', 'glorot_uniform', got str "
                                     "'xavier'"),
     (["train.nonfinite=ignore"], "train.nonfinite: expected one of 'stop', 'skip', got str 'ignore'"),
+    (["train.select_by=loss"], "train.select_by: expected one of 'objective', 'elbo', got str 'loss'"),
     (["eval.split=dev"], "eval.split: expected one of 'train', 'val', 'test', got str 'dev'"),
     (["device=tpu"], "device: expected one of 'cpu', 'cuda', 'auto', got str 'tpu'"),
     (["model.decoder.activation=Tanh"], f"model.decoder.activation: expected one of {ACTIVATIONS}, got str 'Tanh'"),

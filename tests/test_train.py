@@ -158,6 +158,46 @@ def test_best_checkpoint_has_best_validation_elbo(tmp_path):
     again = validate(run.model, res.data.val, 100, derive_seed(3, "validate"))
     assert again["elbo"] == pytest.approx(best["elbo"], abs=1e-9)
     assert load_run(res.run_dir, "last").meta["epoch"] == 5
+    # the default objective is the ELBO, so selecting by the objective selects by the ELBO (same noise, same value
+    # up to float32 batch means against float64 sums)
+    assert [r["objective"] for r in vals] == pytest.approx([r["elbo"] for r in vals], abs=1e-5)
+    assert {r["select_by"] for r in vals} == {"objective:elbo"}
+
+
+def test_best_checkpoint_of_an_infovae_run_is_selected_by_its_own_objective(tmp_path):
+    # issue 17: the MMD objective's run keeps the epoch with the best validation InfoVAE objective, says so in
+    # its metrics and checkpoint, and still logs the ELBO as a diagnostic
+    from vaekit.train import validate_objective
+    from vaekit.train.check import build_training
+    from vaekit.train.seeding import derive_seed
+
+    cfg = tiny(tmp_path, epochs=4, lr=2e-2, objective={"type": "infovae", "alpha": 1.0, "lam": 100.0})
+    res = fit(cfg, tensorboard=False)
+    vals = read_metrics(res.run_dir, "val")
+    assert {r["select_by"] for r in vals} == {"objective:infovae"}
+    assert all({"objective", "elbo", "kl", "log_likelihood"} <= set(r) for r in vals)
+    best = max(vals, key=lambda r: r["objective"])
+    run = load_run(res.run_dir, "best")
+    extra = run.meta["extra"]
+    assert run.meta["epoch"] == best["epoch"] == res.state.best_epoch == extra["best_epoch"]
+    assert extra["select_by"] == res.state.select_by == "objective:infovae"
+    assert extra["best_val"] == pytest.approx(best["objective"]) and extra["best_val_elbo"] == pytest.approx(best["elbo"])
+    # the logged value is the objective's own, reproduced from the loaded best model (same seeded noise, same step)
+    objective, _ = build_training(cfg.train)
+    again = validate_objective(run.model, objective, res.data.val, 100, derive_seed(3, "validate"),
+                               res.state.step)
+    assert again == pytest.approx(best["objective"], abs=1e-6)
+    # and it is not the ELBO: the MMD term weighs in (alpha = 1 drops the KL)
+    assert all(r["objective"] != pytest.approx(r["elbo"], abs=1e-3) for r in vals)
+
+
+def test_select_by_elbo_keeps_the_old_choice_whatever_the_objective(tmp_path):
+    cfg = tiny(tmp_path, epochs=3, lr=2e-2, objective={"type": "infovae", "alpha": 1.0, "lam": 100.0},
+               select_by="elbo")
+    res = fit(cfg, tensorboard=False)
+    vals = read_metrics(res.run_dir, "val")
+    assert res.state.select_by == "elbo" and {r["select_by"] for r in vals} == {"elbo"}
+    assert res.state.best_epoch == max(vals, key=lambda r: r["elbo"])["epoch"]
 
 
 def test_train_step_clips_and_output_bias_init(digits, seed):
@@ -237,8 +277,9 @@ def test_fit_trains_a_hand_built_model_and_resumes_exactly(tmp_path, digits):
     # the checkpoint says what the model is at top level: built by hand, 8x8 images of 64 values
     meta = json.loads((part.run_dir / "checkpoints" / "last.json").read_text())
     assert (meta["model_spec"], meta["data_dim"], meta["image_shape"]) == (None, 64, [1, 8, 8])
-    assert set(meta["extra"]) == {"best_val_elbo", "best_epoch", "elapsed", "skipped_batches",
-                                  "batch_in_epoch"}
+    assert set(meta["extra"]) == {"best_val_elbo", "best_epoch", "best_val", "select_by", "elapsed",
+                                  "skipped_batches", "batch_in_epoch"}
+    assert meta["extra"]["select_by"] == "objective:elbo"
     assert json.loads((part.run_dir / "config.json").read_text())["model"] is None
     with pytest.raises(CheckpointError, match=r"model built by hand \(model_spec: null\); .*load_run\(run_dir, model=model\)"):
         load_run(part.run_dir)

@@ -134,6 +134,11 @@ class TrainConfig:
     at the first steps (and at the last, shorter batch of an epoch); a run's random streams stay seeded,
     but compiled random draws differ from eager ones, so a compiled run is not bit-equal to an eager one
     (see :func:`vaekit.train.compiled_objective`).
+    ``select_by`` is the validation metric that picks the ``best`` checkpoint (higher is better):
+    ``objective`` (the default) is the training objective's own value on the validation rows, minus its loss
+    or the bound it names (:func:`vaekit.train.validate_objective`), so an InfoVAE, beta-VAE or IWAE run keeps
+    the epoch that did best at what it was trained for; ``elbo`` is the one-sample ELBO whatever the objective
+    (the only choice before issue 17). The ELBO is logged at every validation either way, as a diagnostic.
     """
 
     epochs: int = 10
@@ -153,6 +158,7 @@ class TrainConfig:
     nonfinite: Literal["stop", "skip"] = "stop"
     ddp_timeout: float = 300.0
     compile: Literal["off", "default", "reduce-overhead", "max-autotune"] = "off"
+    select_by: Literal["objective", "elbo"] = "objective"
 
     def __post_init__(self) -> None:
         self.betas = tuple(self.betas)  # JSON/YAML give lists; keep the declared type
@@ -173,6 +179,8 @@ class TrainConfig:
             raise ConfigError(f"train.grad_clip: must be > 0 or null, got {self.grad_clip}")
         if self.nonfinite not in ("stop", "skip"):
             raise ConfigError(f"train.nonfinite: expected 'stop' or 'skip', got {self.nonfinite!r}")
+        if self.select_by not in ("objective", "elbo"):
+            raise ConfigError(f"train.select_by: expected 'objective' or 'elbo', got {self.select_by!r}")
 
 
 @dataclass

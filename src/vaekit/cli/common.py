@@ -35,8 +35,8 @@ def add_run_dir_arg(p: Any) -> None:
 def add_checkpoint_arg(p: Any) -> None:
     """``--checkpoint best|last``."""
     p.add_argument("--checkpoint", choices=["best", "last"], default="best",
-                   help="best: the checkpoint with the best validation ELBO (the last one when the run has no "
-                        "validation split); last: the latest one (default: best)")
+                   help="best: the checkpoint with the best validation score of train.select_by (the training "
+                        "objective's value by default; the last one when the run has no validation split); last: the latest one (default: best)")
 
 
 def add_image_run_args(p: Any, default_png: str) -> None:

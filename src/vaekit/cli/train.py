@@ -74,8 +74,9 @@ def run(args: argparse.Namespace) -> int:
     result = report.fit
     if result.is_main:
         print(f"run directory: {result.run_dir}")
-        if result.state.best_val_elbo is not None:
-            print(f"best validation ELBO {result.state.best_val_elbo:.3f} at epoch {result.state.best_epoch}")
+        if result.state.best_val is not None:
+            print(f"best checkpoint: epoch {result.state.best_epoch}, selected by validation {result.state.select_by} "
+                  f"{result.state.best_val:.3f} (validation ELBO {result.state.best_val_elbo:.3f} nats)")
         if result.state.skipped:
             print(f"skipped {result.state.skipped} batches with a non-finite loss or gradient (train.nonfinite=skip); "
                   f"{result.state.step} optimiser steps taken")

@@ -104,7 +104,11 @@ class DReGObjective:
     (Rainforth et al. 2018, arXiv:1802.04537).
 
     Logged: ``iwae_bound`` (the k-sample bound), ``elbo`` (mean log-weight), ``ess``, ``loss`` (the surrogate).
+    ``value_metric = "iwae_bound"``: the loss is a surrogate, so the trainer's validation selection
+    (:func:`vaekit.train.validate_objective`) reads the bound instead.
     """
+
+    value_metric = "iwae_bound"
 
     def __init__(self, k: PositiveInt = 1) -> None:
         _check_k(k)

@@ -258,8 +258,10 @@ def build_report(run_dir: str | Path, *, checkpoint: str = "best", device: str =
                 ["trained", "no checkpoint yet" if last is None else
                  f"{last['epoch']} of {cfg['train']['epochs']} epochs, {last['step']} steps, "
                  f"{_fmt(ex.get('elapsed'), 1)} s"],
-                ["best validation ELBO", "–" if ex.get("best_val_elbo") is None else
-                 f"{ex['best_val_elbo']:.3f} nats at epoch {ex.get('best_epoch')}"]]
+                ["best checkpoint", "–" if ex.get("best_val_elbo") is None else
+                 f"epoch {ex.get('best_epoch')}, selected by validation {ex.get('select_by') or 'elbo'}"
+                 + ("" if ex.get("best_val") is None or (ex.get("select_by") or "elbo") == "elbo" else
+                    f" {ex['best_val']:.3f}") + f"; validation ELBO {ex['best_val_elbo']:.3f} nats"]]
     if fig_from is not None:
         run_rows.append(["figures from", fig_from])
     env_now = environment(device)

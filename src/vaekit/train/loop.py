@@ -66,7 +66,7 @@ from .outputs import OutputError, check_folder
 from .seeding import derive_seed, seed_everything
 
 __all__ = ["train_step", "fit", "FitResult", "TrainState", "ObjectiveModule", "resolve_device", "build_optimizer",
-           "validate", "make_run_dir", "TrainingError", "TrainingInterrupted", "LostPeerError", "compiled_objective"]
+           "validate", "validate_objective", "selection_metric", "make_run_dir", "TrainingError", "TrainingInterrupted", "LostPeerError", "compiled_objective"]
 
 
 class TrainingError(RuntimeError):
@@ -298,6 +298,58 @@ def validate(model: nn.Module, x: Tensor, batch_size: int, seed: int) -> dict[st
     return tot
 
 
+def _row_bounds(n: int, batch_size: int) -> list[tuple[int, int]]:
+    """``[start, stop)`` of the validation batches: slices of ``batch_size``, a last slice of one row merged into
+    the one before (a batch statistic such as InfoVAE's MMD needs two rows)."""
+    bounds = [(i, min(i + batch_size, n)) for i in range(0, n, batch_size)]
+    if len(bounds) > 1 and bounds[-1][1] - bounds[-1][0] == 1:
+        bounds[-2:] = [(bounds[-2][0], n)]
+    return bounds
+
+
+@torch.no_grad()
+def validate_objective(model: nn.Module, objective: Callable[..., Any], x: Tensor, batch_size: int, seed: int,
+                       step: int) -> float:
+    r"""The training objective's own value on ``x``, higher is better: what ``train.select_by: objective`` maximises.
+
+    For each batch the objective is called as in training, ``loss, metrics = objective(model, x_b, step)``; the
+    value is ``metrics[objective.value_metric]`` where the objective names one (an objective whose loss is a
+    gradient surrogate, DReG, names its bound ``iwae_bound``), else ``-loss``: the ELBO for ``elbo`` (beta 1, no
+    free bits), the beta-weighted ELBO, the IWAE bound :math:`\mathcal L_k`, or InfoVAE's
+    :math:`\mathbb E_q\log p(x|z) - (1-lpha)\mathrm{KL} - (lpha+\lambda-1)\widehat{\mathrm{MMD}}^2`. Batches
+    are weighted by their rows. ``step`` fixes a warm-up's weight (the loop passes the run's last step, so every
+    epoch is scored by the objective training ends with). Runs in eval mode under a forked RNG seeded with
+    ``seed``, as :func:`validate`.
+
+    Returns:
+        the row-weighted mean, in the objective's units (nats for the bounds; an InfoVAE value mixes nats with
+        a weighted MMD²).
+    """
+    key = getattr(objective, "value_metric", None)
+    was = model.training
+    model.eval()
+    devices = [x.device.index or 0] if x.device.type == "cuda" else []
+    try:
+        with torch.random.fork_rng(devices=devices):
+            torch.manual_seed(seed)
+            total = torch.zeros((), dtype=torch.float64, device=x.device)
+            for a, b in _row_bounds(x.shape[0], batch_size):
+                loss, metrics = objective(model, x[a:b], step)
+                value = metrics[key] if key is not None else -loss
+                total += value.double() * (b - a)
+            return float(total / x.shape[0])
+    finally:
+        model.train(was)
+
+
+def selection_metric(train: TrainConfig) -> str:
+    """The name a run records for the metric that picks its ``best`` checkpoint: ``elbo``, or
+    ``objective:<type>`` (``objective:infovae``) for ``train.select_by: objective``."""
+    if train.select_by == "elbo":
+        return "elbo"
+    return f"objective:{train.objective.get('type', 'elbo')}"
+
+
 def make_run_dir(cfg: RunConfig, info: DistInfo = DistInfo()) -> Path:
     """The run directory ``out_dir/run_name``, settled on rank 0 and shared with every rank.
 
@@ -355,8 +407,10 @@ class TrainState:
 
     epoch: int = 0
     step: int = 0  #: optimiser steps taken
-    best_val_elbo: float | None = None
+    best_val_elbo: float | None = None  #: the validation ELBO of the best epoch (a diagnostic; not what selects it)
     best_epoch: int | None = None
+    best_val: float | None = None  #: the selection metric's value at the best epoch
+    select_by: str | None = None  #: the selection metric's name (:func:`selection_metric`)
     elapsed: float = 0.0
     skipped: int = 0  #: batches skipped for a non-finite loss or gradient (``train.nonfinite: skip``)
     batch: int = 0  #: batches of epoch ``epoch + 1`` done when a checkpoint was written mid-epoch (an interrupt)
@@ -376,7 +430,8 @@ class FitResult:
 
 
 def _state_extra(state: TrainState) -> dict[str, Any]:
-    return {"best_val_elbo": state.best_val_elbo, "best_epoch": state.best_epoch, "elapsed": state.elapsed,
+    return {"best_val_elbo": state.best_val_elbo, "best_epoch": state.best_epoch, "best_val": state.best_val,
+            "select_by": state.select_by, "elapsed": state.elapsed,
             "skipped_batches": state.skipped, "batch_in_epoch": state.batch}
 
 
@@ -541,7 +596,12 @@ def _set_up(model: RunConfig | nn.Module, data: Any, cfg: RunConfig, binarize: s
         ex = meta.get("extra", {})
         state = TrainState(epoch=meta["epoch"], step=meta["step"], best_val_elbo=ex.get("best_val_elbo"),
                            best_epoch=ex.get("best_epoch"), elapsed=float(ex.get("elapsed", 0.0)),
-                           skipped=int(ex.get("skipped_batches", 0)), batch=int(ex.get("batch_in_epoch", 0)))
+                           skipped=int(ex.get("skipped_batches", 0)), batch=int(ex.get("batch_in_epoch", 0)),
+                           best_val=ex.get("best_val", ex.get("best_val_elbo")), select_by=ex.get("select_by"))
+        if state.best_epoch is not None and (state.select_by or "elbo") != selection_metric(cfg.train):
+            # a checkpoint from before issue 17 (selected by the ELBO) or another train.select_by: its best value
+            # is not comparable, so the next validation writes a new best checkpoint
+            state.best_val = None
         saved = meta["extra_tensors"]
         need = state.epoch + (1 if state.batch else 0)
         if cfg.train.epochs < need:
@@ -734,17 +794,23 @@ def _loop(model: nn.Module, data: PreparedData, cfg: RunConfig, objective: Calla
                 if info.is_main and data.val is not None and getattr(model, "posterior_density", True) and \
                         (state.epoch % t.eval_every == 0 or final):
                     val = validate(model, data.val, cfg.eval.batch_size, derive_seed(cfg.seed, "validate"))
-                    rec = {"step": state.step, "epoch": state.epoch, "split": "val", **val, "lr": lr,
-                           "time": time.perf_counter() - t_start}
+                    # the objective's value at the run's last step: a warm-up scores every epoch by its final weight
+                    val["objective"] = validate_objective(model, objective, data.val, cfg.eval.batch_size,
+                                                          derive_seed(cfg.seed, "validate"),
+                                                          max(state.step, t.epochs * steps_per_epoch))
+                    state.select_by = selection_metric(t)
+                    score = val["elbo"] if t.select_by == "elbo" else val["objective"]
+                    rec = {"step": state.step, "epoch": state.epoch, "split": "val", **val,
+                           "select_by": state.select_by, "lr": lr, "time": time.perf_counter() - t_start}
                     logger.log(rec)
                     history.append(rec)
-                    if state.best_val_elbo is None or val["elbo"] > state.best_val_elbo:
-                        state.best_val_elbo, state.best_epoch = val["elbo"], state.epoch
+                    if state.best_val is None or score > state.best_val:
+                        state.best_val, state.best_val_elbo, state.best_epoch = score, val["elbo"], state.epoch
                         state.elapsed = time.perf_counter() - t_start
                         save_checkpoint(run_dir / "checkpoints", "best", model, None, epoch=state.epoch,
                                         step=state.step, config=cfg_dict, extra=_state_extra(state), **record,
                                         rng=False)
-                    bar.set_postfix(val_elbo=f"{val['elbo']:.2f}")
+                    bar.set_postfix(val_elbo=f"{val['elbo']:.2f}", val_objective=f"{val['objective']:.2f}")
                 if state.epoch % t.checkpoint_every == 0 or final or state.epoch == total_epochs or stop.agreed:
                     save_last()
                     saved_epoch = state.epoch
