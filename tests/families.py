@@ -98,6 +98,10 @@ TOKEN_MODEL_SPECS = {
 #: the protocol on each (permutation invariance, the VHE bound below the exact log p(X), few-shot)
 SET_MODEL_TESTS = {"neural_statistician": "tests/test_sets_models.py", "homoencoder": "tests/test_sets_models.py"}
 
+#: models of images whose networks need the image's shape (issue 17: ConvDRAW's conv-LSTMs need H and W divisible by
+#: 4), so the table's flat feature rows do not fit them: the test file that runs the protocol on each
+IMAGE_MODEL_TESTS = {"convdraw": "tests/test_convdraw.py"}
+
 
 def model_conditions(model_case: str, x: torch.Tensor) -> dict:
     """The keyword arguments a model case needs for the batch ``x`` (``{}`` for an unconditional one): labels

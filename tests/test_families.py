@@ -15,7 +15,7 @@ import torch
 from torch.distributions import Categorical, Independent, MixtureSameFamily, Normal, OneHotCategorical
 from torch.distributions.relaxed_categorical import ExpRelaxedCategorical
 
-from families import (FAMILY_CASES, FAMILY_SPECS, MODEL_SPECS, NO_DENSITY_MODEL_SPECS, SET_MODEL_TESTS, TOKEN_MODEL_SPECS, make_layer,
+from families import (FAMILY_CASES, FAMILY_SPECS, IMAGE_MODEL_TESTS, MODEL_SPECS, NO_DENSITY_MODEL_SPECS, SET_MODEL_TESTS, TOKEN_MODEL_SPECS, make_layer,
                       make_posterior, model_conditions)
 from vaekit.distributions import GroupedRelaxedOneHotCategorical as GroupedRelaxed
 from vaekit.distributions import MixtureOfDiagonalNormals
@@ -33,7 +33,8 @@ def _seeded(one_thread_seeded):
 def test_every_registered_family_and_model_type_is_in_the_table():
     types = {spec["type"] for spec in FAMILY_SPECS.values()}
     assert set(LATENTS.names()) <= types, f"add a small spec for {set(LATENTS.names()) - types} to tests/families.py"
-    specs = set(MODEL_SPECS) | set(NO_DENSITY_MODEL_SPECS) | set(TOKEN_MODEL_SPECS) | set(SET_MODEL_TESTS)
+    specs = (set(MODEL_SPECS) | set(NO_DENSITY_MODEL_SPECS) | set(TOKEN_MODEL_SPECS) | set(SET_MODEL_TESTS)
+             | set(IMAGE_MODEL_TESTS))
     assert set(MODELS.names()) <= specs, f"add a spec for {set(MODELS.names()) - specs}"
     st = {spec.get("straight_through", False) for spec in FAMILY_SPECS.values()
           if spec["type"] == "relaxed_categorical"}

@@ -11,6 +11,7 @@ from .text import LanguageModel, TextVAE, build_text_lm, build_text_vae  # regis
 from .stein import SteinVAE, build_stein_vae  # registers 'stein_vae'
 from .acn import ACN, CodeTable, build_acn
 from .sets import HomoEncoder, NeuralStatistician  # registers 'neural_statistician', 'homoencoder'
+from .convdraw import ConvDRAW, build_convdraw  # registers 'convdraw'
 from .build_conditional import build_classifier, build_cvae, build_from_spec, build_m2, build_masked_predictor  # noqa: E501 registers 'cvae', 'm2'
 
 __all__ = ["MODELS", "VAEOutput", "LatentVariableModel", "VAE", "HierarchicalVAE", "StackedPosterior",
@@ -18,4 +19,4 @@ __all__ = ["MODELS", "VAEOutput", "LatentVariableModel", "VAE", "HierarchicalVAE
            "MaskedPredictor", "ConditionError", "M2", "M1M2", "classification_error", "build_cvae", "build_m2",
            "build_masked_predictor", "Classifier", "build_classifier", "build_from_spec", "TextVAE", "LanguageModel",
            "build_text_vae", "build_text_lm", "NeuralStatistician", "HomoEncoder", "SteinVAE", "build_stein_vae",
-           "ACN", "CodeTable", "build_acn"]
+           "ACN", "CodeTable", "build_acn", "ConvDRAW", "build_convdraw"]
