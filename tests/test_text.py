@@ -333,6 +333,17 @@ device: cpu
     assert len(capsys.readouterr().out.strip().split("\n")) == 4
     assert main(["homotopy", str(run), "zebra yak", "a dog"]) == 2
     assert "every word is outside the run's vocabulary" in capsys.readouterr().err
+    assert main(["impute", str(run), "the ___ sat on the ___"]) == 0
+    filled = capsys.readouterr().out.split()
+    assert len(filled) == 6 and [filled[i] for i in (0, 2, 3, 4)] == ["the", "sat", "on", "the"]
+    assert all(w in vocab - {"<unk>", "<eos>", "<pad>", "<bos>"} for w in filled)
+    assert main(["impute", str(run), "the cat sat"]) == 2
+    assert "no ___ to fill in" in capsys.readouterr().err
+    from vaekit.pipeline.text import imputation_benchmark
+    b = imputation_benchmark([run, run], n=3, min_words=3, folds=2)
+    r = b["runs"]["r"]
+    assert b["n"] == 3 and b["imputed_words"] == 4  # the test split SENTS[:3] loses ceil(0.2 n) = 2, 1, 1 words
+    assert 0.0 <= r["word_accuracy"] <= 1.0 and 0.0 <= r["adversary_accuracy"] <= 1.0
     s = text_summary(run, mi_rows=3, au_rows=3)
     assert s["tokens"] == sum(len(x.split()) + 1 for x in SENTS[:3])
     assert s["elbo"]["ppl"] == pytest.approx(math.exp(s["elbo"]["nll"] * 3 / s["tokens"]))

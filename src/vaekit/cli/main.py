@@ -21,7 +21,7 @@ from ..train.checkpoint import CheckpointError
 from ..train.loop import TrainingError
 from ..train.outputs import OutputError
 from . import eval as eval_cmd
-from . import complete, fewshot, generate, homotopy, interpolate, reconstruct, report, sample, train
+from . import complete, fewshot, generate, homotopy, impute, interpolate, reconstruct, report, sample, train
 
 #: Errors that mean "your input is wrong" and are reported in one message.
 USER_ERRORS = (ConfigError, CheckpointError, FileNotFoundError, ValueError, TypeError, NotImplementedError)
@@ -31,7 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     """The ``vaekit`` parser with every available subcommand registered."""
     parser = argparse.ArgumentParser(prog="vaekit", description="Variational autoencoders from pluggable latent layers.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for mod in (train, eval_cmd, sample, complete, reconstruct, interpolate, report, fewshot, generate, homotopy):
+    for mod in (train, eval_cmd, sample, complete, reconstruct, interpolate, report, fewshot, generate, homotopy, impute):
         mod.add_parser(sub)
     try:  # written by another module; optional so the rest of the CLI never depends on it
         from . import reproduce

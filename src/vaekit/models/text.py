@@ -24,7 +24,7 @@ from ..registry import ConfigError, Fraction, PositiveInt, build, check_kwargs
 from .base import MODELS, LatentVariableModel, VAEOutput
 
 __all__ = ["TextVAE", "LanguageModel", "SentenceDistribution", "decoder_inputs", "greedy_decode", "sample_decode",
-           "beam_decode", "homotopy", "validate_tokens", "TextClassifier", "TextM2"]
+           "beam_decode", "impute", "WILDCARD", "homotopy", "validate_tokens", "TextClassifier", "TextM2"]
 
 
 def validate_tokens(x: Tensor, vocab_size: int, name: str = "x") -> None:
@@ -139,51 +139,90 @@ def sample_decode(model: "_Decoding", c: Tensor | None, n: int | None = None, ma
     return model._decode(c, n if c is None else c.shape[0], "sample", max_len, temperature, generator=generator)
 
 
+WILDCARD = -1
+"""A template position whose word is to be imputed (:func:`beam_decode`, :func:`impute`)."""
+
+
+def _check_templates(template: list[list[int]], n: int, vocab_size: int) -> None:
+    if len(template) != n:
+        raise ValueError(f"template has {len(template)} rows but there are {n} codes to decode")
+    for i, row in enumerate(template):
+        if not row:
+            raise ValueError(f"template row {i} is empty: give at least one word or WILDCARD")
+        bad = [w for w in row if w != WILDCARD and not 0 <= w < vocab_size]
+        if bad:
+            raise ValueError(f"template row {i} holds token ids outside [0, {vocab_size}) other than WILDCARD "
+                             f"({WILDCARD}): {bad[:5]}")
+        special = [w for w in row if w in (PAD_ID, BOS_ID, EOS_ID)]
+        if special:
+            raise ValueError(f"template row {i} holds <pad>, <bos> or <eos> ids {special[:5]}: give the words only "
+                             "(the end of the sentence is decoded)")
+
+
 @torch.no_grad()
 def beam_decode(model: "_Decoding", c: Tensor | None, n: int | None = None, beam: int = 5,
-                max_len: int | None = None) -> Tensor:
+                max_len: int | None = None, template: list[list[int]] | None = None,
+                free_tail: bool = False) -> Tensor:
     r"""Beam search for :math:`\arg\max_x \log p(x|c)` (sum of token log-probabilities, ``<eos>`` included, no length
     normalisation), ``beam`` hypotheses per code; ``(N, L)`` rows ending in ``<eos>``.
 
+    With ``template`` (one list of token ids per code), the search is constrained: position ``t`` of row ``i`` is
+    ``template[i][t]`` where that is a word id, and any word but ``<eos>`` and ``<unk>`` where it is
+    :data:`WILDCARD` (the words to impute); after the template the sentence ends (``free_tail=False``: exactly
+    ``len(template[i])`` words) or continues freely up to ``max_len`` words and ``<eos>`` (``free_tail=True``:
+    Bowman et al. 2016's completion of a truncated sentence, Sec. 5.2). Observed words are scored too, so the
+    result maximises the joint :math:`\log p(x|c)` over the imputed words.
+
     Raises:
-        ValueError: ``beam < 1``.
+        ValueError: ``beam < 1``; a template with the wrong number of rows, an empty row, or ids outside the
+            vocabulary or special (``<pad>``, ``<bos>``, ``<eos>``).
     """
     if beam < 1:
         raise ValueError(f"beam must be >= 1, got {beam}")
     n = n if c is None else c.shape[0]
     max_len = max_len or model.max_decode_len
+    if template is not None:
+        _check_templates(template, n, model.vocab_size)
     dev = next(model.parameters()).device
     rows = []
     for i in range(n):
+        tmpl = None if template is None else template[i]
+        # the forced end: after the template, or at max_len (never inside the template)
+        end = max_len if tmpl is None else (max(max_len, len(tmpl)) if free_tail else len(tmpl))
         ci = None if c is None else c[i:i + 1].expand(beam, -1)
         seqs = torch.full((1, 0), PAD_ID, dtype=torch.int64, device=dev)
         scores = torch.zeros(1, device=dev)
         tok = torch.full((1, 1), BOS_ID, dtype=torch.int64, device=dev)
         state = None
         best, best_score = None, -math.inf
-        for t in range(max_len + 1):
+        for t in range(end + 1):
             k = seqs.shape[0]
             st = None if state is None else (state[0][:, :k], state[1][:, :k])
             logits, state = model.decoder(model._step_inputs(tok) if t else tok, None if ci is None else ci[:k], st)
             lp = torch.log_softmax(logits[:, -1], -1)
             lp[:, PAD_ID] = lp[:, BOS_ID] = -math.inf
-            if t == max_len:
+            only = EOS_ID if t == end else (tmpl[t] if tmpl is not None and t < len(tmpl) else None)
+            if only is not None and only != WILDCARD:
                 lp_keep = torch.full_like(lp, -math.inf)
-                lp_keep[:, EOS_ID] = lp[:, EOS_ID]
+                lp_keep[:, only] = lp[:, only]
                 lp = lp_keep
+            elif only == WILDCARD:
+                lp[:, EOS_ID] = lp[:, UNK_ID] = -math.inf
             cand = (scores.unsqueeze(-1) + lp).view(-1)
             top = torch.topk(cand, min(beam, cand.numel()))
-            prev, word = top.indices // lp.shape[1], top.indices % lp.shape[1]
+            finite = torch.isfinite(top.values)  # a forced word leaves fewer than `beam` candidates
+            values, idx = top.values[finite], top.indices[finite]
+            prev, word = idx // lp.shape[1], idx % lp.shape[1]
             new = torch.cat([seqs[prev], word.unsqueeze(-1)], 1)
             ended = word == EOS_ID
             for j in ended.nonzero().flatten().tolist():
-                if top.values[j] > best_score:
-                    best, best_score = new[j], float(top.values[j])
+                if values[j] > best_score:
+                    best, best_score = new[j], float(values[j])
             live = ~ended
             # stop when no live hypothesis can beat the best ended one (scores only fall)
-            if not bool(live.any()) or float(top.values[live].max()) <= best_score:
+            if not bool(live.any()) or float(values[live].max()) <= best_score:
                 break
-            seqs, scores = new[live], top.values[live]
+            seqs, scores = new[live], values[live]
             state = (state[0][:, prev[live]], state[1][:, prev[live]])
             tok = word[live].unsqueeze(-1)
         rows.append(best)
@@ -192,6 +231,62 @@ def beam_decode(model: "_Decoding", c: Tensor | None, n: int | None = None, beam
     for i, r in enumerate(rows):
         out[i, :r.shape[0]] = r
     return out
+
+
+@torch.no_grad()
+def impute(model: "_Decoding", x: Tensor, missing: Tensor, beam: int = 5, free_tail: bool = False) -> Tensor:
+    r"""Fill in the ``missing`` words of sentences ``x`` by constrained beam search (Bowman et al. 2016, Sec. 5.2).
+
+    A :class:`TextVAE` first infers a code from the observed words alone, :math:`z = \mathrm{encode}(\tilde x)`
+    (the posterior mean, mean direction on a sphere), where :math:`\tilde x` is ``x`` with the missing words read
+    as ``<unk>`` (``free_tail=False``) or dropped (``free_tail=True``: the encoder sees only the observed prefix),
+    then decodes :math:`\arg\max \log p(x|z)` over the missing words with the observed ones fixed. A
+    :class:`LanguageModel` decodes :math:`\arg\max \log p(x)` the same way (the baseline).
+
+    Args:
+        x: ``(N, T)`` token rows (``w_1 .. w_n <eos> <pad> ..``).
+        missing: ``(N, T)`` bool, True at the words to impute (never at ``<eos>``/padding). With
+            ``free_tail=True`` the missing words must be a suffix of each sentence; their number is then not
+            kept (the sentence is continued freely up to the model's ``max_decode_len``).
+    Returns:
+        ``(N, L)`` rows ending in ``<eos>``, observed words unchanged.
+
+    Raises:
+        ValueError: shapes differ, a missing position at ``<eos>``/padding, a sentence with no observed word, a
+            non-suffix gap with ``free_tail=True``, or the template errors of :func:`beam_decode`.
+    """
+    validate_tokens(x, model.vocab_size)
+    if missing.shape != x.shape or missing.dtype != torch.bool:
+        raise ValueError(f"missing must be a bool tensor of x's shape {tuple(x.shape)}, got "
+                         f"{missing.dtype} {tuple(missing.shape)}")
+    lengths = sentence_lengths(x) - 1  # words, <eos> excluded
+    pos = torch.arange(x.shape[1], device=x.device)
+    words = pos.unsqueeze(0) < lengths.unsqueeze(1)
+    if bool((missing & ~words).any()):
+        raise ValueError("missing is True at an <eos> or padding position: only words can be imputed")
+    template, observed = [], []
+    for i in range(x.shape[0]):
+        n_i, m_i = int(lengths[i]), missing[i, : int(lengths[i])]
+        if bool(m_i.all()):
+            raise ValueError(f"sentence {i} has no observed word: nothing to condition on (use sampling instead)")
+        if free_tail:
+            first = int(m_i.nonzero()[0]) if bool(m_i.any()) else n_i
+            if bool(m_i[first:].logical_not().any()):
+                raise ValueError(f"sentence {i}: with free_tail the missing words must end the sentence")
+            template.append(x[i, :first].tolist())
+            observed.append(x[i, :first].tolist())
+        else:
+            template.append([WILDCARD if bool(m) else int(w) for w, m in zip(x[i, :n_i], m_i)])
+            observed.append([UNK_ID if bool(m) else int(w) for w, m in zip(x[i, :n_i], m_i)])
+    c = None
+    if isinstance(model, TextVAE):
+        width = max(len(o) for o in observed) + 1
+        xo = torch.full((len(observed), width), PAD_ID, dtype=torch.int64, device=x.device)
+        for i, o in enumerate(observed):
+            xo[i, : len(o)] = torch.tensor(o, dtype=torch.int64)
+            xo[i, len(o)] = EOS_ID
+        c = model.encode(xo)
+    return beam_decode(model, c, x.shape[0], beam, template=template, free_tail=free_tail)
 
 
 class SentenceDistribution(Distribution):

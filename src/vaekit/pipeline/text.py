@@ -5,12 +5,17 @@ from __future__ import annotations
 import json
 import math
 import sys
+import time
 from pathlib import Path
 from typing import Any, Literal
 
 import torch
 
-__all__ = ["open_text_run", "encode_text", "generate_text", "homotopy_text", "homotopy_pairs", "text_summary"]
+__all__ = ["open_text_run", "encode_text", "generate_text", "homotopy_text", "homotopy_pairs", "impute_text",
+           "imputation_benchmark", "text_summary"]
+
+BLANK = "___"
+"""The word placeholder of :func:`impute_text` (three underscores)."""
 
 
 def open_text_run(run_dir: str | Path, checkpoint: str = "best") -> tuple[Any, Any]:
@@ -167,4 +172,101 @@ def text_summary(run_dir: str | Path, mi_rows: int = 1000, au_rows: int = 1000, 
         out["mi_rows"] = mi["n"]
         out["active_units"] = active_units(m, x[:au_rows], batch_size=250)
         out["latent_dim"] = m.latent_dim
+    return out
+
+
+@torch.no_grad()
+def impute_text(run_dir: str | Path, sentence: str, beam: int = 5, free_tail: bool = False,
+                checkpoint: str = "best", lowercase: bool = True) -> str:
+    """``sentence`` with each ``___`` replaced by the run's imputation (:func:`vaekit.models.text.impute`).
+
+    With ``free_tail`` the blanks must end the sentence and the model continues it freely (any length).
+
+    Raises:
+        ValueError: no ``___`` in the sentence, only blanks, or the errors of :func:`impute`.
+    """
+    from ..data.text import encode_sentences
+    from ..models.text import impute
+
+    words = (sentence.lower() if lowercase else sentence).split()
+    if BLANK not in words:
+        raise ValueError(f"sentence {sentence!r} has no {BLANK} to fill in (mark each missing word with {BLANK})")
+    run, vocab = open_text_run(run_dir, checkpoint)
+    observed = [w for w in words if w != BLANK]
+    if not observed:
+        raise ValueError(f"sentence {sentence!r} has only blanks: nothing to condition on")
+    unseen = [w for w in observed if w not in vocab.stoi]
+    if unseen:
+        print(f"vaekit: note: {', '.join(repr(w) for w in unseen)} not in the run's vocabulary: read as <unk>",
+              file=sys.stderr)
+    placeholder = observed[0]  # any in-range id; the blanks' ids are never read
+    x = encode_sentences([[placeholder if w == BLANK else w for w in words]], vocab, where=[repr(sentence)])[0]
+    missing = torch.zeros_like(x, dtype=torch.bool)
+    missing[0, [i for i, w in enumerate(words) if w == BLANK]] = True
+    return _text(vocab, impute(run.model.eval(), x, missing, beam=beam, free_tail=free_tail))[0]
+
+
+@torch.no_grad()
+def imputation_benchmark(run_dirs: list[str | Path], n: int = 500, fraction: float = 0.2, beam: int = 5,
+                         seed: int = 0, split: str = "test", min_words: int = 5, folds: int = 5) -> dict[str, Any]:
+    r"""Bowman et al. (2016, Sec. 5.2)'s imputation test on held-out sentences, for every run in ``run_dirs``.
+
+    ``n`` sentences of at least ``min_words`` words are drawn by ``seed``; the last
+    :math:`\lceil \text{fraction} \cdot n_\text{words}\rceil` words of each are removed and imputed by each run
+    (:func:`vaekit.models.text.impute`, their number kept, beam ``beam``). Reported per run:
+
+    * ``word_accuracy``: the fraction of imputed words equal to the removed ones (± binomial s.e.);
+    * ``adversary_accuracy``: Bowman's adversarial test, here a bag-of-unigrams logistic regression
+      (scikit-learn) told to separate the imputed sentences from the real ones, ``folds``-fold cross-validated
+      accuracy (± s.e. over folds); 0.5 means the imputations cannot be told apart, lower is better.
+
+    All runs must share a vocabulary (they are scored on the same token rows). Raises ``ValueError`` otherwise.
+    """
+    import numpy as np
+    from sklearn.feature_extraction.text import CountVectorizer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import cross_val_score
+
+    from ..models.text import impute
+    from ..nets.text import PAD_ID, sentence_lengths
+    from ..pipeline import eval_data
+
+    if not 0.0 < fraction < 1.0:
+        raise ValueError(f"fraction must be in (0, 1), got {fraction}")
+    runs = [open_text_run(r) for r in run_dirs]
+    vocab = runs[0][1]
+    for (r, v), d in zip(runs, run_dirs):
+        if v.itos != vocab.itos:
+            raise ValueError(f"{d}: its vocabulary differs from {run_dirs[0]}'s; imputations must be compared on "
+                             "the same token rows")
+    x, _, _ = eval_data(runs[0][0].config, split, torch.device("cpu"))
+    words = sentence_lengths(x) - 1
+    ok = (words >= min_words).nonzero().flatten()
+    g = torch.Generator().manual_seed(seed)
+    pick = ok[torch.randperm(ok.shape[0], generator=g)[:n]]
+    x, words = x[pick], words[pick]
+    x = x[:, : int(words.max()) + 1]
+    k = torch.ceil(words.double() * fraction).long()
+    pos = torch.arange(x.shape[1])
+    missing = (pos.unsqueeze(0) >= (words - k).unsqueeze(1)) & (pos.unsqueeze(0) < words.unsqueeze(1))
+    real = _text(vocab, x)
+    out: dict[str, Any] = {"n": int(x.shape[0]), "fraction": fraction, "beam": beam, "seed": seed, "split": split,
+                           "imputed_words": int(missing.sum()), "runs": {}}
+    for (run, _), d in zip(runs, run_dirs):
+        t0 = time.perf_counter()
+        rows = torch.full_like(x, PAD_ID)
+        for i in range(0, x.shape[0], 50):
+            r = impute(run.model.eval(), x[i:i + 50], missing[i:i + 50], beam=beam)
+            rows[i:i + 50, : r.shape[1]] = r  # the word count is kept, so r is never wider than x
+        hit = (rows == x)[missing].double()
+        fake = _text(vocab, rows)
+        texts, labels = real + fake, np.r_[np.zeros(len(real)), np.ones(len(fake))]
+        feats = CountVectorizer(token_pattern=r"\S+").fit_transform(texts)
+        acc = cross_val_score(LogisticRegression(max_iter=2000), feats, labels,
+                              cv=folds)
+        out["runs"][Path(d).name] = {
+            "word_accuracy": float(hit.mean()), "word_accuracy_se": float(math.sqrt(hit.mean() * (1 - hit.mean()) / hit.numel())),
+            "adversary_accuracy": float(acc.mean()), "adversary_accuracy_se": float(acc.std(ddof=1) / math.sqrt(folds)),
+            "seconds": round(time.perf_counter() - t0, 1),
+            "examples": [{"real": real[i], "imputed": fake[i]} for i in range(min(5, len(real)))]}
     return out

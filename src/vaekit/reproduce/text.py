@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import sys
 import time
 from pathlib import Path
 from typing import Any, Iterator
@@ -178,10 +179,28 @@ def main(argv: list[str] | None = None) -> int:
     b.add_argument("--alpha", type=float, default=10.0, help="classifier weight per labelled sentence (default: 10)")
     b.add_argument("--out-dir", default="runs/text_ssl", help="folder of the run directories (default: runs/text_ssl)")
     b.add_argument("--threads", type=int, default=1, help="torch threads (default: 1)")
+    c = sub.add_parser("impute", help="Bowman et al.'s imputation test (last 20 %% of words) on PTB runs")
+    c.add_argument("runs", help="comma-separated run directories sharing one vocabulary")
+    c.add_argument("--n", type=int, default=2000, help="test sentences of >= 5 words (default: 2000)")
+    c.add_argument("--beam", type=int, default=5, help="beam width (default: 5)")
+    c.add_argument("--out", default="docs/results/text_impute.json", help="JSON to write (default: docs/results/text_impute.json)")
+    c.add_argument("--threads", type=int, default=1, help="torch threads (default: 1)")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     if args.what == "ptb":
         ptb_table(args.runs_dir, args.out)
+        return 0
+    if args.what == "impute":
+        from ..pipeline.text import imputation_benchmark
+
+        t0 = time.perf_counter()
+        r = imputation_benchmark(args.runs.split(","), n=args.n, beam=args.beam)
+        r["command"] = "python -m vaekit.reproduce.text " + " ".join(argv if argv is not None else sys.argv[1:])
+        r["wall_seconds"] = round(time.perf_counter() - t0, 1)
+        try:
+            Path(args.out).write_text(json.dumps(r, indent=1) + "\n")
+        finally:
+            print(json.dumps(r))  # the results reach the terminal even if the write fails
         return 0
     for seed in [int(s) for s in args.seeds.split(",")]:
         for method in args.methods.split(","):
