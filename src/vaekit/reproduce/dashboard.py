@@ -437,7 +437,7 @@ PAPERS: tuple[Paper, ...] = (
     Paper("bowman", "Bowman et al. 2016, sentence VAE", "sentence VAE", _need("vaekit.models:TextVAE"),
           _bowman, "text.md"),
     Paper("convdraw", "Gregor et al. 2016, convolutional DRAW", "conceptual compression",
-          _need("vaekit.models:ConvDRAW"), _generic("convdraw.json"), "objectives_architectures.md"),
+          _need("vaekit.models:ConvDRAW"), _generic("convdraw.json"), "convdraw.md"),
     Paper("zhao", "Zhao, Song & Ermon 2017, objectives and sequential VAE", "Zhao et al. objectives / sequential VAE",
           _need("vaekit.objectives:mmd"), _generic("objectives_architectures.json"), "objectives_architectures.md"),
     Paper("stein", "Pu et al. 2017, Stein VAE", "Stein VAE", _need("vaekit.models:SteinVAE"),
