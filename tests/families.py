@@ -61,11 +61,18 @@ def _m2(latent: dict) -> dict:
             "likelihood": {"type": "bernoulli"}, "n_classes": 3}
 
 
+def _sequential(latent: dict) -> dict:
+    # two steps: the second step's encoder and decoder see the first step's output (tests/test_sequential_vae.py)
+    return {"type": "sequential_vae", "steps": 2, "encoder": _net([16]), "latent": latent, "decoder": _net([16]),
+            "likelihood": {"type": "bernoulli"}}
+
+
 #: model case -> builder of a small spec from a latent spec (the family of the top layer for stacked models);
 #: the registered type is the spec's ``type`` (a conditional type has one case per kind of condition)
 MODEL_SPECS = {"vae": _vae, "hvae": _hvae, "cvae": _cvae({"type": "label", "n_classes": 3}, prior_net=True),
                "cvae_mask": _cvae({"type": "mask"}, prior_net=True),
-               "cvae_tensor": _cvae({"type": "tensor", "dim": 2}, prior_net=False), "m2": _m2}
+               "cvae_tensor": _cvae({"type": "tensor", "dim": 2}, prior_net=False), "m2": _m2,
+               "sequential_vae": _sequential}
 
 
 def _stein(dim: int = 3) -> dict:

@@ -24,7 +24,25 @@ from .base import MODELS, LatentVariableModel
 from .build import build_net
 
 
-class StackedPosterior(RsampleAndLogProb, Distribution):
+class TuplePosterior(RsampleAndLogProb, Distribution):
+    """Base of a posterior over a tuple latent ``(z_1, ..., z_L)`` of ``model`` given ``x`` ``(B, D)``: batch shape
+    ``(B,)``, reparameterised; subclasses write ``rsample_and_log_prob``, ``log_prob`` and ``mean``."""
+
+    has_rsample = True
+
+    def __init__(self, model: "TupleLatentModel", x: Tensor) -> None:
+        self.model, self.x = model, x
+        super().__init__(x.shape[:-1], torch.Size(), validate_args=False)
+
+    def rsample(self, sample_shape=torch.Size()) -> tuple[Tensor, ...]:
+        return self.rsample_and_log_prob(sample_shape)[0]
+
+    def sample(self, sample_shape=torch.Size()) -> tuple[Tensor, ...]:
+        with torch.no_grad():
+            return self.rsample(sample_shape)
+
+
+class StackedPosterior(TuplePosterior):
     r"""``q(z_{1:L}|x) = prod_l q(z_l | z_{l-1})``, ``z_0 = x``, as one distribution over tuples ``(z_1, ..., z_L)``.
 
     Samples are drawn ancestrally: ``sample_shape`` samples of ``z_1`` per input, one ``z_{l+1}`` per
@@ -33,12 +51,6 @@ class StackedPosterior(RsampleAndLogProb, Distribution):
     ``mean`` is the tuple of layer means passed upwards (``m_l = E[z_l | z_{l-1} = m_{l-1}]``),
     what ``encode`` uses.
     """
-
-    has_rsample = True
-
-    def __init__(self, model: "HierarchicalVAE", x: Tensor) -> None:
-        self.model, self.x = model, x
-        super().__init__(x.shape[:-1], torch.Size(), validate_args=False)
 
     def conditionals(self, zs: Sequence[Tensor]) -> list[Distribution]:
         """``[q(z_1|x), q(z_2|z_1), …, q(z_L|z_{L-1})]`` at the given ``zs`` (batch shapes ``zs[l].shape[:-1]``)."""
@@ -57,13 +69,6 @@ class StackedPosterior(RsampleAndLogProb, Distribution):
             h = z
         assert log_q is not None
         return tuple(zs), log_q
-
-    def rsample(self, sample_shape=torch.Size()) -> tuple[Tensor, ...]:
-        return self.rsample_and_log_prob(sample_shape)[0]
-
-    def sample(self, sample_shape=torch.Size()) -> tuple[Tensor, ...]:
-        with torch.no_grad():
-            return self.rsample(sample_shape)
 
     def log_prob(self, zs: Sequence[Tensor]) -> Tensor:
         self.model.check_latent(zs)
@@ -108,7 +113,61 @@ class StackedPrior(Distribution):
         return total
 
 
-class HierarchicalVAE(LatentVariableModel):
+class TupleLatentModel(LatentVariableModel):
+    """Base of models whose latent is a tuple ``(z_1, ..., z_L)`` of ``(*S, B, D_l)`` tensors, one per latent layer
+    of :meth:`latent_parts` (:class:`HierarchicalVAE`'s layers, :class:`~vaekit.models.SequentialVAE`'s steps):
+    the widths, the product latent space and the check of a given latent. ``part_name`` and ``part_symbol`` name
+    a part and their count in messages. Subclasses set ``likelihood``."""
+
+    part_name, part_symbol = "layer", "L"
+
+    def latent_parts(self) -> Sequence[LatentLayer]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    @property
+    def data_dim(self) -> int:
+        return self.likelihood.data_dim
+
+    @property
+    def latent_dims(self) -> list[int]:
+        return [q.dim for q in self.latent_parts()]
+
+    @property
+    def latent_dim(self) -> int:
+        """Width of :meth:`encode`'s output (all parts concatenated)."""
+        return sum(self.latent_dims)
+
+    @property
+    def latent_space(self) -> LatentSpace:
+        """A product of the parts' spaces, ``parts[l]`` for ``z_{l+1}`` (see :class:`~vaekit.latents.LatentSpace`)."""
+        parts = tuple(latent_space_of(q.prior()) for q in self.latent_parts())
+        return LatentSpace(None, sum(p.dim for p in parts), "product", None,
+                           f"a tuple (z_1, ..., z_{self.part_symbol}): move in each {self.part_name}'s space", parts)
+
+    def check_latent(self, zs: Sequence[Tensor]) -> None:
+        """Raise ``ValueError`` unless ``zs`` is a sequence ``(z_1, ..., z_L)`` with the parts' widths."""
+        dims, sym = self.latent_dims, self.part_symbol
+        if isinstance(zs, Tensor) or len(zs) != len(dims):
+            raise ValueError(f"expected a sequence of {len(dims)} {self.part_name} samples (z_1, ..., z_{sym}), got "
+                             f"{type(zs).__name__}{'' if isinstance(zs, Tensor) else f' of length {len(zs)}'}")
+        for l, (z, d) in enumerate(zip(zs, dims)):
+            if z.shape[-1] != d:
+                raise ValueError(f"z_{l + 1} must have last dimension {d}, got shape {tuple(z.shape)}")
+
+    def encode_parts(self, x: Tensor) -> list[Tensor]:
+        """The posterior's point estimate of every part, ``[m_1 (B, D_1), …, m_L]`` (its ``mean`` tuple)."""
+        return list(self.posterior(x).mean)
+
+    def encode(self, x: Tensor) -> Tensor:
+        """All parts' point estimates concatenated, ``(B, sum_l D_l)`` (see :meth:`encode_parts`)."""
+        return torch.cat(self.encode_parts(x), -1)
+
+    def reconstruct(self, x: Tensor) -> Tensor:
+        """Mean of ``p(x | z)`` at the posterior's point estimates (``z_1 = m_1`` for a stack), ``(B, data_dim)``."""
+        return self.decode(self.posterior(x).mean).mean
+
+
+class HierarchicalVAE(TupleLatentModel):
     r"""A VAE with ``L`` stochastic layers: bottom-up inference, top-down generation.
 
     .. math::
@@ -151,38 +210,12 @@ class HierarchicalVAE(LatentVariableModel):
         self.p_layers = nn.ModuleList(priors)  # p(z_l | z_{l+1}), l < L
         self.likelihood = likelihood
 
-    @property
-    def data_dim(self) -> int:
-        return self.likelihood.data_dim
+    def latent_parts(self) -> Sequence[LatentLayer]:
+        return self.q_layers
 
     @property
     def num_layers(self) -> int:
         return len(self.q_layers)
-
-    @property
-    def latent_dims(self) -> list[int]:
-        return [p.dim for p in self.q_layers]
-
-    @property
-    def latent_dim(self) -> int:
-        """Width of :meth:`encode`'s output (all layers concatenated)."""
-        return sum(self.latent_dims)
-
-    @property
-    def latent_space(self) -> LatentSpace:
-        """A product of the layers' spaces, ``parts[l]`` for ``z_{l+1}`` (see :class:`~vaekit.latents.LatentSpace`)."""
-        parts = tuple(latent_space_of(q.prior()) for q in self.q_layers)
-        return LatentSpace(None, sum(p.dim for p in parts), "product", None,
-                           "a tuple (z_1, ..., z_L): move in each part's space", parts)
-
-    def check_latent(self, zs: Sequence[Tensor]) -> None:
-        """Raise ``ValueError`` unless ``zs`` is a sequence ``(z_1, ..., z_L)`` with the layers' widths."""
-        if isinstance(zs, Tensor) or len(zs) != self.num_layers:
-            raise ValueError(f"expected a sequence of {self.num_layers} layer samples (z_1, ..., z_L), got "
-                             f"{type(zs).__name__}{'' if isinstance(zs, Tensor) else f' of length {len(zs)}'}")
-        for l, (z, d) in enumerate(zip(zs, self.latent_dims)):
-            if z.shape[-1] != d:
-                raise ValueError(f"z_{l + 1} must have last dimension {d}, got shape {tuple(z.shape)}")
 
     # ----- the protocol -----------------------------------------------------------------------------
     def posterior(self, x: Tensor) -> StackedPosterior:
@@ -204,15 +237,7 @@ class HierarchicalVAE(LatentVariableModel):
 
     def encode_layers(self, x: Tensor) -> list[Tensor]:
         """Per-layer point estimates ``[m_1 (B, D_1), …, m_L]``, means passed upwards."""
-        return list(self.posterior(x).mean)
-
-    def encode(self, x: Tensor) -> Tensor:
-        """All layers' means concatenated, ``(B, sum_l D_l)`` (see :meth:`encode_layers`)."""
-        return torch.cat(self.encode_layers(x), -1)
-
-    def reconstruct(self, x: Tensor) -> Tensor:
-        """Mean of ``p(x | z_1 = m_1)``, ``(B, data_dim)``."""
-        return self.decode(self.posterior(x).mean).mean
+        return self.encode_parts(x)
 
 
 _LAYER_KEYS = {"encoder", "latent", "decoder", "prior"}
@@ -264,4 +289,4 @@ def build_hvae(data_dim: int, image_shape: Sequence[int] | None, layers: list, l
     return HierarchicalVAE(encoders, posteriors, decoders, priors, lik)
 
 
-__all__ = ["HierarchicalVAE", "StackedPosterior", "StackedPrior", "build_hvae"]
+__all__ = ["TupleLatentModel", "TuplePosterior", "HierarchicalVAE", "StackedPosterior", "StackedPrior", "build_hvae"]

@@ -5,7 +5,8 @@ from .iwae import DReGObjective, IWAEObjective  # registers 'iwae' and 'dreg'
 from .mmd import InfoVAEObjective, gaussian_rbf_mmd2, imq_kernel, mmd_unbiased, rbf_kernel  # registers 'infovae'
 from .registry import OBJECTIVES, Objective, build_objective
 from .stein import SteinObjective, SteinVIWAEObjective  # registers 'stein' and 'stein_viwae'
+from .sequential import SequentialObjective  # registers 'sequential'
 
 __all__ = ["elbo", "beta_elbo", "kl_warmup", "free_bits_kl", "iwae_from_log_weights", "OBJECTIVES", "Objective",
            "build_objective", "IWAEObjective", "DReGObjective", "SteinObjective", "SteinVIWAEObjective",
-           "InfoVAEObjective", "mmd_unbiased", "rbf_kernel", "imq_kernel", "gaussian_rbf_mmd2"]
+           "InfoVAEObjective", "SequentialObjective", "mmd_unbiased", "rbf_kernel", "imq_kernel", "gaussian_rbf_mmd2"]
