@@ -340,22 +340,28 @@ class ConvDRAW(LatentVariableModel):
         :meth:`reconstruct` decodes)."""
         return self._unroll(x, mode="mean").z
 
-    @torch.no_grad()
-    def partial_reconstruction(self, x: Tensor, t: int, mean: bool = True) -> Tensor:
-        r"""Conceptual compression: decode from the first ``t`` latents only, ``(B, data_dim)`` means of p(x|·).
+    def partial_decode(self, x: Tensor, t: int, mean: bool = True) -> Distribution:
+        r"""Conceptual compression: ``p(x | z_{1:t}, prior means after t)``, batch shape ``(B,)``.
 
-        ``z_s`` for ``s <= t`` is the posterior mean (``mean=True``) or a draw from q; ``z_s`` for ``s > t`` is
-        the mean of the learned prior ``p(z_s | z_{<s})``. ``t = T`` is :meth:`reconstruct`; ``t = 0`` uses the
-        prior means only (the same image for every ``x``). The rate of the first ``t`` steps is
-        ``sum_{s<=t} KL_s`` (:meth:`trace`).
+        ``z_s`` for ``s <= t`` is the posterior mean (``mean=True``, each step fed the previous means) or a draw from
+        q; ``z_s`` for ``s > t`` is the mean of the learned prior ``p(z_s | z_{<s})``. ``t = T`` decodes
+        :meth:`encode`; ``t = 0`` uses the prior means only (the same distribution for every ``x``). The rate of the
+        first ``t`` steps is ``sum_{s<=t} KL_s`` (:meth:`trace`), its distortion ``-log_prob(x)`` (nats).
 
         Raises:
             ValueError: ``t`` not an int in ``0..T``, or ``x`` not ``(B, C*H*W)``.
         """
         if not isinstance(t, int) or isinstance(t, bool) or not 0 <= t <= self.steps:
             raise ValueError(f"t must be an int in 0..{self.steps} (T), got {t!r}")
-        tr = self._unroll(x, mode="mean" if mean else "sample", keep=t)
-        return self.likelihood(tr.canvas).mean
+        return self.likelihood(self._unroll(x, mode="mean" if mean else "sample", keep=t).canvas)
+
+    def partial_reconstruction(self, x: Tensor, t: int, mean: bool = True) -> Tensor:
+        """The mean of :meth:`partial_decode`, ``(B, data_dim)``: the image decoded from the first ``t`` latents.
+
+        Raises:
+            ValueError: as :meth:`partial_decode`.
+        """
+        return self.partial_decode(x, t, mean).mean
 
 
 class DrawPosterior(RsampleAndLogProb, Distribution):
