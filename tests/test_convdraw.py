@@ -192,3 +192,24 @@ def test_errors_name_the_bad_value():
         build_model({"type": "convdraw"}, data_dim=D_X, image_shape=None)
     with pytest.raises(ValueError, match="kernel_size must be odd"):
         ConvDRAW(lik, SHAPE, kernel_size=2)
+
+
+def test_the_reproduction_evaluates_a_model_and_decides_its_claims():
+    from vaekit.reproduce.convdraw import dashboard, evaluate
+
+    m, x = _model(dtype=torch.float32), _x(20, seed=6, dtype=torch.float32)
+    clf = torch.nn.Linear(D_X, 10)
+    res = evaluate(m, x, x, torch.arange(20) % 10, clf, k=8, batch=7)
+    rd = res["rate_distortion"]
+    assert [r["t"] for r in rd] == list(range(T + 1)) and rd[0]["rate_bits"]["mean"] == 0.0
+    assert rd[-1]["rate_bits"]["mean"] == pytest.approx(res["kl_total"]["mean"] / math.log(2), rel=1e-9)
+    assert res["bookkeeping_max_abs_gap"] == 0.0 and len(res["kl_steps"]) == T
+    assert res["elbo"]["mean"] == pytest.approx(-res["recon"]["mean"] - res["kl_total"]["mean"], rel=1e-9)
+    assert all(0.0 <= r["accuracy"]["mean"] <= 1.0 for r in rd)
+    # verdicts follow the numbers: a paired T8 - T1 gain of 5 +- 1 nats holds, 1 +- 0.2 does not
+    runs = {"t8": {**res, "T": 8, "epochs": 1, "kl_steps": [{"mean": v, "se": 0.1} for v in (30, 20, 9, 5, 4, 3, 2, 1)],
+                   "rate_distortion": rd[:2] + [{**rd[-1], "accuracy": {"mean": 0.9, "se": 0.01}}]}}
+    for gain, se, verdict in ((5.0, 1.0, True), (1.0, 0.2, False), (2.5, 1.0, None)):
+        claims = dashboard(runs, {"t8_minus_t1": {"iwae": {"mean": gain, "se": se}}})["claims"]
+        assert claims[0]["holds"] is verdict
+        assert claims[1]["holds"] is True and claims[2]["holds"] is True and claims[3]["holds"] is True
