@@ -271,3 +271,29 @@ def test_vae_imputation_estimate_converges_to_quadrature():
     est = torch.stack([imputation_log_likelihood(vae, x, mask, 20_000, gibbs_steps=5) for _ in range(8)])
     mean, se = est.mean(0), est.std(0) / math.sqrt(8)
     assert ((mean - ref).abs() < 4 * se + 1e-4).all(), (mean, ref, se)
+
+
+def test_m1m2_standardised_active_features():
+    """M1's inactive code dimensions (variance <= 0.01) are dropped and the rest put on unit scale; the M1M2
+    wrapper applies the same map; missing or inconsistent statistics are refused."""
+    from vaekit.models.m2 import M1M2, standardised_active_features
+
+    g = torch.Generator().manual_seed(0)
+    codes = torch.randn(4000, 5, generator=g) * torch.tensor([2.0, 0.03, 1.0, 0.05, 0.5]) + torch.arange(5.0)
+    f = standardised_active_features(codes)
+    assert f["active"] == [0, 2, 4]
+    z = (codes[:, f["active"]] - torch.tensor(f["shift"])) / torch.tensor(f["scale"])
+    assert torch.allclose(z.mean(0), torch.zeros(3), atol=1e-5) and torch.allclose(z.std(0), torch.ones(3), atol=1e-5)
+
+    class Code(torch.nn.Module):
+        def encode(self, x):
+            return x
+
+    wrapped = M1M2(Code(), torch.nn.Identity(), **f)
+    assert torch.allclose(wrapped.features(codes[:10]), z[:10])
+    with pytest.raises(ValueError, match="no dimension"):
+        standardised_active_features(torch.zeros(10, 3))
+    with pytest.raises(ValueError, match="together"):
+        M1M2(Code(), torch.nn.Identity(), active=[0])
+    with pytest.raises(ValueError, match="> 0"):
+        M1M2(Code(), torch.nn.Identity(), active=[0], shift=[0.0], scale=[0.0])

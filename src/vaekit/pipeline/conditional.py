@@ -217,8 +217,9 @@ def evaluate_steps_run(run_dir: str | Path, data_dir: str | None = None, n_eval:
         v = -_batched(lambda b: model.conditional_log_likelihood(b, mask), x)
         res["cond_nll"], res["per_image"] = _mean_se(v), v.tolist()
     elif hasattr(model, "classify"):
-        if kind == "m1m2":
-            clf = M1M2(load_steps_run(run_dir.parent / "m1"), model)
+        if kind in ("m1m2", "m1m2s"):
+            f = spec.get("features") or {}
+            clf = M1M2(load_steps_run(run_dir.parent / "m1"), model, f.get("active"), f.get("shift"), f.get("scale"))
             ds = load_dataset("mnist", data_dir=data_dir)
             res["test_error"] = classification_error(clf, ds.test.x, yt)  # M1 was fed grey levels
         else:

@@ -38,6 +38,7 @@ from torch import Tensor, nn
 
 from ..data import labelled_subset, load_dataset, make_mask, paired_batches
 from ..models import build_from_spec
+from ..models.m2 import M1M2, standardised_active_features
 from ..pipeline.conditional import evaluate_steps_run
 from ..objectives.conditional import cvae_objective, m2_objective, paper_alpha
 from ..train.steps import fit_steps, load_steps_run, read_state
@@ -82,7 +83,7 @@ def spec_of(name: str) -> dict[str, Any]:
         return {"kind": "vae", "epochs": 10, "model": {
             "type": "vae", "encoder": _mlp([500, 500]), "latent": {"type": "gaussian", "dim": 50},
             "decoder": _mlp([500, 500]), "likelihood": _bern()}}
-    m = re.fullmatch(r"(m2|m2relaxed|sup|m1m2)_l(\d+)_s(\d+)", name)
+    m = re.fullmatch(r"(m2|m2relaxed|sup|m1m2|m1m2s)_l(\d+)_s(\d+)", name)
     if m:
         kind, n, seed = m.group(1), int(m.group(2)), int(m.group(3))
         common = {"n_labels": n, "seed": seed}
@@ -92,13 +93,14 @@ def spec_of(name: str) -> dict[str, Any]:
                  "latent": {"type": "gaussian", "dim": 50}, "decoder": _mlp([M2_HIDDEN]), "likelihood": _bern(),
                  "y_treatment": "relaxed" if kind == "m2relaxed" else "enumerate"}
         extra = {}
-        if kind == "m1m2":
+        if kind in ("m1m2", "m1m2s"):
             model["likelihood"] = {"type": "gaussian"}
-            extra["data_dim"] = 50  # M1's code
+            extra["data_dim"] = 50  # M1's code (m1m2s: its active dimensions, counted at training)
         extra["alpha"] = paper_alpha(60_000, n)  # recorded: an earlier m2_l100_s0 used 10 (a wrong conversion)
         return {"kind": kind, "epochs": 5 if kind == "m2" else 10, **common, **extra, "model": model}
     raise ValueError(f"unknown run {name!r}: cvae_label, cvae_q<i>[_hybrid], baseline_q<i>, vae_full, m1, "
-                     "m2_l<n>_s<seed>, m2relaxed_l<n>_s<seed>, sup_l<n>_s<seed>, m1m2_l<n>_s<seed>")
+                     "m2_l<n>_s<seed>, m2relaxed_l<n>_s<seed>, sup_l<n>_s<seed>, m1m2_l<n>_s<seed>, "
+                     "m1m2s_l<n>_s<seed>")
 
 
 def build(spec: dict[str, Any], data_dim: int = D) -> nn.Module:
@@ -132,10 +134,15 @@ def train_run(name: str, out: Path, data_dir: str | None, epochs: int | None = N
     kind = spec["kind"]
     seed = spec.get("seed", 0)
     torch.manual_seed(seed)
-    if kind == "m1m2":
+    if kind in ("m1m2", "m1m2s"):
         m1 = load(out / "m1")
         with torch.no_grad():  # M1's posterior means of the grey-level images, as the paper's features
             x = torch.cat([m1.encode(x[i:i + 1000]) for i in range(0, len(x), 1000)])
+        if kind == "m1m2s":  # active dimensions only, standardised (M1M2's docstring says why)
+            spec["features"] = standardised_active_features(x)
+            f = spec["features"]
+            spec["data_dim"] = len(f["active"])  # what load_steps_run rebuilds M2 with
+            x = (x[:, f["active"]] - torch.tensor(f["shift"])) / torch.tensor(f["scale"])
     model = build(spec, x.shape[1])
 
     def rows(e: int, g: torch.Generator):
@@ -163,7 +170,7 @@ def train_run(name: str, out: Path, data_dir: str | None, epochs: int | None = N
     else:
         lab_idx, unl_idx = labelled_subset(y, spec["n_labels"], seed=seed)
         xl, yl, xu = x[lab_idx], y[lab_idx], x[unl_idx]
-        binar = _bin if kind != "m1m2" else (lambda t: t)
+        binar = _bin if kind not in ("m1m2", "m1m2s") else (lambda t: t)
         if kind == "sup":
             def steps(e, g):
                 for _ in range(spec["steps"]):
@@ -182,12 +189,15 @@ def train_run(name: str, out: Path, data_dir: str | None, epochs: int | None = N
                 u, l_ = pair
                 return m2_objective(m, binar(xu[u]), binar(xl[l_]), yl[l_], alpha)
     monitor = None
-    if kind in ("m2", "m2relaxed", "m1m2"):
+    if kind in ("m2", "m2relaxed", "m1m2", "m1m2s"):
         # the test error after every epoch, a curve for the report (nothing is selected by it)
-        x_test = ds.test.x if kind == "m1m2" else torch.bernoulli(ds.test.x, generator=torch.Generator().manual_seed(0))
-        if kind == "m1m2":
+        stacked = kind in ("m1m2", "m1m2s")
+        x_test = ds.test.x if stacked else torch.bernoulli(ds.test.x, generator=torch.Generator().manual_seed(0))
+        if stacked:
+            f = spec.get("features") or {}
+            clf = M1M2(m1, model, f.get("active"), f.get("shift"), f.get("scale"))
             with torch.no_grad():
-                x_test = torch.cat([m1.encode(x_test[i:i + 1000]) for i in range(0, len(x_test), 1000)])
+                x_test = torch.cat([clf.features(x_test[i:i + 1000]) for i in range(0, len(x_test), 1000)])
         monitor = lambda m: {"test_error": round(float((m.classify(x_test) != ds.test.y).double().mean()), 4)}  # noqa: E731
     return fit_steps(model, steps, loss, epochs=epochs, run_dir=run_dir, spec=spec, seed=seed,
                      max_seconds=max_seconds, log=lambda s: print(s, file=sys.stderr, flush=True), after_epoch=monitor)
@@ -265,7 +275,7 @@ def report(out: Path) -> dict[str, Any]:
     rows = []
     for n in (100, 600, 1000, 3000):
         cells = {}
-        for kind in ("m2", "m2relaxed", "m1m2", "sup"):
+        for kind in ("m2", "m2relaxed", "m1m2", "m1m2s", "sup"):
             runs = [r for name, r in evals.items() if re.fullmatch(rf"{kind}_l{n}_s\d+", name) and "test_error" in r]
             if runs:
                 length = "2,000 steps" if kind == "sup" else \
@@ -274,11 +284,12 @@ def report(out: Path) -> dict[str, Any]:
         if cells:
             p = PAPER_ERROR[n]
             rows.append([n, cells.get("m2", "—"), cells.get("m2relaxed", "—"), cells.get("m1m2", "—"),
-                         cells.get("sup", "—"), p["M2"], p["M1+M2"], p["NN"]])
+                         cells.get("m1m2s", "—"), cells.get("sup", "—"), p["M2"], p["M1+M2"], p["NN"]])
             data.setdefault("m2_table", {})[str(n)] = cells
     if rows:
-        md += ["| labels | M2 (ours) | M2, Gumbel-softmax y (ours) | M1+M2 (ours) | classifier on the labels alone "
-               "(ours) | M2 (paper) | M1+M2 (paper) | NN baseline (paper) |", "|---|---|---|---|---|---|---|---|"]
+        md += ["| labels | M2 (ours) | M2, Gumbel-softmax y (ours) | M1+M2 (ours) | M1+M2, active M1 dims standardised "
+               "(ours) | classifier on the labels alone (ours) | M2 (paper) | M1+M2 (paper) | NN baseline (paper) |",
+               "|---|---|---|---|---|---|---|---|---|"]
         md += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
     # quadrant completion
     q = {k: evals.get(k) for k in ("cvae_q0", "cvae_q0_hybrid", "baseline_q0", "vae_full")}
