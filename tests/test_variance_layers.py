@@ -104,3 +104,36 @@ def test_expected_calibration_error():
     assert expected_calibration_error(probs, y) < 0.02
     sharp = torch.softmax(probs.log() * 3, 1)
     assert expected_calibration_error(sharp, y) > 0.1
+
+
+def test_ensemble_loss_is_the_log_of_the_averaged_probability():
+    """reproduce.variance.ensemble_nll = -log mean_s softmax_y over S head passes (same noise, by seeding)."""
+    from vaekit.reproduce.variance import LeNet5, ensemble_nll
+
+    torch.manual_seed(0)
+    net = LeNet5(variance=True).eval()
+    x, y = torch.rand(6, 784), torch.tensor([0, 1, 2, 3, 4, 5])
+    torch.manual_seed(1)
+    got = ensemble_nll(net, x, y, 4)
+    torch.manual_seed(1)
+    feats = net.features(x.view(-1, 1, 28, 28))
+    p = torch.stack([torch.softmax(net.head(feats), 1) for _ in range(4)]).mean(0)
+    assert float(got) == pytest.approx(float(-p[torch.arange(6), y].log().mean()), rel=1e-5)
+    with pytest.raises(ValueError, match="samples"):
+        ensemble_nll(net, x, y, 0)
+
+
+def test_one_sample_cross_entropy_through_a_final_variance_layer_is_never_below_chance():
+    """Why the variance LeNet needs --train-ens > 1: a final variance layer with zero bias gives logits symmetric
+    about 0, so by Jensen E_eps[CE] >= log K for any input and any sigma (checked by Monte Carlo, 4 s.e.), while the
+    ensemble's -log mean softmax can go well below log K."""
+    torch.manual_seed(0)
+    layer = LinearVariance(8, 5, bias=False)
+    with torch.no_grad():
+        layer.log_sigma2.fill_(-6.0)
+        layer.log_sigma2[0] = 4.0  # class 0 gets a large logit variance
+    x = torch.randn(1, 8).expand(20000, 8)
+    ce = torch.nn.functional.cross_entropy(layer(x), torch.zeros(20000, dtype=torch.int64), reduction="none")
+    assert float(ce.mean()) >= math.log(5) - 4 * float(ce.std()) / math.sqrt(20000)
+    ens = -torch.softmax(layer(x), 1)[:, 0].mean().log()
+    assert float(ens) < math.log(5) - 0.5
