@@ -137,3 +137,19 @@ def test_one_sample_cross_entropy_through_a_final_variance_layer_is_never_below_
     assert float(ce.mean()) >= math.log(5) - 4 * float(ce.std()) / math.sqrt(20000)
     ens = -torch.softmax(layer(x), 1)[:, 0].mean().log()
     assert float(ens) < math.log(5) - 0.5
+
+
+def test_sigma_parameterisation_has_the_same_law():
+    """parameterization='sigma' (the authors'): sigma2() = sigma^2, and the output given x has mean bias and
+    variance (x^2) . sigma^2 (Monte Carlo, 4 s.e.); a bad name is refused."""
+    torch.manual_seed(0)
+    layer = LinearVariance(6, 3, parameterization="sigma")
+    assert torch.allclose(layer.sigma2(), layer.sigma.detach() ** 2)
+    x = torch.randn(1, 6)
+    with torch.no_grad():
+        out = layer(x.expand(40000, 6))
+    var = (x ** 2) @ layer.sigma2().detach().T
+    assert torch.all((out.mean(0)).abs() < 4 * var.sqrt()[0] / 200)
+    assert torch.all((out.var(0) - var[0]).abs() < 4 * var[0] * math.sqrt(2 / 40000))
+    with pytest.raises(ValueError, match="parameterization"):
+        LinearVariance(2, 2, parameterization="std")

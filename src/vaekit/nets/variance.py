@@ -48,20 +48,40 @@ def log_uniform_kl(log_alpha: Tensor) -> Tensor:
 
 
 class _Variance(nn.Module):
-    """Shared state of the variance layers: ``log_sigma2`` (the weights' log-variances), a bias, the noise switch."""
+    """Shared state of the variance layers: the weights' variances, a bias, the noise switch.
 
-    log_sigma2: nn.Parameter
+    ``parameterization`` says what the optimiser sees: ``"log_sigma2"`` (default; ``log_sigma2`` holds
+    :math:`\log\sigma^2`, initialised near :math:`-\log(\text{fan-in})`) or ``"sigma"`` (``sigma`` holds
+    :math:`\sigma`, :math:`\sigma^2 = \sigma\cdot\sigma`, initialised :math:`U(\pm 1/\sqrt{\text{fan-in}})`,
+    the authors' ``core/layers.py``). Why both: with Adam every step moves a parameter by about the learning
+    rate, so in ``log_sigma2`` a variance grows by ~0.1 % per step at lr 1e-3 (about 30 epochs of MNIST to grow by
+    e^8), while in ``sigma`` it grows additively and reaches the same size in a few epochs; the LeNet-5
+    reproduction uses ``"sigma"``.
+    """
 
-    def __init__(self, shape: tuple[int, ...], out: int, bias: bool, init_log_sigma2: float) -> None:
+    def __init__(self, shape: tuple[int, ...], out: int, bias: bool, init_log_sigma2: float | None,
+                 parameterization: str = "log_sigma2") -> None:
         super().__init__()
-        self.log_sigma2 = nn.Parameter(torch.empty(shape))
-        self.bias = nn.Parameter(torch.zeros(out)) if bias else None
+        if parameterization not in ("log_sigma2", "sigma"):
+            raise ValueError(f"parameterization must be 'log_sigma2' or 'sigma', got {parameterization!r}")
+        self.parameterization = parameterization
         fan_in = math.prod(shape[1:])
-        # default: Var(W x) like a Glorot-scaled layer: sigma^2 ~ 1 / fan_in, with a spread to break symmetry
-        centre = -math.log(fan_in) if init_log_sigma2 is None else init_log_sigma2
-        nn.init.normal_(self.log_sigma2, centre, 0.5)
+        if parameterization == "sigma":
+            if init_log_sigma2 is not None:
+                raise ValueError("init_log_sigma2 applies to parameterization='log_sigma2' only")
+            self.sigma = nn.Parameter(torch.empty(shape).uniform_(-1 / math.sqrt(fan_in), 1 / math.sqrt(fan_in)))
+        else:
+            self.log_sigma2 = nn.Parameter(torch.empty(shape))
+            # default: Var(W x) like a Glorot-scaled layer: sigma^2 ~ 1 / fan_in, with a spread to break symmetry
+            centre = -math.log(fan_in) if init_log_sigma2 is None else init_log_sigma2
+            nn.init.normal_(self.log_sigma2, centre, 0.5)
+        self.bias = nn.Parameter(torch.zeros(out)) if bias else None
         #: False: the "mean" pass (eps = 0), whose output is the bias alone
         self.noise = True
+
+    def sigma2(self) -> Tensor:
+        """The weights' variances :math:`\sigma^2`, the parameter's shape."""
+        return self.sigma * self.sigma if self.parameterization == "sigma" else self.log_sigma2.exp()
 
     def _out(self, var: Tensor) -> Tensor:
         if self.noise:
@@ -77,7 +97,7 @@ class _Variance(nn.Module):
     def kl(self) -> Tensor:
         """The variational-dropout KL of all weights under the log-uniform prior (:func:`log_uniform_kl`), nats:
         0 for a variance layer (``θ = 0``, ``α = ∞``), returned as a tensor for use in a loss."""
-        return log_uniform_kl(torch.full_like(self.log_sigma2, math.inf)).sum()
+        return log_uniform_kl(torch.full_like(self.sigma2(), math.inf)).sum()
 
 
 class LinearVariance(_Variance):
@@ -88,14 +108,14 @@ class LinearVariance(_Variance):
     """
 
     def __init__(self, in_features: int, out_features: int, bias: bool = True,
-                 init_log_sigma2: float | None = None) -> None:
+                 init_log_sigma2: float | None = None, parameterization: str = "log_sigma2") -> None:
         if in_features < 1 or out_features < 1:
             raise ValueError(f"in_features and out_features must be >= 1, got {in_features}, {out_features}")
-        super().__init__((out_features, in_features), out_features, bias, init_log_sigma2)
+        super().__init__((out_features, in_features), out_features, bias, init_log_sigma2, parameterization)
         self.in_features, self.out_features = in_features, out_features
 
     def forward(self, x: Tensor) -> Tensor:
-        return self._out(F.linear(x * x, self.log_sigma2.exp()))
+        return self._out(F.linear(x * x, self.sigma2()))
 
 
 class ConvVariance(_Variance):
@@ -106,15 +126,16 @@ class ConvVariance(_Variance):
     """
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1, padding: int = 0,
-                 bias: bool = True, init_log_sigma2: float | None = None) -> None:
+                 bias: bool = True, init_log_sigma2: float | None = None, parameterization: str = "log_sigma2") -> None:
         if min(in_channels, out_channels, kernel_size, stride) < 1 or padding < 0:
             raise ValueError("channels, kernel_size and stride must be >= 1 and padding >= 0, got "
                              f"{in_channels}, {out_channels}, {kernel_size}, {stride}, {padding}")
-        super().__init__((out_channels, in_channels, kernel_size, kernel_size), out_channels, bias, init_log_sigma2)
+        super().__init__((out_channels, in_channels, kernel_size, kernel_size), out_channels, bias, init_log_sigma2,
+                         parameterization)
         self.stride, self.padding = stride, padding
 
     def forward(self, x: Tensor) -> Tensor:
-        return self._out(F.conv2d(x * x, self.log_sigma2.exp(), stride=self.stride, padding=self.padding))
+        return self._out(F.conv2d(x * x, self.sigma2(), stride=self.stride, padding=self.padding))
 
 
 def set_noise(module: nn.Module, noise: bool) -> None:

@@ -2,7 +2,8 @@ r"""LeNet-5 with variance layers on MNIST (Neklyudov et al. 2018, arXiv:1803.037
 
 The network of the authors' ``scripts/lenet5-vn.py``: conv(20, 5) → BN → ReLU → pool → conv(50, 5) → BN → ReLU →
 pool → dense 500 → BN → ReLU → dense 10, with the two dense layers as :class:`~vaekit.nets.LinearVariance`
-(``--var3 --var4``), against the same network with ordinary dense layers. Adam 1e-3 with a linear decay to 0,
+(``--var3 --var4``, weights' standard deviations as the parameters, like the authors' layers: see
+:class:`~vaekit.nets.LinearVariance`'s ``parameterization``), against the same network with ordinary dense layers. Adam 1e-3 with a linear decay to 0,
 batch 200 (the variance layers' log-uniform KL is 0).
 
 The training loss of the variance network is the negative log of the ensemble's predictive probability over
@@ -50,7 +51,8 @@ class LeNet5(nn.Module):
 
     def __init__(self, variance: bool) -> None:
         super().__init__()
-        dense = LinearVariance if variance else nn.Linear
+        # sigma, not log sigma^2, as the authors' layers: Adam grows a variance fast enough only in sigma
+        dense = (lambda i, o: LinearVariance(i, o, parameterization="sigma")) if variance else nn.Linear
         self.features = nn.Sequential(
             nn.Conv2d(1, 20, 5), nn.BatchNorm2d(20), nn.ReLU(), nn.MaxPool2d(2),
             nn.Conv2d(20, 50, 5), nn.BatchNorm2d(50), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten())
