@@ -319,7 +319,8 @@ def validate_objective(model: nn.Module, objective: Callable[..., Any], x: Tenso
     :math:`\mathbb E_q\log p(x|z) - (1-lpha)\mathrm{KL} - (lpha+\lambda-1)\widehat{\mathrm{MMD}}^2`. Batches
     are weighted by their rows. ``step`` fixes a warm-up's weight (the loop passes the run's last step, so every
     epoch is scored by the objective training ends with). Runs in eval mode under a forked RNG seeded with
-    ``seed``, as :func:`validate`.
+    ``seed``, as :func:`validate`. The objective is called outside training, so it must keep no state between
+    calls (no registered objective does; a running baseline would be moved by the validation rows).
 
     Returns:
         the row-weighted mean, in the objective's units (nats for the bounds; an InfoVAE value mixes nats with
