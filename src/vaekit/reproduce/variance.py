@@ -137,7 +137,7 @@ def train(name: str, out: Path, epochs: int, seed: int = 0, batch_size: int = 20
             loss.backward()
             opt.step()
             sched.step()
-            tot, n = tot + float(loss) * idx.numel(), n + idx.numel()
+            tot, n = tot + float(loss.detach()) * idx.numel(), n + idx.numel()
         log.append({"epoch": epoch + 1, "train_nll": tot / n, "seconds": time.perf_counter() - t0})
         print(f"[{name}] epoch {epoch + 1}/{epochs}: train NLL {tot / n:.4f}, {log[-1]['seconds']:.0f} s", flush=True)
         save_checkpoint(ckpt, "last", model, opt, epoch=epoch + 1, step=(epoch + 1) * steps_per_epoch,
