@@ -185,7 +185,6 @@ def impute_text(run_dir: str | Path, sentence: str, beam: int = 5, free_tail: bo
     Raises:
         ValueError: no ``___`` in the sentence, only blanks, or the errors of :func:`impute`.
     """
-    from ..data.text import encode_sentences
     from ..models.text import impute
 
     words = (sentence.lower() if lowercase else sentence).split()
@@ -195,12 +194,8 @@ def impute_text(run_dir: str | Path, sentence: str, beam: int = 5, free_tail: bo
     observed = [w for w in words if w != BLANK]
     if not observed:
         raise ValueError(f"sentence {sentence!r} has only blanks: nothing to condition on")
-    unseen = [w for w in observed if w not in vocab.stoi]
-    if unseen:
-        print(f"vaekit: note: {', '.join(repr(w) for w in unseen)} not in the run's vocabulary: read as <unk>",
-              file=sys.stderr)
-    placeholder = observed[0]  # any in-range id; the blanks' ids are never read
-    x = encode_sentences([[placeholder if w == BLANK else w for w in words]], vocab, where=[repr(sentence)])[0]
+    # the blanks get any in-vocabulary word (their ids are never read); encode_text reports unseen words
+    x = encode_text(vocab, [" ".join(observed[0] if w == BLANK else w for w in words)], lowercase=False)
     missing = torch.zeros_like(x, dtype=torch.bool)
     missing[0, [i for i, w in enumerate(words) if w == BLANK]] = True
     return _text(vocab, impute(run.model.eval(), x, missing, beam=beam, free_tail=free_tail))[0]
@@ -235,7 +230,7 @@ def imputation_benchmark(run_dirs: list[str | Path], n: int = 500, fraction: flo
         raise ValueError(f"fraction must be in (0, 1), got {fraction}")
     runs = [open_text_run(r) for r in run_dirs]
     vocab = runs[0][1]
-    for (r, v), d in zip(runs, run_dirs):
+    for (_, v), d in zip(runs, run_dirs):
         if v.itos != vocab.itos:
             raise ValueError(f"{d}: its vocabulary differs from {run_dirs[0]}'s; imputations must be compared on "
                              "the same token rows")

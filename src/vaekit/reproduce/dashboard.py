@@ -270,10 +270,6 @@ def _svae(results: Path) -> Evidence | None:
                     "images", ", ".join(f"svae_e{e}.json" for e in sorted(used)))
 
 
-def _text_runs(results: Path) -> dict[str, Any] | None:
-    return _load(results, "text_ptb.json")
-
-
 def _nll(r: dict[str, Any]) -> tuple[float, float]:
     return r["elbo"]["nll"], r["elbo"]["nll_se"]
 
@@ -282,7 +278,7 @@ _PTB_BUDGET = "PTB, 20,000 training sentences, 2 epochs (1,250 steps), all 3,761
 
 
 def _bowman(results: Path) -> Evidence | None:
-    d = _text_runs(results)
+    d = _load(results, "text_ptb.json")
     if not d or not {"A_gauss_plain", "B_gauss_anneal_wd", "C_gauss_inputless", "D_lm_inputless", "L_lm"} <= set(d):
         return None
     a, b, c, dd, lm = (d[k] for k in ("A_gauss_plain", "B_gauss_anneal_wd", "C_gauss_inputless", "D_lm_inputless",
@@ -304,7 +300,7 @@ def _bowman(results: Path) -> Evidence | None:
 
 
 def _xu_durrett(results: Path) -> Evidence | None:
-    d = _text_runs(results)
+    d = _load(results, "text_ptb.json")
     if not d or not {"V_vmf_k35", "B_gauss_anneal_wd", "L_lm"} <= set(d):
         return None
     v, b, lm = d["V_vmf_k35"], d["B_gauss_anneal_wd"], d["L_lm"]
