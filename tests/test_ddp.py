@@ -22,8 +22,10 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -82,6 +84,7 @@ for name, batch, poison, policy in runs:
 with open(f"{out}/{tag}-rank{rank}.json", "w") as f:
     json.dump(report, f)
 shutdown_distributed()
+open(f"{out}/{tag}-rank{rank}.left", "w").close()
 ''' % EPOCHS
 
 
@@ -104,6 +107,19 @@ def _params_close(a: dict, b: dict) -> None:
         assert err <= 1e-5, f"{k}: relative difference {err:.2e}"
 
 
+def _launch(cmd: list[str], env: dict, timeout: float) -> subprocess.CompletedProcess:
+    return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def _failure(proc: subprocess.CompletedProcess, tmp: Path, tag: str) -> str:
+    """What a failed launch left: which ranks wrote their reports and left the group, and stderr's head and tail
+    (the tail alone shows only torchrun's summary, not where a rank died)."""
+    files = {p.name for p in tmp.glob(f"{tag}-rank*")}
+    err = proc.stderr
+    return (f"exit {proc.returncode}; files written: {sorted(files)}\n--- stderr head ---\n{err[:2500]}"
+            f"\n--- stderr tail ---\n{err[-2500:]}")
+
+
 @pytest.fixture(scope="module")
 def reports(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("ddp")
@@ -113,12 +129,21 @@ def reports(tmp_path_factory):
     env = {**os.environ, "OMP_NUM_THREADS": "1", "CI": "1"}
     args = [str(script), str(tmp), "", str(data), json.dumps(RUNS)]
     args[2] = "single"
-    one = subprocess.run([sys.executable, *args], env=env, capture_output=True, text=True, timeout=120)
-    assert one.returncode == 0, one.stderr[-3000:]
+    one = _launch([sys.executable, *args], env, 120)
+    assert one.returncode == 0, _failure(one, tmp, "single")
     args[2] = "ddp"
-    two = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", *args],
-                         env=env, capture_output=True, text=True, timeout=180)
-    assert two.returncode == 0, two.stderr[-3000:]
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", *args]
+    two = _launch(cmd, env, 180)
+    if two.returncode != 0 and all((tmp / f"ddp-rank{r}.json").exists() for r in (0, 1)):
+        # Both ranks finished every run and wrote their reports; the process died afterwards, in gloo's
+        # teardown (CI once saw rank 0 abort there: "terminate called without an active exception", 1 in
+        # more than 100 local launches). That is torch's teardown, not what this file tests; one more
+        # launch is allowed, and it is reported. A second failure, or any failure before the reports, fails.
+        warnings.warn(f"torchrun failed after both ranks reported; launching again. {_failure(two, tmp, 'ddp')}")
+        for p in tmp.glob("ddp-*"):
+            shutil.rmtree(p) if p.is_dir() else p.unlink()
+        two = _launch(cmd, env, 180)
+    assert two.returncode == 0, _failure(two, tmp, "ddp")
     load = lambda name: json.loads((tmp / name).read_text())  # noqa: E731
     return tmp, load("single-rank0.json"), load("ddp-rank0.json"), load("ddp-rank1.json")
 

@@ -48,7 +48,7 @@ def log_uniform_kl(log_alpha: Tensor) -> Tensor:
 
 
 class _Variance(nn.Module):
-    """Shared state of the variance layers: the weights' variances, a bias, the noise switch.
+    r"""Shared state of the variance layers: the weights' variances, a bias, the noise switch.
 
     ``parameterization`` says what the optimiser sees: ``"log_sigma2"`` (default; ``log_sigma2`` holds
     :math:`\log\sigma^2`, initialised near :math:`-\log(\text{fan-in})`) or ``"sigma"`` (``sigma`` holds
@@ -80,7 +80,7 @@ class _Variance(nn.Module):
         self.noise = True
 
     def sigma2(self) -> Tensor:
-        """The weights' variances :math:`\sigma^2`, the parameter's shape."""
+        r"""The weights' variances :math:`\sigma^2`, the parameter's shape."""
         return self.sigma * self.sigma if self.parameterization == "sigma" else self.log_sigma2.exp()
 
     def _out(self, var: Tensor) -> Tensor:
