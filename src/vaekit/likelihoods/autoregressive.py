@@ -43,7 +43,56 @@ from .base import LIKELIHOODS
 from .bernoulli import BernoulliLikelihood, _bernoulli_log_prob_sum_eager
 
 
-class MADEBernoulli(Distribution):
+class AutoregressiveBernoulli(Distribution):
+    r"""Bernoulli pixels scored in one pass and sampled pixel by pixel: the shared part of
+    :class:`MADEBernoulli` and :class:`~vaekit.likelihoods.PixelCNNBernoulli`. A subclass gives
+    :meth:`logits` (every :math:`\ell_i(x_{<i}, h)` at once) and :meth:`order` (the autoregressive order).
+
+    Batch shape ``context.shape[:-1]``, event shape ``(D,)``."""
+
+    arg_constraints = {"context": constraints.real}
+    support = constraints.independent(constraints.boolean, 1)
+    has_rsample = False
+
+    def __init__(self, context: Tensor, validate_args: bool | None = None) -> None:
+        self.context = context
+        super().__init__(context.shape[:-1], context.shape[-1:], validate_args=validate_args)
+
+    def logits(self, x: Tensor) -> Tensor:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def order(self) -> list[int]:
+        """The pixels in the autoregressive order (default: raster)."""
+        return list(range(self.event_shape[0]))
+
+    def log_prob(self, value: Tensor) -> Tensor:
+        """``log p(x|h)`` in nats, summed over the ``D`` pixels: shape ``broadcast(value, h).shape[:-1]``."""
+        return _bernoulli_log_prob_sum_eager(self.logits(value), value)
+
+    @torch.no_grad()
+    def _ancestral(self, sample_shape: torch.Size) -> tuple[Tensor, Tensor]:
+        """One ancestral pass: ``(x, p)`` with ``x_i ~ Bernoulli(p_i)``, ``p_i = σ(ℓ_i(x_{<i}, h))``, pixel by pixel."""
+        shape = torch.Size(sample_shape) + self.batch_shape + self.event_shape
+        x = self.context.new_zeros(shape)
+        p = self.context.new_zeros(shape)
+        for i in self.order():  # each pass scores every pixel; the i-th is kept
+            p[..., i] = torch.sigmoid(self.logits(x)[..., i])
+            x[..., i] = torch.bernoulli(p[..., i])
+        return x, p
+
+    def sample(self, sample_shape: torch.Size = torch.Size()) -> Tensor:
+        """Exact ancestral samples, ``(*sample_shape, *batch, D)`` in {0, 1}: ``D`` passes."""
+        return self._ancestral(torch.Size(sample_shape))[0]
+
+    @property
+    def mean(self) -> Tensor:
+        r"""An unbiased one-draw estimate of ``E[x]``, not the exact mean (which has no closed form):
+        the conditional probabilities :math:`p_i = \sigma(\ell_i(x_{<i}, h))` along one ancestral draw
+        (:math:`\mathbb E_{x_{<i}}[p_i] = P(x_i = 1)`). A grey-level image, random, for plots; ``D`` passes."""
+        return self._ancestral(torch.Size())[1]
+
+
+class MADEBernoulli(AutoregressiveBernoulli):
     r"""``p(x|h) = \prod_i \mathrm{Bernoulli}(x_i; \sigma(\ell_i(x_{<i}, h)))`` over binary vectors of length ``D``.
 
     Args:
@@ -56,15 +105,11 @@ class MADEBernoulli(Distribution):
     intensities in [0, 1] as the cross-entropy, like :class:`~vaekit.likelihoods.BernoulliLikelihood`).
     """
 
-    arg_constraints = {"context": constraints.real}
-    support = constraints.independent(constraints.boolean, 1)
-    has_rsample = False
-
     def __init__(self, context: Tensor, made: MADE, skip: bool = True, validate_args: bool | None = None) -> None:
         if context.dim() < 1 or context.shape[-1] != made.input_dim:
             raise ValueError(f"context must have shape (*batch, {made.input_dim}), got {tuple(context.shape)}")
-        self.context, self.made, self.skip = context, made, skip
-        super().__init__(context.shape[:-1], context.shape[-1:], validate_args=validate_args)
+        self.made, self.skip = made, skip
+        super().__init__(context, validate_args=validate_args)
 
     def logits(self, x: Tensor) -> Tensor:
         r"""``\ell_i(x_{<i}, h)`` for every pixel in one pass: ``x`` broadcastable against ``h`` -> ``(*batch', D)``.
@@ -74,35 +119,9 @@ class MADEBernoulli(Distribution):
         (out,) = self.made(x, self.context)
         return out + self.context if self.skip else out
 
-    def log_prob(self, value: Tensor) -> Tensor:
-        """``log p(x|h)`` in nats, summed over the ``D`` pixels: shape ``broadcast(value, h).shape[:-1]``."""
-        return _bernoulli_log_prob_sum_eager(self.logits(value), value)
-
-    @torch.no_grad()
-    def _ancestral(self, sample_shape: torch.Size) -> tuple[Tensor, Tensor]:
-        """One ancestral pass: ``(x, p)`` with ``x_i ~ Bernoulli(p_i)``, ``p_i = σ(ℓ_i(x_{<i}, h))``, pixel by pixel."""
-        shape = torch.Size(sample_shape) + self.batch_shape + self.event_shape
-        h = self.context.expand(shape)
-        x = h.new_zeros(shape)
-        p = h.new_zeros(shape)
-        order = torch.argsort(self.made.degrees)  # pixels in the autoregressive order
-        for i in order.tolist():
-            (out,) = self.made(x, h)
-            li = out[..., i] + h[..., i] if self.skip else out[..., i]
-            p[..., i] = torch.sigmoid(li)
-            x[..., i] = torch.bernoulli(p[..., i])
-        return x, p
-
-    def sample(self, sample_shape: torch.Size = torch.Size()) -> Tensor:
-        """Exact ancestral samples, ``(*sample_shape, *batch, D)`` in {0, 1}: ``D`` MADE passes."""
-        return self._ancestral(torch.Size(sample_shape))[0]
-
-    @property
-    def mean(self) -> Tensor:
-        r"""An unbiased one-draw estimate of ``E[x]``, not the exact mean (which has no closed form):
-        the conditional probabilities :math:`p_i = \sigma(\ell_i(x_{<i}, h))` along one ancestral draw
-        (:math:`\mathbb E_{x_{<i}}[p_i] = P(x_i = 1)`). A grey-level image, random, for plots; ``D`` passes."""
-        return self._ancestral(torch.Size())[1]
+    def order(self) -> list[int]:
+        """The pixels by increasing MADE degree."""
+        return torch.argsort(self.made.degrees).tolist()
 
 
 @LIKELIHOODS.register("made_bernoulli")
@@ -149,4 +168,4 @@ class MADEBernoulliLikelihood(BernoulliLikelihood):
         return super().log_prob(self(params).logits(x), x)
 
 
-__all__ = ["MADEBernoulli", "MADEBernoulliLikelihood"]
+__all__ = ["AutoregressiveBernoulli", "MADEBernoulli", "MADEBernoulliLikelihood"]
