@@ -145,7 +145,16 @@ class Interrupting(torch.nn.Module):
         return self.vae(x, k=k)
 
 
-def test_sigint_mid_epoch_saves_where_it_stopped_and_resumes_bit_for_bit(tmp_path, digits):
+@pytest.fixture
+def python_sigint():
+    """Python's own SIGINT handler for the test, whatever the process inherited (a shell starts a background job
+    with SIGINT ignored), and the inherited one back afterwards."""
+    inherited = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, inherited)
+
+
+def test_sigint_mid_epoch_saves_where_it_stopped_and_resumes_bit_for_bit(tmp_path, digits, python_sigint):
     settings = dict(train=TrainConfig(epochs=3, batch_size=64, log_every=10), seed=4, device="cpu",
                     binarize="dynamic", tensorboard=False)
     full = fit(Interrupting(), digits, run_dir=tmp_path / "full", **settings)
