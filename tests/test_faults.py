@@ -171,7 +171,7 @@ def test_sigint_mid_epoch_saves_where_it_stopped_and_resumes_bit_for_bit(tmp_pat
     assert_same(model_tensors(tmp_path / "cut", "best"), model_tensors(tmp_path / "full", "best"))
 
 
-def test_a_second_sigint_interrupts_at_once_and_keeps_the_last_checkpoint(tmp_path, digits):
+def test_a_second_sigint_interrupts_at_once_and_keeps_the_last_checkpoint(tmp_path, digits, python_sigint):
     settings = dict(train=TrainConfig(epochs=3, batch_size=64), device="cpu", tensorboard=False)
     with pytest.raises(KeyboardInterrupt) as e:
         fit(Interrupting(at=21 + 5, times=2), digits, run_dir=tmp_path / "twice", **settings)
@@ -180,13 +180,25 @@ def test_a_second_sigint_interrupts_at_once_and_keeps_the_last_checkpoint(tmp_pa
     assert (meta["epoch"], meta["step"]) == (1, 21) and tmp_files(tmp_path / "twice") == []
 
 
+def test_a_sigint_the_process_inherited_as_ignored_stays_ignored(tmp_path, digits):
+    inherited = signal.signal(signal.SIGINT, signal.SIG_IGN)  # as a shell starts a background job
+    try:
+        res = fit(Interrupting(at=5), digits, run_dir=tmp_path / "bg",
+                  train=TrainConfig(epochs=1, batch_size=64), device="cpu", tensorboard=False)
+        assert res.state.step == 21 and signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGINT, inherited)
+
+
 def test_ctrl_c_on_the_command_line_saves_and_prints_the_resume_command(tmp_path):
     run = tmp_path / "cc"
     last = run / "checkpoints" / "last.json"
     proc = subprocess.Popen([sys.executable, "-m", "vaekit.cli.main", "train", "--config", CONFIG, *SMALL,
                              "train.epochs=40", "run_name=cc", "--out", str(tmp_path), "--device", "cpu",
                              "--no-final-eval"],
-                            env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            # a terminal's Ctrl-C, even when the tests run in a background job (SIGINT ignored)
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.time() + 60
     while time.time() < deadline and proc.poll() is None and _step(last) < 0:
         time.sleep(0.01)

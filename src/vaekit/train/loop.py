@@ -99,7 +99,9 @@ class _StopRequest:
     Acting at a boundary (not where the signal lands) keeps the parameters, the optimiser and the
     counters consistent for the checkpoint written then. The first signal puts the previous handlers
     back, so a second Ctrl-C interrupts at once (Python's KeyboardInterrupt). Handlers can only be set
-    from the main thread; elsewhere signals keep their usual effect.
+    from the main thread; elsewhere signals keep their usual effect. A signal the process inherited as
+    ignored (a job a shell started in the background, ``nohup``) stays ignored, the Unix convention that
+    Python's own SIGINT handling follows too.
     """
 
     def __init__(self) -> None:
@@ -110,7 +112,8 @@ class _StopRequest:
     def __enter__(self) -> "_StopRequest":
         if threading.current_thread() is threading.main_thread():
             for sig in (signal.SIGINT, signal.SIGTERM):
-                self._old[sig] = signal.signal(sig, self._handle)
+                if signal.getsignal(sig) is not signal.SIG_IGN:
+                    self._old[sig] = signal.signal(sig, self._handle)
         return self
 
     def _handle(self, signum: int, frame: Any) -> None:
