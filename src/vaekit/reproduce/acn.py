@@ -10,6 +10,11 @@ posterior, ReLU MLPs 784-500 (encoder) and 32-500-784 (decoder) feeding the ``ma
   resume: :func:`acn_batches` rebuilds it from the weights the epoch starts with), the neighbour drawn uniformly
   from the K = 5 nearest codes of the current posterior mean, the example itself excluded; KL by sampling.
 * ``vae_made`` — the plain VAE (prior N(0, I), analytic KL) with the same encoder and decoder.
+* ``acn_pixelcnn``, ``vae_pixelcnn`` — the same pair with the ``pixelcnn_bernoulli`` likelihood (16 channels, eight
+  dilated masked blocks that see every earlier row: :mod:`vaekit.likelihoods.pixelcnn`), a decoder that can model
+  x without z, under which the VAE's ELBO sheds most of the latent's information (issue 17's measurement).
+
+``--report PATH`` writes the comparison of the first two ``--runs`` (an ACN, then a VAE) from their eval.json.
 
 Evaluation (``RUN/eval.json``): on the test images, reconstruction ``E_q[-log p(x|z)]``, KL (ACN: to the prior
 given a neighbour drawn from the *training* table, Monte Carlo; VAE: analytic) and their sum, the total cost,
@@ -37,7 +42,8 @@ from ..train.steps import fit_steps, load_weights, read_state
 
 BATCH = 100
 K = 5
-RUNS = ("acn", "vae_made")
+RUNS = ("acn", "vae_made", "acn_pixelcnn", "vae_pixelcnn")
+PIXELCNN = {"type": "pixelcnn_bernoulli", "channels": 16, "dilations": [1, 2, 4, 8, 1, 2, 4, 8]}
 
 
 def spec_of(name: str, dim: int = 32, made_hidden: int = 800) -> dict[str, Any]:
@@ -45,9 +51,10 @@ def spec_of(name: str, dim: int = 32, made_hidden: int = 800) -> dict[str, Any]:
     if name not in RUNS:
         raise ValueError(f"unknown run {name!r}; choose from {list(RUNS)}")
     relu = lambda h: {"type": "mlp", "hidden": h, "activation": "relu"}  # noqa: E731
+    likelihood = PIXELCNN if name.endswith("_pixelcnn") else {"type": "made_bernoulli", "hidden": [made_hidden]}
     model = {"encoder": relu([500]), "latent": {"type": "gaussian", "dim": dim}, "decoder": relu([500]),
-             "likelihood": {"type": "made_bernoulli", "hidden": [made_hidden]}}
-    if name == "acn":
+             "likelihood": likelihood}
+    if name.startswith("acn"):
         return {"kind": "acn", "model": {**model, "prior_hidden": [512, 512], "components": 10}, "k": K}
     return {"kind": "vae", "model": {"type": "vae", **model}}
 
@@ -153,7 +160,7 @@ def eval_run(name: str, out: Path, data_dir: str | None = None) -> dict[str, Any
     return {k: v for k, v in res.items() if k != "per_image"}
 
 
-def report(acn: dict[str, Any], vae: dict[str, Any], budget: str) -> dict[str, Any]:
+def report(acn: dict[str, Any], vae: dict[str, Any], budget: str, vae_name: str = "vae_made") -> dict[str, Any]:
     """``docs/results/acn.json``: the two runs' summaries, paired differences and the dashboard's claims (the
     issue's thresholds: VAE KL < 2 nats; ACN KL >= 8; total cost within 2 nats; 1-NN >= 5 points better)."""
     def diff(key: str) -> dict[str, float]:
@@ -183,7 +190,7 @@ def report(acn: dict[str, Any], vae: dict[str, Any], budget: str) -> dict[str, A
          "holds": side(knn["mean"] - 2 * knn["se"] >= 0.05, knn["mean"] + 2 * knn["se"] < 0.05)},
     ]
     strip = lambda r: {k: v for k, v in r.items() if k != "per_image"}  # noqa: E731
-    return {"acn": strip(acn), "vae_made": strip(vae), "acn_minus_vae": {"kl": diff("kl"), "recon": diff("recon"),
+    return {"acn": strip(acn), vae_name: strip(vae), "acn_minus_vae": {"kl": diff("kl"), "recon": diff("recon"),
             "total": total, "knn1_acc": knn}, "dashboard": {"budget": budget, "claims": claims}}
 
 
@@ -211,6 +218,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=1, help="torch threads (default: 1)")
     p.add_argument("--eval", action="store_true", help="evaluate the runs (eval.json) instead of training them")
     p.add_argument("--daydream", help="write the ACN run's daydream grid to this PNG")
+    p.add_argument("--report", help="write the comparison of the first two --runs (an ACN, then a VAE) to this JSON")
     a = p.parse_args(argv)
     torch.set_num_threads(a.threads)
     out = Path(a.out)
@@ -219,6 +227,16 @@ def main(argv: list[str] | None = None) -> int:
         spec_of(n)
     if a.daydream:
         print(daydream_grid(out, Path(a.daydream), data_dir=a.data_dir))
+        return 0
+    if a.report:
+        if len(names) != 2 or not names[0].startswith("acn") or not names[1].startswith("vae"):
+            p.error(f"--report compares an ACN run with a VAE run: --runs ACN,VAE, got {a.runs!r}")
+        ev = [json.loads((out / n / "eval.json").read_text()) for n in names]
+        budget = (f"MNIST, {ev[0]['epochs']} epochs each, 1 seed, {names[0]} vs {names[1]}, "
+                  f"{ev[0]['n_test']:,} test images")
+        rep = report(ev[0], ev[1], budget, vae_name=names[1])
+        Path(a.report).write_text(json.dumps(rep, indent=1) + "\n")
+        print(json.dumps(rep["dashboard"]))
         return 0
     for n in names:
         if a.eval:
