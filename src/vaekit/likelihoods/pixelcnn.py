@@ -39,7 +39,7 @@ from torch import Tensor, nn
 from ..registry import PositiveInt
 from .autoregressive import AutoregressiveBernoulli
 from .base import LIKELIHOODS
-from .bernoulli import BernoulliLikelihood, _bernoulli_log_prob_sum_eager
+from .bernoulli import BernoulliLikelihood
 
 __all__ = ["MaskedConv2d", "PixelCNN", "PixelCNNBernoulli", "PixelCNNBernoulliLikelihood"]
 
@@ -187,4 +187,4 @@ class PixelCNNBernoulliLikelihood(BernoulliLikelihood):
 
     def log_prob(self, params: Tensor, x: Tensor) -> Tensor:
         """``log p(x|z)`` in nats: ``params`` ``(*S, B, D)`` and ``x`` ``(B, D)`` -> ``(*S, B)``."""
-        return _bernoulli_log_prob_sum_eager(self(params).logits(x), x)
+        return self(params).log_prob(x)  # the distribution's sum (AutoregressiveBernoulli.log_prob)
