@@ -9,7 +9,8 @@ MNIST's 10,000 test images, and saves it (safetensors) so that the scoring mode 
     python benchmarks/mnist_classifier.py train --out runs/classifier --epochs 3 --threads 1
     python benchmarks/mnist_classifier.py score runs/conditional/cvae_label --classifier runs/classifier --n 1000
 
-``score`` loads a conditional run with :func:`vaekit.reproduce.conditional.load`, draws ``n`` samples per digit with
+``score`` loads a conditional run (of ``python -m vaekit.reproduce.conditional`` or of ``vaekit train --config
+configs/conditional/cvae_label_mnist.yaml``), draws ``n`` samples per digit with
 ``model.sample(n, label=c)`` (Bernoulli means, i.e. grey levels, as the classifier was trained on) and prints
 the fraction classified as ``c`` per digit with its binomial standard error. Each mode prints one JSON object
 on its last line and writes it to ``--json`` when given.
@@ -97,10 +98,19 @@ def train(args: argparse.Namespace) -> dict:
             "classifier": str(out / "cnn.safetensors")}
 
 
+def _load_conditional(run: str) -> nn.Module:
+    """The model of a run of ``python -m vaekit.reproduce.conditional`` or of ``vaekit train`` (best checkpoint)."""
+    from vaekit.pipeline.conditional import is_steps_run
+    if is_steps_run(run):
+        from vaekit.reproduce.conditional import load
+        return load(run)
+    from vaekit.train import load_run
+    return load_run(run, "best").model.eval()
+
+
 def score(args: argparse.Namespace) -> dict:
-    from vaekit.reproduce.conditional import load
     clf = load_classifier(args.classifier)
-    model = load(args.run)
+    model = _load_conditional(args.run)
     torch.manual_seed(args.seed)
     per_digit = {}
     for c in range(10):

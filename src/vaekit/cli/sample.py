@@ -54,8 +54,6 @@ def run(args: argparse.Namespace) -> int:
         print(conditional_sample_images(args.run_dir, parse_condition(args.condition), args.n or 64, seed=args.seed,
                                         mean=not args.binary, out=args.out, overwrite=args.force))
         return 0
-    if args.condition:
-        raise ValueError(f"{args.run_dir}: its model is unconditional; --condition applies to conditional runs")
     print(sample_images(args.run_dir, args.n or 64, checkpoint=args.checkpoint, seed=args.seed, mean=not args.binary,
-                        out=args.out, overwrite=args.force))
+                        out=args.out, overwrite=args.force, condition=parse_condition(args.condition)))
     return 0

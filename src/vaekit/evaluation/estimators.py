@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import time
-from typing import Any
+from typing import Any, Callable
 
 import torch
 from torch import Tensor, nn
@@ -66,7 +66,9 @@ def _summary(vals: Tensor, mc_se: Tensor | None) -> dict[str, Any]:
 
 
 def run_estimators(model: nn.Module, x: Tensor, spec: str, seed: int = 0, batch_size: int = 100,
-                   progress: bool = False, desc: str = "eval", **opts: Any) -> dict[str, dict[str, Any]]:
+                   progress: bool = False, desc: str = "eval", y: Tensor | None = None,
+                   conditions: Callable[[Tensor, Tensor | None], dict[str, Any]] | None = None,
+                   **opts: Any) -> dict[str, dict[str, Any]]:
     r"""Evaluate every estimator in ``spec`` on the rows of ``x``; per-estimator mean over rows and its s.e.
 
     Estimators (all estimate or bound the per-example :math:`\log p(x)` in nats):
@@ -89,6 +91,10 @@ def run_estimators(model: nn.Module, x: Tensor, spec: str, seed: int = 0, batch_
             starts (images, samples; for AIS images x chains x transitions x leapfrog steps) and, after a
             pilot of a few seconds of the real work, the time it will take.
         desc: the label of those lines (``"eval"`` gives ``eval iwae:5000``).
+        y: ``(N,)`` labels of the rows, for ``conditions``.
+        conditions: a conditional model's keyword arguments for a batch, ``conditions(x_b, y_b)``
+            (:func:`vaekit.train.conditions.data_conditions`); the bounds are then of ``log p(x | c)``, and of the
+            hidden pixels only for a mask condition (a conditional log-likelihood). None: an unconditional model.
         **opts: ``ais_chains`` (16), ``ais_leapfrog`` (10), ``ais_schedule`` ("sigmoid"), ``ais_obs_scale``
             (None), ``ais_batch_size`` (defaults to ``batch_size``).
 
@@ -98,7 +104,8 @@ def run_estimators(model: nn.Module, x: Tensor, spec: str, seed: int = 0, batch_
 
     Raises:
         NotImplementedError: ``elbo`` or ``iwae`` asked of a model whose posterior has no density
-            (``model.posterior_density`` False, e.g. the Stein VAE), before anything runs; the message names AIS.
+            (``model.posterior_density`` False, e.g. the Stein VAE), before anything runs; the message names AIS;
+            ``ais`` with ``conditions`` (AIS does not take a condition yet).
     """
     unknown = set(opts) - set(_AIS_OPTS) - {"ais_batch_size"}
     if unknown:
@@ -110,6 +117,9 @@ def run_estimators(model: nn.Module, x: Tensor, spec: str, seed: int = 0, batch_
     if hasattr(model, "validate_input"):
         model.validate_input(x)
     needs_q = [name for name, _ in parse_spec(spec) if name != "ais"]
+    if conditions is not None and len(needs_q) < len(parse_spec(spec)):
+        raise NotImplementedError(f"ais does not take a condition yet: {type(model).__name__} is conditional; estimate "
+                                  "log p(x | c) with iwae:K (and elbo)")
     if needs_q and not getattr(model, "posterior_density", True):  # refused before any estimator runs
         raise NotImplementedError(f"{', '.join(needs_q)} need log q(z|x): {type(model).__name__}'s posterior is "
                                   "implicit and has no density; estimate log p(x) with AIS (e.g. --estimators ais:1000)")
@@ -128,6 +138,7 @@ def run_estimators(model: nn.Module, x: Tensor, spec: str, seed: int = 0, batch_
             with bar:
                 for j, i in enumerate(range(0, x.shape[0], bs)):
                     xb = x[i:i + bs]
+                    cond = {} if conditions is None else conditions(xb, None if y is None else y[i:i + bs])
                     if name == "ais":
                         r = ais(model, xb, n_chains=a["ais_chains"], T=n, schedule=a["ais_schedule"],
                                 leapfrog_steps=a["ais_leapfrog"], seed=seed + j, obs_scale=a["ais_obs_scale"],
@@ -138,7 +149,8 @@ def run_estimators(model: nn.Module, x: Tensor, spec: str, seed: int = 0, batch_
                     else:
                         with torch.random.fork_rng(devices=[]):
                             torch.manual_seed(seed + j)
-                            v = elbo_estimate(model, xb, k=n) if name == "elbo" else iwae_estimate(model, xb, n)
+                            v = (elbo_estimate(model, xb, k=n, **cond) if name == "elbo"
+                                 else iwae_estimate(model, xb, n, **cond))
                         vals.append(v.double().cpu())
                         bar.update(xb.shape[0])
             res = _summary(torch.cat(vals), torch.cat(ses) if ses else None)

@@ -105,9 +105,12 @@ class MaskCondition(Condition):
 
     names = ("mask", "observed")
 
-    def __init__(self, data_dim: int) -> None:
+    def __init__(self, data_dim: int, observe: str | None = None) -> None:
         super().__init__()
         self.data_dim = data_dim
+        #: the name of the mask ``vaekit train`` trains and evaluates with (``quadrant1``, ``left``, ...; see
+        #: :data:`vaekit.data.MASKS`), or None; a call may still pass any mask
+        self.observe = observe
         self.dim = 2 * data_dim
         self.description = f"mask: bool (D,) or (B, D) with D = {data_dim}, True where observed; observed: (B, D) values"
         self.register_buffer("_anchor", torch.zeros(()), persistent=False)
@@ -183,7 +186,10 @@ class TensorCondition(Condition):
 
 
 def build_condition(spec: dict[str, Any], data_dim: int) -> Condition:
-    """``{type: label, n_classes: 10}``, ``{type: mask}`` or ``{type: tensor, dim: 4}``.
+    """``{type: label, n_classes: 10}``, ``{type: mask[, observe: quadrant1]}`` or ``{type: tensor, dim: 4}``.
+
+    ``observe`` names the region a mask-conditioned model is trained to complete from when ``vaekit train``
+    forms its conditions from the data (:func:`vaekit.train.conditions.data_conditions`).
 
     Raises:
         ConditionError: an unknown type or a bad key, naming it.

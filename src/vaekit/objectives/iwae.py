@@ -63,8 +63,8 @@ class IWAEObjective:
         _check_k(k)
         self.k = k
 
-    def __call__(self, model: nn.Module, x: Tensor, step: int) -> tuple[Tensor, dict[str, Tensor | float]]:
-        lw = model.log_weights(x, self.k)  # (k, B)
+    def __call__(self, model: nn.Module, x: Tensor, step: int, **cond: Any) -> tuple[Tensor, dict[str, Tensor | float]]:
+        lw = model.log_weights(x, self.k, **cond)  # (k, B)
         loss = -iwae_from_log_weights(lw).mean()
         return loss, _metrics(loss, lw)
 

@@ -19,7 +19,7 @@ OBJECTIVES: Registry = Registry("objective")
 
 
 class Objective(Protocol):
-    def __call__(self, model: nn.Module, x: Tensor, step: int) -> tuple[Tensor, dict[str, Tensor | float]]: ...
+    def __call__(self, model: nn.Module, x: Tensor, step: int, **cond: Any) -> tuple[Tensor, dict[str, Tensor | float]]: ...
 
 
 @OBJECTIVES.register("elbo")
@@ -47,8 +47,8 @@ class ELBOObjective:
         if free_bits < 0 or beta < 0:
             raise ValueError(f"beta and free_bits must be >= 0, got {beta}, {free_bits}")
 
-    def __call__(self, model: nn.Module, x: Tensor, step: int) -> tuple[Tensor, dict[str, Tensor | float]]:
-        out = model(x, k=self.k)
+    def __call__(self, model: nn.Module, x: Tensor, step: int, **cond: Any) -> tuple[Tensor, dict[str, Tensor | float]]:
+        out = model(x, k=self.k, **cond)
         beta = self.beta * kl_warmup(step, self.warmup_steps, self.warmup_start, self.warmup_shape)
         ll = out.log_likelihood.mean(0)  # (B,)
         if self.free_bits > 0:

@@ -18,7 +18,8 @@ __all__ = ["evaluate_model", "evaluate_run", "finish_run", "RunEvaluation"]
 
 
 def evaluate_model(model: nn.Module, x: Tensor, spec: str, seed: int = 0, batch_size: int = 100,
-                   progress: bool = False, **opts: Any) -> dict[str, Any]:
+                   progress: bool = False, y: Tensor | None = None, image_shape: Sequence[int] | None = None,
+                   **opts: Any) -> dict[str, Any]:
     """Run the estimators of ``spec`` (e.g. ``"elbo,iwae:1000,ais:500"``) on the rows of ``x``, timed.
 
     Args:
@@ -26,6 +27,9 @@ def evaluate_model(model: nn.Module, x: Tensor, spec: str, seed: int = 0, batch_
         x: ``(N, data_dim)`` rows, prepared as the model was trained on them.
         spec, seed, batch_size, progress, opts: as :func:`vaekit.evaluation.run_estimators` (``ais_chains``,
             ...); ``progress`` reports each estimator's cost, a time estimate and its progress on standard error.
+        y, image_shape: the rows' labels and one row's ``(C, H, W)``: a conditional model is scored given the
+            condition :func:`vaekit.train.conditions.data_conditions` forms from them (``log p(x | c)``, or the
+            hidden pixels' conditional log-likelihood for a mask condition).
 
     Returns:
         ``{"estimates": {token: {"mean", "stderr", "n", "settings", "seconds", ...}}, "n": N, "seed",
@@ -35,9 +39,12 @@ def evaluate_model(model: nn.Module, x: Tensor, spec: str, seed: int = 0, batch_
         what :func:`vaekit.evaluation.run_estimators` raises (a bad spec, data the model cannot score).
     """
     from ..evaluation import run_estimators
+    from ..train.conditions import data_conditions
 
+    conditions = data_conditions(model, image_shape, has_labels=y is not None, data_name="the evaluation rows")
     t0 = time.perf_counter()
-    est = run_estimators(model, x, spec, seed=seed, batch_size=batch_size, progress=progress, **opts)
+    est = run_estimators(model, x, spec, seed=seed, batch_size=batch_size, progress=progress, y=y,
+                         conditions=conditions, **opts)
     return {"estimates": est, "n": int(x.shape[0]), "seed": seed, "spec": spec, "seconds": time.perf_counter() - t0}
 
 
@@ -89,7 +96,11 @@ class RunEvaluation:
                  format_table(est)]
         if est:
             tok = max(est, key=lambda k: est[k]["mean"])
-            lines.append(f"NLL {-est[tok]['mean']:.3f} nats (from {tok}, the largest estimate of log p(x); "
+            what = {None: "NLL", "label": "conditional NLL -log p(x|y)",
+                    "mask": "conditional NLL of the hidden pixels, -log p(x_hidden|x_observed)"}
+            of = {None: "log p(x)", "label": "log p(x|y)", "mask": "log p(x_hidden|x_observed)"}
+            kind = (p.get("condition") or {}).get("type")
+            lines.append(f"{what[kind]} {-est[tok]['mean']:.3f} nats (from {tok}, the largest estimate of {of[kind]}; "
                          "each is a lower bound in expectation)")
         if "bdmc" in p:
             lines.append(f"BDMC on {p['bdmc']['settings']['n_simulated']} simulated examples (lower = forward AIS, upper = reverse AIS):")
@@ -116,8 +127,8 @@ def _open(run_dir: str | Path, checkpoint: str, device: str | None, data_dir: st
     return run, split, x, y
 
 
-def _estimate(run: Any, split: str, x: Tensor, spec: str | None, seed: int | None, batch_size: int | None,
-              n: int | None, **opts: Any) -> dict[str, Any]:
+def _estimate(run: Any, split: str, x: Tensor, y: Tensor | None, spec: str | None, seed: int | None,
+              batch_size: int | None, n: int | None, **opts: Any) -> dict[str, Any]:
     """The payload of ``eval.json`` for the first ``n`` rows of ``x`` (defaults from the run's ``eval`` config)."""
     ev = run.config.eval
     n = ev.n if n is None else n
@@ -126,8 +137,13 @@ def _estimate(run: Any, split: str, x: Tensor, spec: str | None, seed: int | Non
     if n is not None and n > x.shape[0]:
         raise ValueError(f"n is {n}, but the {split} split has {x.shape[0]} rows; use at most {x.shape[0]}")
     seed = ev.seed if seed is None else seed
+    if y is not None:
+        y = (y if n is None else y[:n]).to(x.device)
     res = evaluate_model(run.model, x if n is None else x[:n], spec or ev.estimators, seed,
-                         batch_size or ev.batch_size, **opts)  # opts carries progress
+                         batch_size or ev.batch_size, y=y, image_shape=run.image_shape, **opts)  # opts: progress
+    cond = (run.config.model or {}).get("condition")
+    if isinstance(cond, dict) and cond.get("type") in ("label", "mask"):
+        res["condition"] = dict(cond)  # the bounds are of log p(x | c): what the summary calls them
     return {"run_dir": str(run.run_dir), "checkpoint": run.which, "epoch": run.meta["epoch"],
             "step": run.meta["step"], "split": split, "binarize": run.config.data.binarize, **res}
 
@@ -191,8 +207,11 @@ def evaluate_run(run_dir: str | Path, *, checkpoint: str = "best", estimators: s
     if estimators is not None:
         parse_spec(estimators)
     path = plan_output(out, _run_dir(run_dir) / "eval.json", overwrite=overwrite)
-    run, split, x, _ = _open(run_dir, checkpoint, device, data_dir, split)
-    payload = _estimate(run, split, x, estimators, seed, batch_size, n, ais_chains=ais_chains,
+    run, split, x, y = _open(run_dir, checkpoint, device, data_dir, split)
+    if bdmc_T and getattr(run.model, "condition", None) is not None:
+        raise ValueError(f"--bdmc: BDMC simulates data from p(x), and {type(run.model).__name__} is conditional "
+                         "(AIS does not take a condition yet); leave --bdmc out")
+    payload = _estimate(run, split, x, y, estimators, seed, batch_size, n, ais_chains=ais_chains,
                         ais_leapfrog=ais_leapfrog, progress=progress)
     if bdmc_T:
         from ..evaluation import run_bdmc
@@ -230,7 +249,7 @@ def finish_run(run_dir: str | Path, device: str | None = None, plots: bool = Tru
     if plots:
         check_folder(run_dir / "plots", "plots")
     run, split, x, y = _open(run_dir, "best", device, None, None)
-    payload = _estimate(run, split, x, None, None, None, None, progress=progress, desc="final eval")
+    payload = _estimate(run, split, x, y, None, None, None, None, progress=progress, desc="final eval")
     rec: dict[str, Any] = {"step": run.meta["step"], "epoch": run.meta["epoch"], "split": split,
                            "checkpoint": run.which, "time": run.meta.get("extra", {}).get("elapsed")}
     rec.update({tok.replace(":", "_"): r["mean"] for tok, r in payload["estimates"].items()})

@@ -13,7 +13,7 @@ from torch import Tensor
 from .data import eval_data
 from .plots import caption
 
-__all__ = ["load_run_images", "sample_images", "reconstruct_images", "interpolate_images"]
+__all__ = ["load_run_images", "sample_images", "reconstruct_images", "interpolate_images", "complete_run_images"]
 
 
 def _image_run(run_dir: str | Path, checkpoint: str) -> Any:
@@ -73,18 +73,36 @@ def load_run_images(run_dir: str | Path, checkpoint: str = "best", split: str = 
     Raises:
         ValueError: the run's data are not images; and what ``load_run`` and ``eval_data`` raise.
     """
-    run = _image_run(run_dir, checkpoint)
-    if data_dir is not None:
-        run.config.data.data_dir = data_dir
-    x, _, _ = eval_data(run.config, split)
+    run, x, _ = _run_rows(run_dir, checkpoint, split, data_dir)
     return run, x
 
 
+def _run_rows(run_dir: str | Path, checkpoint: str, split: str, data_dir: str | None) -> tuple[Any, Tensor, Any]:
+    """``(run, x, cond)``: :func:`load_run_images`'s two and ``cond(a, b)``, the keyword arguments of rows ``a:b``
+    for a conditional model (``{}`` for the others; :func:`vaekit.train.conditions.data_conditions`)."""
+    from ..train.conditions import data_conditions
+
+    run = _image_run(run_dir, checkpoint)
+    if data_dir is not None:
+        run.config.data.data_dir = data_dir
+    x, y, _ = eval_data(run.config, split)
+    conditions = data_conditions(run.model, run.image_shape, has_labels=y is not None, data_name=f"the {split} split")
+
+    def cond(a: int, b: int) -> dict[str, Any]:
+        return {} if conditions is None else conditions(x[a:b], None if y is None else y[a:b])
+    return run, x, cond
+
+
 def sample_images(run_dir: str | Path, n: int = 64, *, checkpoint: str = "best", seed: int = 0, mean: bool = True,
-                  out: str | Path | None = None, overwrite: bool = False) -> Path:
+                  out: str | Path | None = None, overwrite: bool = False,
+                  condition: dict[str, Any] | None = None) -> Path:
     """Save ``n`` draws ``x ~ p(x|z), z ~ p(z)`` of a run's model as an image grid (``model.sample``).
 
+    A label-conditioned model (``model.condition: {type: label}``) draws ``z ~ p(z|y)`` for ``condition``
+    (``{"label": 3}``), or without one 8 draws per class, a row each (``n`` is then ignored).
+
     Args:
+        condition: a conditional model's condition, e.g. ``{"label": 3}``.
         mean: show the mean of ``p(x|z)`` (True) or a draw from it.
         seed: seeds the draws (the global RNG is restored afterwards).
         out: the PNG path or a folder (default ``run_dir/plots/samples.png``, numbered when taken).
@@ -99,13 +117,30 @@ def sample_images(run_dir: str | Path, n: int = 64, *, checkpoint: str = "best",
     """
     from .. import viz
 
+    from ..models.conditions import LabelCondition
+    from .plots import conditional_samples
+
     _check_n(n)
-    dest = _plan(run_dir, out, "samples.png", overwrite)
+    name = "samples-" + "-".join(f"{k}{v}" for k, v in condition.items()) + ".png" if condition else "samples.png"
+    dest = _plan(run_dir, out, name, overwrite)
     run = _image_run(run_dir, checkpoint)
+    c = getattr(run.model, "condition", None)
+    if c is None and condition:
+        raise ValueError(f"{run_dir}: its model is unconditional; --condition applies to conditional runs")
+    if c is not None and not isinstance(c, LabelCondition):
+        raise ValueError(f"{run_dir}: its model completes images given the observed pixels; draw completions with "
+                         "vaekit complete RUN")
+    nrow = None
     with torch.random.fork_rng(devices=[]), torch.no_grad():
         torch.manual_seed(seed)
-        x = run.model.sample(n, mean=mean)
-    return _save(lambda p: viz.sample_grid(x, run.image_shape, p, title=caption("samples", n, mean)), dest)
+        if c is not None and not condition:
+            x, title = conditional_samples(run.model, torch.zeros(0), {})
+            nrow = 8
+        else:
+            x = run.model.sample(n, mean=mean, **(condition or {}))
+            title = caption("samples", n, mean) if not condition else \
+                f"{n} draws z ~ p(z|c), " + ", ".join(f"{k} = {v}" for k, v in condition.items())
+    return _save(lambda p: viz.sample_grid(x, run.image_shape, p, nrow=nrow, title=title), dest)
 
 
 def reconstruct_images(run_dir: str | Path, n: int = 32, *, checkpoint: str = "best", split: str = "test",
@@ -121,10 +156,11 @@ def reconstruct_images(run_dir: str | Path, n: int = 32, *, checkpoint: str = "b
 
     _check_n(n)
     dest = _plan(run_dir, out, "reconstructions.png", overwrite)
-    run, x = load_run_images(run_dir, checkpoint, split, data_dir)
+    run, x, cond = _run_rows(run_dir, checkpoint, split, data_dir)
+    c = cond(0, n)  # a conditional model reconstructs each row given its own condition
     x = x[:n]
     with torch.no_grad():
-        rec = run.model.reconstruct(x)
+        rec = run.model.reconstruct(x, **c)
     return _save(lambda p: viz.reconstruction_grid(x, rec, run.image_shape, p, n=n,
                                                    title=caption("reconstructions")), dest)
 
@@ -152,16 +188,56 @@ def interpolate_images(run_dir: str | Path, steps: int = 10, pairs: int = 4, *, 
     if steps < 2 or pairs < 1:
         raise ValueError(f"need steps >= 2 and pairs >= 1, got {steps} and {pairs}")
     dest = _plan(run_dir, out, "interpolation.png", overwrite)
-    run, x = load_run_images(run_dir, checkpoint, split, data_dir)
+    run, x, cond = _run_rows(run_dir, checkpoint, split, data_dir)
     if x.shape[0] < 2 * pairs:
         raise ValueError(f"the {split} split has {x.shape[0]} examples; {pairs} pairs need {2 * pairs}")
     model = run.model
+    c = cond(0, 2 * pairs)
+    # a conditional model: each row encoded given its own condition, the path decoded given its first end's
+    first = {k: (v[0::2] if torch.is_tensor(v) and v.dim() and v.shape[0] == 2 * pairs and k != "mask" else v)
+             for k, v in c.items()}
     with torch.no_grad():
-        z = model.encode(x[:2 * pairs])                                        # (2P, D)
+        z = model.encode(x[:2 * pairs], **c)                                   # (2P, D)
         path = model.latent_space.interpolate(z[0::2], z[1::2], steps)         # (steps, P, D)
-        imgs = model.decode(path).mean                                         # (steps, P, data_dim)
+        imgs = model.decode(path, **first).mean                                # (steps, P, data_dim)
     imgs = imgs.transpose(0, 1).reshape(steps * pairs, -1)                     # one row per pair
     title = caption("interpolation", steps=steps)
     if pairs == 1:
         return _save(lambda p: viz.interpolation_strip(imgs, run.image_shape, p, title=title), dest)
     return _save(lambda p: viz.sample_grid(imgs, run.image_shape, p, nrow=steps, title=title), dest)
+
+
+def complete_run_images(run_dir: str | Path, mask: str | None = None, n_inputs: int = 8, n_samples: int = 7, *,
+                        checkpoint: str = "best", seed: int = 0, split: str = "test", data_dir: str | None = None,
+                        out: str | Path | None = None, overwrite: bool = False) -> Path:
+    """Completion grid of a mask-conditioned run of ``vaekit train``: one row per ``split`` row, the observed part
+    (hidden pixels grey), ``n_samples`` completions ``z ~ p(z|x_obs)`` and the truth.
+
+    Args:
+        mask: the observed region (:data:`vaekit.data.MASKS`); None: the one the model was trained with
+            (``model.condition.observe``).
+
+    Raises:
+        ValueError: a model without a mask condition, an unknown mask.
+    """
+    from .. import viz
+    from ..data import make_mask
+    from ..models.conditions import MaskCondition
+
+    _check_n(n_inputs)
+    run, x, _ = _run_rows(run_dir, checkpoint, split, data_dir)
+    c = getattr(run.model, "condition", None)
+    if not isinstance(c, MaskCondition):
+        raise ValueError(f"{run_dir}: a {type(run.model).__name__} without a mask condition does not complete images; "
+                         "train a cvae with model.condition: {type: mask, observe: quadrant1}")
+    mask = mask or c.observe
+    m = make_mask(mask, run.image_shape)
+    dest = _plan(run_dir, out, f"complete-{mask}.png", overwrite)
+    x = x[:n_inputs]
+    with torch.random.fork_rng(devices=[]), torch.no_grad():
+        torch.manual_seed(seed)
+        fills = [run.model.sample(x.shape[0], mask=m, observed=x) for _ in range(n_samples)]
+    shown = torch.where(m, x, torch.full_like(x, 0.5))
+    rows = torch.stack([shown, *fills, x], 1).reshape(-1, x.shape[1])
+    return _save(lambda p: viz.sample_grid(rows, run.image_shape, p, nrow=n_samples + 2,
+                                           title=f"{mask} observed: input, {n_samples} completions, truth"), dest)

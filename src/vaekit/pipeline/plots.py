@@ -8,7 +8,7 @@ from typing import Any, Callable, Sequence
 import torch
 from torch import Tensor, nn
 
-__all__ = ["latent_plots", "decode_mean", "write_plots", "caption"]
+__all__ = ["latent_plots", "decode_mean", "write_plots", "conditional_samples", "caption"]
 
 #: points per grid of the decoded-latent plots
 _CIRCLE_POINTS = 16
@@ -82,6 +82,25 @@ def decode_mean(model: nn.Module) -> Callable[[Tensor], Tensor]:
 
 
 @torch.no_grad()
+def conditional_samples(model: nn.Module, x: Tensor, cond: dict[str, Any], per_row: int = 8
+                        ) -> tuple[Tensor, str]:
+    """Decoder means of a conditional model's samples for ``samples.png``, and the grid's title.
+
+    A label condition: ``per_row`` draws ``z ~ p(z|y)`` for each class ``y`` in order, a row per class,
+    ``(K * per_row, D)``. A mask condition (``cond`` holds the rows ``x``' ``mask`` and ``observed``): ``per_row``
+    completions of each row of ``x``, a row per image, ``(len(x) * per_row, D)``.
+    """
+    from ..models.conditions import LabelCondition
+
+    c = model.condition
+    if isinstance(c, LabelCondition):
+        labels = torch.arange(c.n_classes, device=x.device).repeat_interleave(per_row)
+        return model.sample(len(labels), label=labels), f"{per_row} draws z ~ p(z|y) per row, y = 0..{c.n_classes - 1}"
+    rows = [model.sample(per_row, **{k: (v[i:i + 1] if k == "observed" else v) for k, v in cond.items()})
+            for i in range(x.shape[0])]
+    return torch.cat(rows), f"{per_row} completions per row, z ~ p(z|observed)"
+
+
 def write_plots(run_dir: str | Path, model: nn.Module, x: Tensor, y: Tensor | None,
                 image_shape: Sequence[int] | None, seed: int = 0) -> list[Path]:
     """Write a run's plots into ``run_dir/plots`` and return their paths.
@@ -92,6 +111,12 @@ def write_plots(run_dir: str | Path, model: nn.Module, x: Tensor, y: Tensor | No
     :func:`latent_plots` (``latent_manifold.png``, ``latent_circle.png`` or ``latent_sphere.png``).
     For every data set: ``latent_scatter.png`` (``model.encode`` of every row of ``x``, coloured by
     ``y``) when :func:`latent_plots` lists it, and ``training_curves.png`` from ``metrics.jsonl``.
+
+    A conditional model (``model.condition``; :func:`vaekit.train.conditions.data_conditions`) is drawn given
+    its condition: a label-conditioned one's ``samples.png`` has one row of 8 draws per class
+    (:func:`conditional_samples`), a mask-conditioned one's shows 8 completions of each of the first 8 rows of
+    ``x`` (observed pixels copied), and its reconstructions and latent scatter use each row's own condition;
+    the decoded latent grids, which would need one fixed condition, are left out.
 
     Args:
         run_dir: the run directory.
@@ -106,17 +131,34 @@ def write_plots(run_dir: str | Path, model: nn.Module, x: Tensor, y: Tensor | No
     run_dir = Path(run_dir)
     plots = run_dir / "plots"
     plots.mkdir(parents=True, exist_ok=True)
+    from ..train.conditions import data_conditions
+
+    conditions = data_conditions(model, image_shape, has_labels=y is not None, data_name="the plotted rows")
+    if conditions is None:
+        def cond(a: int, b: int) -> dict[str, Any]:
+            return {}
+    else:
+        yd = None if y is None else y.to(x.device)
+
+        def cond(a: int, b: int) -> dict[str, Any]:
+            return conditions(x[a:b], None if yd is None else yd[a:b])
     kinds = latent_plots(model.latent_space)
     out: list[Path] = []
     model.eval()
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         if image_shape is not None:
-            out.append(viz.sample_grid(model.sample(64).cpu(), image_shape, plots / "samples.png",
-                                       title=caption("samples", 64)))
+            if conditions is None:
+                out.append(viz.sample_grid(model.sample(64).cpu(), image_shape, plots / "samples.png",
+                                           title=caption("samples", 64)))
+            else:
+                imgs, title = conditional_samples(model, x[:8], cond(0, 8))
+                out.append(viz.sample_grid(imgs.cpu(), image_shape, plots / "samples.png", nrow=8, title=title))
             xs = x[:32]
-            out.append(viz.reconstruction_grid(xs.cpu(), model.reconstruct(xs).cpu(), image_shape,
+            out.append(viz.reconstruction_grid(xs.cpu(), model.reconstruct(xs, **cond(0, 32)).cpu(), image_shape,
                                                plots / "reconstructions.png", n=32, title=caption("reconstructions")))
+            if conditions is not None:
+                kinds = tuple(k for k in kinds if k == "scatter")
             dec = decode_mean(model)
             if "manifold" in kinds:
                 out.append(viz.latent_manifold(dec, image_shape, plots / "latent_manifold.png",
@@ -128,7 +170,8 @@ def write_plots(run_dir: str | Path, model: nn.Module, x: Tensor, y: Tensor | No
                 out.append(viz.latent_sphere(dec, image_shape, plots / "latent_sphere.png", *_SPHERE_GRID,
                                              title=caption("sphere")))
         if "scatter" in kinds:
-            z = torch.cat([model.encode(x[i:i + _ENCODE_BATCH]).cpu() for i in range(0, x.shape[0], _ENCODE_BATCH)])
+            z = torch.cat([model.encode(x[i:i + _ENCODE_BATCH], **cond(i, i + _ENCODE_BATCH)).cpu()
+                           for i in range(0, x.shape[0], _ENCODE_BATCH)])
             out.append(viz.latent_scatter(z, None if y is None else y.cpu(), plots / "latent_scatter.png"))
     metrics = run_dir / "metrics.jsonl"
     if metrics.exists() and metrics.stat().st_size > 0:

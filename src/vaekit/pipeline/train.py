@@ -112,7 +112,8 @@ def check_report(cfg: RunConfig) -> Callable[[nn.Module, PreparedData], None]:
         try:
             with torch.random.fork_rng(devices=[x.device.index or 0] if x.device.type == "cuda" else []):
                 try:
-                    run_estimators(model, x[:2], small, seed=0, batch_size=2, ais_chains=2, ais_leapfrog=1)
+                    run_estimators(model, x[:2], small, seed=0, batch_size=2, ais_chains=2, ais_leapfrog=1,
+                                   y=None if y is None else y[:2].to(x.device), conditions=data.conditions)
                 except (ValueError, TypeError, NotImplementedError, RuntimeError) as e:
                     raise ConfigError(f"eval.estimators: {ev.estimators!r} cannot run on this model: {e}") from None
                 with tempfile.TemporaryDirectory(prefix="vaekit-plots-") as tmp:

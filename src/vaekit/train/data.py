@@ -14,7 +14,7 @@ from ..config import DataConfig, RunConfig
 from .seeding import derive_seed
 
 __all__ = ["PreparedData", "prepare_data", "prepare_given", "load_data", "check_data", "absolute_data_paths",
-           "BINARIZE"]
+           "with_conditions", "BINARIZE"]
 
 #: the values of ``data.binarize`` (see :class:`vaekit.config.DataConfig`)
 BINARIZE = ("dynamic", "static", "none")
@@ -33,6 +33,9 @@ class PreparedData:
         test: ``(N_test, D)`` test rows, prepared like ``val``; None when the rows were given as a tensor.
         dynamic: whether each training batch is drawn ``x ~ Bernoulli(train[idx])``.
         image_shape: ``(C, H, W)`` of one row for image data, else None.
+        conditions: for a conditional model, how a batch's keyword arguments are formed from its rows and
+            labels (:func:`vaekit.train.conditions.data_conditions`); None for the others.
+        train_y, val_y, test_y: the splits' labels ``(N,)`` on the device when ``conditions`` needs them, else None.
     """
 
     dataset: Any
@@ -41,6 +44,10 @@ class PreparedData:
     test: Tensor | None
     dynamic: bool
     image_shape: tuple[int, ...] | None = None
+    conditions: Any = None
+    train_y: Tensor | None = None
+    val_y: Tensor | None = None
+    test_y: Tensor | None = None
 
     @property
     def dim(self) -> int:
@@ -96,6 +103,27 @@ def absolute_data_paths(data: DataConfig) -> DataConfig:
         options["path"] = absolute(options["path"])
     return dataclasses.replace(data, data_dir=None if data.data_dir is None else absolute(data.data_dir),
                                options=options)
+
+
+def with_conditions(data: PreparedData, model: nn.Module, name: str = "the data set") -> PreparedData:
+    """``data`` with the conditions ``model`` takes (:func:`vaekit.train.conditions.data_conditions`) and, when they
+    are labels, every split's labels on the training rows' device; ``data`` itself for an unconditional model.
+
+    Raises:
+        ConditionError: what ``data_conditions`` raises (a label condition on unlabelled data, a mask condition
+            without ``observe``, ...), before any training.
+    """
+    from .conditions import data_conditions
+
+    splits = [getattr(data.dataset, s, None) for s in ("train", "val", "test")]
+    ys = [getattr(s, "y", None) for s in splits]
+    has = data.dataset is not None and all(y is not None for y, s in zip(ys, splits) if s is not None)
+    cond = data_conditions(model, data.image_shape, has_labels=has, data_name=repr(name))
+    if cond is None:
+        return data
+    dev = data.train.device
+    moved = [y.to(dev) if has and y is not None else None for y in ys]
+    return dataclasses.replace(data, conditions=cond, train_y=moved[0], val_y=moved[1], test_y=moved[2])
 
 
 def load_data(cfg: RunConfig) -> Any:

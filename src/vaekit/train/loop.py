@@ -57,7 +57,9 @@ from torch import Tensor, nn
 from ..config import ConfigError, DataConfig, RunConfig, TrainConfig, to_dict
 from .check import build_training, check_config
 from .checkpoint import atomic_write_bytes, load_checkpoint, remove_stale_tmp, save_checkpoint
-from .data import PreparedData, absolute_data_paths, check_data, load_data, prepare_data, prepare_given
+from .conditions import Conditions
+from .data import (PreparedData, absolute_data_paths, check_data, load_data, prepare_data, prepare_given,
+                   with_conditions)
 from .ddp import DistInfo, collective_failure, init_distributed, shard
 from .init import init_output_bias, init_weights
 from ..progress import Progress
@@ -136,8 +138,9 @@ class _StopRequest:
 
 def train_step(compute: Callable[[Tensor, int], tuple[Tensor, dict[str, Any]]], optimizer: torch.optim.Optimizer,
                x: Tensor, step: int, grad_clip: float | None = None, params: Iterable[Tensor] | None = None,
-               loss_scale: float = 1.0, agree: Callable[[Tensor], Tensor] | None = None) -> dict[str, Any] | None:
-    r"""One optimiser step on batch ``x``: ``loss, metrics = compute(x, step)``; backprop; clip; Adam.
+               loss_scale: float = 1.0, agree: Callable[[Tensor], Tensor] | None = None,
+               cond: dict[str, Any] | None = None) -> dict[str, Any] | None:
+    r"""One optimiser step on batch ``x``: ``loss, metrics = compute(x, step, **cond)``; backprop; clip; Adam.
 
     The step is taken only when the loss and the global gradient norm are finite: a NaN or infinite
     gradient would enter Adam's moment estimates and stay there, so the optimiser is then left
@@ -157,12 +160,14 @@ def train_step(compute: Callable[[Tensor, int], tuple[Tensor, dict[str, Any]]], 
         agree: maps this process's verdict (a bool tensor, True = not finite) to the one every
             process acts on; under DDP the loop passes an all-reduce, so that all ranks skip alike
             (the gradients are already all-reduced, the losses are not).
+        cond: a conditional model's keyword arguments for this batch (``label=...``; see
+            :mod:`vaekit.train.conditions`), or None.
 
     Returns:
         the objective's metrics, still detached tensors, or None when the step was skipped as not
         finite. Checking finiteness costs one device sync per step.
     """
-    loss, metrics = compute(x, step)
+    loss, metrics = compute(x, step, **cond) if cond else compute(x, step)
     optimizer.zero_grad(set_to_none=True)
     (loss if loss_scale == 1.0 else loss * loss_scale).backward()
     params = list(params) if params is not None else [p for g in optimizer.param_groups for p in g["params"]]
@@ -181,7 +186,8 @@ def train_step(compute: Callable[[Tensor, int], tuple[Tensor, dict[str, Any]]], 
 
 
 class ObjectiveModule(nn.Module):
-    """``forward(x, step) = objective(model, x, step)``.
+    """``forward(x, step, **cond) = objective(model, x, step, **cond)`` (``cond``: a conditional model's keyword
+    arguments; none for the others).
 
     Wrapping the objective (not the model) in DDP lets an objective call any
     protocol method (``forward``, ``log_weights``, ...) while DDP still sees one
@@ -193,8 +199,8 @@ class ObjectiveModule(nn.Module):
         self.model = model
         self.objective = objective
 
-    def forward(self, x: Tensor, step: int) -> tuple[Tensor, dict[str, Any]]:
-        return self.objective(self.model, x, step)
+    def forward(self, x: Tensor, step: int, **cond: Any) -> tuple[Tensor, dict[str, Any]]:
+        return self.objective(self.model, x, step, **cond)
 
 
 def compiled_objective(compute: Callable[[Tensor, int], tuple[Tensor, dict[str, Any]]], mode: str = "reduce-overhead"
@@ -225,10 +231,10 @@ def compiled_objective(compute: Callable[[Tensor, int], tuple[Tensor, dict[str, 
     compiled = torch.compile(compute, mode=mode)
     graphs = mode != "default"
 
-    def run(x: Tensor, step: int) -> tuple[Tensor, dict[str, Any]]:
+    def run(x: Tensor, step: int, **cond: Any) -> tuple[Tensor, dict[str, Any]]:
         if graphs:
             torch.compiler.cudagraph_mark_step_begin()
-        loss, metrics = compiled(x, step)
+        loss, metrics = compiled(x, step, **cond)
         if graphs:
             metrics = {k: v.detach().clone() if torch.is_tensor(v) else v for k, v in metrics.items()}
         return loss, metrics
@@ -269,7 +275,8 @@ def build_optimizer(model: nn.Module, cfg: RunConfig) -> torch.optim.Adam:
 
 
 @torch.no_grad()
-def validate(model: nn.Module, x: Tensor, batch_size: int, seed: int) -> dict[str, float]:
+def validate(model: nn.Module, x: Tensor, batch_size: int, seed: int, y: Tensor | None = None,
+             conditions: Conditions | None = None) -> dict[str, float]:
     r"""Mean ELBO, E_q[log p(x|z)] and KL over ``x`` with one posterior sample per example.
 
     .. math:: \mathcal L(x) = \mathbb E_{q(z|x)}[\log p(x|z)] - \mathrm{KL}(q(z|x)\|p(z))
@@ -277,7 +284,8 @@ def validate(model: nn.Module, x: Tensor, batch_size: int, seed: int) -> dict[st
     (analytic KL where registered). ``model(x, k=1)`` must return the protocol's output:
     ``log_likelihood`` ``(1, B)`` and ``kl`` ``(B,)``. Runs in eval mode under a forked RNG seeded
     with ``seed``: the same noise every epoch (a fair comparison for the best
-    checkpoint), and training noise is untouched.
+    checkpoint), and training noise is untouched. A conditional model is scored given its condition,
+    ``conditions(x_b, y_b)`` (:mod:`vaekit.train.conditions`; ``y`` the rows' labels).
 
     Returns:
         ``{"elbo", "log_likelihood", "kl"}``, means over the rows of ``x`` in nats.
@@ -291,7 +299,8 @@ def validate(model: nn.Module, x: Tensor, batch_size: int, seed: int) -> dict[st
             torch.manual_seed(seed)
             sums = torch.zeros(3, dtype=torch.float64, device=x.device)
             for i in range(0, x.shape[0], batch_size):
-                out = model(x[i:i + batch_size], k=1)
+                xb = x[i:i + batch_size]
+                out = model(xb, k=1, **_batch_conditions(conditions, xb, y, i, i + batch_size))
                 ll, kl = out.log_likelihood.mean(0), out.kl  # (k, B) -> (B,); the protocol's KL is (B,)
                 sums += torch.stack([(ll - kl).sum(), ll.sum(), kl.sum()]).double()
             vals = (sums / x.shape[0]).tolist()
@@ -299,6 +308,14 @@ def validate(model: nn.Module, x: Tensor, batch_size: int, seed: int) -> dict[st
         model.train(was)
     tot.update(zip(tot, vals))
     return tot
+
+
+def _batch_conditions(conditions: Conditions | None, xb: Tensor, y: Tensor | None, a: int, b: int
+                      ) -> dict[str, Any]:
+    """The keyword arguments of rows ``a:b`` (``xb``) for a conditional model, ``{}`` for the others."""
+    if conditions is None:
+        return {}
+    return conditions(xb, None if y is None else y[a:b])
 
 
 def _row_bounds(n: int, batch_size: int) -> list[tuple[int, int]]:
@@ -312,7 +329,7 @@ def _row_bounds(n: int, batch_size: int) -> list[tuple[int, int]]:
 
 @torch.no_grad()
 def validate_objective(model: nn.Module, objective: Callable[..., Any], x: Tensor, batch_size: int, seed: int,
-                       step: int) -> float:
+                       step: int, y: Tensor | None = None, conditions: Conditions | None = None) -> float:
     r"""The training objective's own value on ``x``, higher is better: what ``train.select_by: objective`` maximises.
 
     For each batch the objective is called as in training, ``loss, metrics = objective(model, x_b, step)``; the
@@ -338,7 +355,8 @@ def validate_objective(model: nn.Module, objective: Callable[..., Any], x: Tenso
             torch.manual_seed(seed)
             total = torch.zeros((), dtype=torch.float64, device=x.device)
             for a, b in _row_bounds(x.shape[0], batch_size):
-                loss, metrics = objective(model, x[a:b], step)
+                cond = _batch_conditions(conditions, x[a:b], y, a, b)
+                loss, metrics = objective(model, x[a:b], step, **cond) if cond else objective(model, x[a:b], step)
                 value = metrics[key] if key is not None else -loss
                 total += value.double() * (b - a)
             return float(total / x.shape[0])
@@ -534,6 +552,10 @@ def fit(model: RunConfig | nn.Module, data: Any = None, *, train: TrainConfig | 
         run_dir, claimed = make_run_dir(cfg, info), cfg.run_name is None
     try:
         prepared, net, optimizer, state, record, saved = _set_up(model, data, cfg, binarize, dev, run_dir, resume)
+        if prepared.conditions is not None and not _takes_conditions(objective):
+            raise ConfigError(f"train.objective.type: {cfg.train.objective.get('type', 'elbo')!r} cannot train a "
+                              f"conditional model ({type(net).__name__} with model.condition): it does not pass the "
+                              "condition on; use elbo or iwae")
         if before_training is not None:
             before_training(net, prepared)
     except BaseException:
@@ -563,6 +585,17 @@ def fit(model: RunConfig | nn.Module, data: Any = None, *, train: TrainConfig | 
             f"torchrun ... vaekit train --resume {run_dir}") from e
 
 
+def _takes_conditions(objective: Callable[..., Any]) -> bool:
+    """Whether ``objective(model, x, step, **cond)`` passes a condition on (its ``__call__`` takes ``**cond``)."""
+    import inspect
+
+    try:
+        params = inspect.signature(objective).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    return any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params)
+
+
 def _set_up(model: RunConfig | nn.Module, data: Any, cfg: RunConfig, binarize: str | None, dev: torch.device,
             run_dir: Path, resume: bool) -> tuple[PreparedData, nn.Module, torch.optim.Optimizer, TrainState,
                                                   dict[str, Any], dict[str, Tensor]]:
@@ -584,6 +617,7 @@ def _set_up(model: RunConfig | nn.Module, data: Any, cfg: RunConfig, binarize: s
         prepared, name = prepare_given(data, binarize, cfg.seed, dev, model=net)
         cfg.data = DataConfig(name=name, binarize=binarize or ("dynamic" if prepared.dynamic else "none"))
         raw_train = prepared.train
+    prepared = with_conditions(prepared, net, cfg.data.name)
     if prepared.train.shape[0] == 0:
         raise ConfigError(f"data: the training split of {cfg.data.name!r} is empty (data.val_size="
                           f"{cfg.data.val_size}); nothing to train on")
@@ -704,6 +738,7 @@ def _loop(model: nn.Module, data: PreparedData, cfg: RunConfig, objective: Calla
     from ..data import batch_indices, dynamic_binarize
 
     n = data.train.shape[0]
+    train_y = data.train_y if data.conditions is not None else None
     steps_per_epoch = math.ceil(n / t.batch_size)
     total_epochs = t.epochs if stop_after_epoch is None else min(t.epochs, stop_after_epoch)
     bar = Progress(steps_per_epoch * t.epochs, "training", "steps", initial=state.step + state.skipped,
@@ -757,12 +792,14 @@ def _loop(model: nn.Module, data: PreparedData, cfg: RunConfig, objective: Calla
                     if i < done:
                         continue
                     xb = data.train[idx.to(device)]
+                    yb = train_y[idx.to(device)] if train_y is not None else None
                     if data.dynamic:
                         xb = dynamic_binarize(xb, bin_gen, check=False)
                     scale = 1.0
                     if info.enabled:
-                        xb, scale = _rank_shard(xb, info)
-                    metrics = train_step(compute, optimizer, xb, state.step, t.grad_clip, params, scale, agree)
+                        xb, scale, yb = _rank_shard(xb, info, yb)
+                    cond = data.conditions(xb, yb) if data.conditions is not None else None
+                    metrics = train_step(compute, optimizer, xb, state.step, t.grad_clip, params, scale, agree, cond)
                     if not info.enabled:
                         stop.agreed = stop.signum is not None
                     if metrics is None:
@@ -797,11 +834,13 @@ def _loop(model: nn.Module, data: PreparedData, cfg: RunConfig, objective: Calla
                 # (a model whose posterior has no density, the Stein VAE, has no ELBO: no validation, best = last)
                 if info.is_main and data.val is not None and getattr(model, "posterior_density", True) and \
                         (state.epoch % t.eval_every == 0 or final):
-                    val = validate(model, data.val, cfg.eval.batch_size, derive_seed(cfg.seed, "validate"))
+                    val = validate(model, data.val, cfg.eval.batch_size, derive_seed(cfg.seed, "validate"),
+                                   data.val_y, data.conditions)
                     # the objective's value at the run's last step: a warm-up scores every epoch by its final weight
                     val["objective"] = validate_objective(model, objective, data.val, cfg.eval.batch_size,
                                                           derive_seed(cfg.seed, "validate"),
-                                                          max(state.step, t.epochs * steps_per_epoch))
+                                                          max(state.step, t.epochs * steps_per_epoch),
+                                                          data.val_y, data.conditions)
                     state.select_by = selection_metric(t)
                     score = val["elbo"] if t.select_by == "elbo" else val["objective"]
                     rec = {"step": state.step, "epoch": state.epoch, "split": "val", **val,
@@ -870,8 +909,9 @@ def _agree_across_ranks(stop: _StopRequest) -> Callable[[Tensor], Tensor]:
     return agree
 
 
-def _rank_shard(xb: Tensor, info: DistInfo) -> tuple[Tensor, float]:
-    """This rank's rows of global batch ``xb`` and its loss scale ``b_r W / B`` (see :func:`train_step`).
+def _rank_shard(xb: Tensor, info: DistInfo, yb: Tensor | None = None) -> tuple[Tensor, float, Tensor | None]:
+    """This rank's rows of global batch ``xb``, its loss scale ``b_r W / B`` (see :func:`train_step`) and the
+    same rows of the labels ``yb`` (None stays None).
 
     Shards are contiguous and differ in size by at most one (``torch.tensor_split``), larger first, so
     rank 0, which logs, always has a row. A rank left without rows (``B < W``) still has to join the
@@ -879,9 +919,10 @@ def _rank_shard(xb: Tensor, info: DistInfo) -> tuple[Tensor, float]:
     weight 0.
     """
     part = shard(xb, info)
+    ypart = None if yb is None else shard(yb, info)
     if part.shape[0] == 0:
-        return xb[:1], 0.0
-    return part, part.shape[0] * info.world_size / xb.shape[0]
+        return xb[:1], 0.0, None if yb is None else yb[:1]
+    return part, part.shape[0] * info.world_size / xb.shape[0], ypart
 
 
 def _log_window(logger: RunLogger | None, window: list[dict[str, Any]], state: TrainState, epoch: int, lr: float,

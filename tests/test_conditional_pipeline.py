@@ -1,0 +1,188 @@
+"""Conditional models through ``vaekit train``: conditions formed from the data, trained, validated, evaluated, drawn.
+
+The label-conditioned tests train on scikit-learn's digits (1,797 8x8 images with labels) for a few seconds.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+import torch
+
+from vaekit.config import ConfigError, from_dict
+from vaekit.evaluation import iwae_estimate, run_estimators
+from vaekit.models.conditions import ConditionError
+from vaekit.pipeline import evaluate_run, finish_run
+from vaekit.pipeline.data import eval_data
+from vaekit.train import fit, load_run
+from vaekit.train.conditions import data_conditions
+from vaekit.train.ddp import DistInfo
+from vaekit.train.loop import _rank_shard
+
+
+@pytest.fixture(autouse=True)
+def _one_thread(one_thread):  # conftest's: a fixed reduction order, and CI has 2 shared cores
+    yield
+
+
+def cvae_cfg(tmp_path: Path, condition: dict, name: str = "run", epochs: int = 4, **extra) -> "RunConfig":  # noqa: F821
+    model = {"type": "cvae", "condition": condition, "encoder": {"type": "mlp", "hidden": [64]},
+             "latent": {"type": "gaussian", "dim": 2}, "decoder": {"type": "mlp", "hidden": [64]},
+             "likelihood": {"type": "bernoulli"}}
+    if condition["type"] == "mask":
+        model["prior_net"] = {"type": "mlp", "hidden": [32]}
+    model.update(extra.pop("model", {}))
+    cfg = {"data": {"name": "digits", "binarize": "dynamic"}, "model": model,
+           "train": {"epochs": epochs, "batch_size": 64, "lr": 3e-3, "log_every": 10, **extra.pop("train", {})},
+           "eval": {"estimators": "elbo,iwae:20", "split": "test"}, "seed": 1, "device": "cpu",
+           "out_dir": str(tmp_path), "run_name": name}
+    return from_dict(cfg)
+
+
+def test_a_label_cvae_learns_to_use_the_labels_it_was_trained_with(tmp_path):
+    """If the loop paired rows with the wrong labels, the decoder could not use them and the ELBO given the true
+    labels would not beat the ELBO given shuffled ones; with 2 latent dimensions the label carries much of x."""
+    res = fit(cvae_cfg(tmp_path, {"type": "label", "n_classes": 10}), tensorboard=False)
+    x, y, _ = eval_data(load_run(res.run_dir).config, "test")
+    model = res.model.eval()
+    g = torch.Generator().manual_seed(0)
+    wrong = (y + torch.randint(1, 10, y.shape, generator=g)) % 10  # every label changed
+    torch.manual_seed(0)
+    with torch.no_grad():
+        right = iwae_estimate(model, x, 20, label=y)
+        off = iwae_estimate(model, x, 20, label=wrong)
+    d = (right - off).double()
+    se = float(d.std() / math.sqrt(d.numel()))
+    assert float(d.mean()) > 10 * se and float(d.mean()) > 2.0, (float(d.mean()), se)
+
+
+def test_validation_scores_the_rows_given_their_own_labels(tmp_path):
+    cfg = cvae_cfg(tmp_path, {"type": "label", "n_classes": 10}, epochs=4)
+    cfg.data.val_size = 300
+    res = fit(cfg, tensorboard=False)
+    rec = [json.loads(line) for line in (res.run_dir / "metrics.jsonl").read_text().splitlines()]
+    val = [r for r in rec if r.get("split") == "val"][-1]
+    x, y, _ = eval_data(load_run(res.run_dir, "last").config, "val")
+    from vaekit.train import validate
+
+    given = validate(res.model, x, 100, 0, y, lambda xb, yb: {"label": yb})["elbo"]
+    shuffled = validate(res.model, x, 100, 0, (y + 1) % 10, lambda xb, yb: {"label": yb})["elbo"]
+    # the loop's own validation (with its seed) agrees with the labelled one, far from the shuffled one
+    assert abs(val["elbo"] - given) < 0.5 < 2.0 < given - shuffled, (val["elbo"], given, shuffled)
+
+
+def test_the_final_report_scores_log_p_x_given_y_and_says_so(tmp_path):
+    res = fit(cvae_cfg(tmp_path, {"type": "label", "n_classes": 10}, epochs=1), tensorboard=False)
+    ev = finish_run(res.run_dir, plots=True, progress=False)
+    p = ev.payload
+    assert p["condition"]["type"] == "label"
+    assert "conditional NLL -log p(x|y)" in ev.summary()
+    x, y, _ = eval_data(load_run(res.run_dir).config, "test")
+    # the same numbers as calling the estimator with the labels by hand (same seeds: seed + batch index)
+    direct = run_estimators(res.model, x, "iwae:20", seed=p["seed"], batch_size=100, y=y,
+                            conditions=lambda xb, yb: {"label": yb})
+    assert p["estimates"]["iwae:20"]["mean"] == pytest.approx(direct["iwae:20"]["mean"], abs=1e-9)
+    names = {q.name for q in ev.plots}
+    assert {"samples.png", "reconstructions.png"} <= names
+
+
+def test_a_mask_cvae_reports_the_conditional_likelihood_of_the_hidden_pixels(tmp_path):
+    from vaekit.data import make_mask
+
+    res = fit(cvae_cfg(tmp_path, {"type": "mask", "observe": "left"}, epochs=1), tensorboard=False)
+    ev = evaluate_run(res.run_dir, estimators="iwae:10", n=100, write=False, progress=False)
+    x, _, _ = eval_data(load_run(res.run_dir).config, "test")
+    m = make_mask("left", (1, 8, 8))
+    torch.manual_seed(ev.payload["seed"])  # batch 0's seed
+    with torch.no_grad():
+        direct = iwae_estimate(res.model.eval(), x[:100], 10, mask=m, observed=x[:100])
+    assert ev.payload["estimates"]["iwae:10"]["mean"] == pytest.approx(float(direct.double().mean()), abs=1e-6)
+    # only the 32 hidden pixels are scored: far fewer nats than a whole image's
+    full = run_estimators(res.model, x[:100], "iwae:10", y=None,
+                          conditions=lambda xb, yb: {"mask": torch.zeros(64, dtype=torch.bool), "observed": xb})
+    assert ev.payload["estimates"]["iwae:10"]["mean"] > full["iwae:10"]["mean"] + 5.0
+    assert "hidden pixels" in ev.summary()
+
+
+def test_conditions_the_data_cannot_give_are_refused_before_training(tmp_path):
+    with pytest.raises(ConditionError, match="model.condition.observe: a mask-conditioned model"):
+        fit(cvae_cfg(tmp_path, {"type": "mask"}, name="a"), tensorboard=False)
+    with pytest.raises(ConditionError, match="model.condition.observe: unknown mask 'lft'"):
+        fit(cvae_cfg(tmp_path, {"type": "mask", "observe": "lft"}, name="b"), tensorboard=False)
+    with pytest.raises(ConditionError, match="tensor.*pass c=... from your own training loop"):
+        fit(cvae_cfg(tmp_path, {"type": "tensor", "dim": 3}, name="c"), tensorboard=False)
+    with pytest.raises(ConfigError, match="train.objective.type: 'infovae' cannot train a conditional model"):
+        fit(cvae_cfg(tmp_path, {"type": "label", "n_classes": 10}, name="d",
+                     train={"objective": {"type": "infovae", "alpha": 0.5, "lam": 1.0}}), tensorboard=False)
+    for name in "abcd":
+        assert not (tmp_path / name).exists()  # nothing was left behind
+
+
+def test_a_label_condition_on_data_without_labels_names_the_problem():
+    from vaekit.models import build_model
+
+    model = build_model({"type": "cvae", "condition": {"type": "label", "n_classes": 3},
+                         "encoder": {"type": "mlp", "hidden": [8]}, "latent": {"type": "gaussian", "dim": 2},
+                         "decoder": {"type": "mlp", "hidden": [8]}, "likelihood": {"type": "bernoulli"}}, data_dim=4)
+    with pytest.raises(ConditionError, match="needs class labels, but 'tensor' has none"):
+        fit(model, torch.rand(20, 4).round(), tensorboard=False, run_dir=None)
+    assert data_conditions(build_model({"type": "vae", "encoder": {"type": "mlp", "hidden": [8]},
+                                        "latent": {"type": "gaussian", "dim": 2}, "decoder": {"type": "mlp", "hidden": [8]},
+                                        "likelihood": {"type": "bernoulli"}}, data_dim=4)) is None
+
+
+def test_ais_and_bdmc_refuse_a_conditional_model_before_running(tmp_path):
+    res = fit(cvae_cfg(tmp_path, {"type": "label", "n_classes": 10}, epochs=1), tensorboard=False)
+    x, y, _ = eval_data(load_run(res.run_dir).config, "test")
+    with pytest.raises(NotImplementedError, match="ais does not take a condition yet"):
+        run_estimators(res.model, x[:4], "elbo,ais:5", y=y[:4], conditions=lambda xb, yb: {"label": yb})
+    with pytest.raises(ValueError, match="BDMC simulates data from p\\(x\\), and ConditionalVAE is conditional"):
+        evaluate_run(res.run_dir, estimators="elbo", bdmc_T=[5], write=False, progress=False)
+
+
+def test_ddp_shards_give_each_rank_the_labels_of_its_own_rows():
+    x = torch.arange(7.0).unsqueeze(1).expand(7, 3)
+    y = torch.arange(7) * 10
+    seen = []
+    for rank in range(3):
+        xs, scale, ys = _rank_shard(x, DistInfo(rank=rank, local_rank=rank, world_size=3), y)
+        assert torch.equal(ys, xs[:, 0].long() * 10)
+        seen += ys.tolist()
+    assert seen == y.tolist()
+    # a rank without rows scores the first row with weight 0, and its label with it
+    xs, scale, ys = _rank_shard(x[:1], DistInfo(rank=1, local_rank=1, world_size=2), y[:1])
+    assert scale == 0.0 and ys.tolist() == [0]
+
+
+def test_a_conditional_run_resumes_bit_for_bit(tmp_path):
+    full = fit(cvae_cfg(tmp_path, {"type": "label", "n_classes": 10}, name="full", epochs=3), tensorboard=False)
+    part = fit(cvae_cfg(tmp_path, {"type": "label", "n_classes": 10}, name="part", epochs=3), stop_after_epoch=1,
+               tensorboard=False)
+    resumed = fit(cvae_cfg(tmp_path, {"type": "label", "n_classes": 10}, name="part", epochs=3), run_dir=part.run_dir,
+                  resume=True, tensorboard=False)
+    for (k, a), b in zip(full.model.state_dict().items(), resumed.model.state_dict().values()):
+        assert torch.equal(a, b), k
+
+
+def test_the_command_line_draws_a_conditional_run(tmp_path, capsys):
+    from vaekit.cli.main import main
+
+    res = fit(cvae_cfg(tmp_path, {"type": "label", "n_classes": 10}, name="lab", epochs=1), tensorboard=False)
+    assert main(["sample", str(res.run_dir), "--condition", "label=3", "--n", "16"]) == 0
+    assert (res.run_dir / "plots" / "samples-label3.png").is_file()
+    assert main(["sample", str(res.run_dir)]) == 0  # a row per class
+    assert main(["reconstruct", str(res.run_dir)]) == 0
+    assert main(["interpolate", str(res.run_dir)]) == 0
+    capsys.readouterr()
+    assert main(["sample", str(res.run_dir), "--condition", "label=12"]) == 2
+    assert "label out of range" in capsys.readouterr().err
+    assert main(["complete", str(res.run_dir)]) == 2
+    assert "without a mask condition does not complete images" in capsys.readouterr().err
+    masked = fit(cvae_cfg(tmp_path, {"type": "mask", "observe": "quadrant1"}, name="mask", epochs=1), tensorboard=False)
+    assert main(["complete", str(masked.run_dir), "--n", "3", "--samples", "2"]) == 0
+    assert (masked.run_dir / "plots" / "complete-quadrant1.png").is_file()
+    assert main(["sample", str(masked.run_dir)]) == 2
+    assert "draw completions with vaekit complete" in capsys.readouterr().err
