@@ -225,7 +225,7 @@ def _gibbs_sweep(chart: LatentChart, part: int, u: Tensor, codes: list[Tensor],
 def ais(model: nn.Module, x: Tensor, n_chains: int = 16, T: int = 1000, schedule: str | Tensor = "sigmoid",
         leapfrog_steps: int = 10, seed: int = 0, reverse: bool = False, init_z: Tensor | None = None,
         obs_scale: float | None = None, adapt: StepSizeAdapter | None = None,
-        progress: Callable[[int, int], None] | None = None) -> AISResult:
+        progress: Callable[[int, int], None] | None = None, cond: dict[str, Any] | None = None) -> AISResult:
     r"""Annealed importance sampling estimate of log p(x) for every row of ``x``, all chains batched.
 
     Geometric path from the prior to the posterior, with ``β_0 = 0 < … < β_T = 1``:
@@ -263,6 +263,10 @@ def ais(model: nn.Module, x: Tensor, n_chains: int = 16, T: int = 1000, schedule
         adapt: step-size adaptation constants (default :class:`StepSizeAdapter`, Wu et al.'s).
         progress: called as ``progress(t, T)`` once transition ``t`` (1..T) is done (progress bars, cost
             estimates); it must not touch the RNG.
+        cond: a conditional model's keyword arguments for the rows of ``x`` (``{"label": y}``, or ``mask`` and
+            ``observed``): the path then runs from ``p(z|c)`` to ``p(z|x, c)`` and the estimate is of
+            ``log p(x|c)`` (of the hidden pixels given the observed ones for a mask condition). A prior with batch
+            shape ``(B,)`` (a learned conditional prior) is sampled once per chain and row.
 
     Returns:
         :class:`AISResult`.
@@ -270,7 +274,7 @@ def ais(model: nn.Module, x: Tensor, n_chains: int = 16, T: int = 1000, schedule
     Raises:
         NotImplementedError: the model has no ``latent_space``, or a part of it has no chart to ``R^U`` (a
             constrained support torch has no bijection for): refused before running, naming the part.
-        ValueError: bad ``n_chains``, ``leapfrog_steps``, ``x`` shape, or ``init_z``.
+        ValueError: bad ``n_chains``, ``leapfrog_steps``, ``x`` shape, or ``init_z``; ``obs_scale`` with ``cond``.
 
     Notes:
         Cost: ``T·L + 1`` batched forward+backward decoder passes on ``C·B`` latent points, plus ``T·G·n``
@@ -293,7 +297,11 @@ def ais(model: nn.Module, x: Tensor, n_chains: int = 16, T: int = 1000, schedule
     if reverse:
         betas = betas.flip(0)
     adapt = adapt or StepSizeAdapter()
-    loglik: LogLik = gaussian_log_likelihood(model, obs_scale) if obs_scale is not None else model.log_likelihood
+    cond = cond or {}
+    if cond and obs_scale is not None:
+        raise ValueError("obs_scale scores decode(z).mean without the model's likelihood; it takes no condition")
+    loglik: LogLik = (gaussian_log_likelihood(model, obs_scale) if obs_scale is not None else
+                      (lambda xx, zz: model.log_likelihood(xx, zz, **cond)) if cond else model.log_likelihood)
     if hasattr(model, "validate_input") and obs_scale is None:
         model.validate_input(x)
 
@@ -306,8 +314,9 @@ def ais(model: nn.Module, x: Tensor, n_chains: int = 16, T: int = 1000, schedule
     try:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
-            prior = model.prior()
+            prior = model.prior(**cond) if cond else model.prior()
             b = x.shape[0]
+            per_row = bool(cond) and tuple(prior.batch_shape) == (b,)  # p(z|c) from a prior network: (B,) already
             if reverse:
                 assert init_z is not None
                 init = []
@@ -320,7 +329,7 @@ def ais(model: nn.Module, x: Tensor, n_chains: int = 16, T: int = 1000, schedule
                     init.append(zi.detach().to(x.dtype))
                 z0 = chart.join(init)
             else:
-                z0 = prior.sample((n_chains, b))
+                z0 = prior.sample((n_chains,) if per_row else (n_chains, b))
                 z0 = chart.join([zi.to(x.dtype) for zi in chart.split(z0)])
             u, codes = chart.encode(z0)  # (C, B, U) and the one-hot parts
             u = u.detach().to(x.dtype)

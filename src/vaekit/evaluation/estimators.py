@@ -104,8 +104,7 @@ def run_estimators(model: nn.Module, x: Tensor, spec: str, seed: int = 0, batch_
 
     Raises:
         NotImplementedError: ``elbo`` or ``iwae`` asked of a model whose posterior has no density
-            (``model.posterior_density`` False, e.g. the Stein VAE), before anything runs; the message names AIS;
-            ``ais`` with ``conditions`` (AIS does not take a condition yet).
+            (``model.posterior_density`` False, e.g. the Stein VAE), before anything runs; the message names AIS.
     """
     unknown = set(opts) - set(_AIS_OPTS) - {"ais_batch_size"}
     if unknown:
@@ -117,9 +116,6 @@ def run_estimators(model: nn.Module, x: Tensor, spec: str, seed: int = 0, batch_
     if hasattr(model, "validate_input"):
         model.validate_input(x)
     needs_q = [name for name, _ in parse_spec(spec) if name != "ais"]
-    if conditions is not None and len(needs_q) < len(parse_spec(spec)):
-        raise NotImplementedError(f"ais does not take a condition yet: {type(model).__name__} is conditional; estimate "
-                                  "log p(x | c) with iwae:K (and elbo)")
     if needs_q and not getattr(model, "posterior_density", True):  # refused before any estimator runs
         raise NotImplementedError(f"{', '.join(needs_q)} need log q(z|x): {type(model).__name__}'s posterior is "
                                   "implicit and has no density; estimate log p(x) with AIS (e.g. --estimators ais:1000)")
@@ -142,7 +138,7 @@ def run_estimators(model: nn.Module, x: Tensor, spec: str, seed: int = 0, batch_
                     if name == "ais":
                         r = ais(model, xb, n_chains=a["ais_chains"], T=n, schedule=a["ais_schedule"],
                                 leapfrog_steps=a["ais_leapfrog"], seed=seed + j, obs_scale=a["ais_obs_scale"],
-                                progress=lambda t, T: bar.update(1))
+                                progress=lambda t, T: bar.update(1), cond=cond)
                         vals.append(r.log_px.cpu())
                         ses.append(r.stderr.cpu())
                         accs.append(r.acceptance)

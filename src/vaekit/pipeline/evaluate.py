@@ -210,7 +210,7 @@ def evaluate_run(run_dir: str | Path, *, checkpoint: str = "best", estimators: s
     run, split, x, y = _open(run_dir, checkpoint, device, data_dir, split)
     if bdmc_T and getattr(run.model, "condition", None) is not None:
         raise ValueError(f"--bdmc: BDMC simulates data from p(x), and {type(run.model).__name__} is conditional "
-                         "(AIS does not take a condition yet); leave --bdmc out")
+                         "(simulating from p(x|c) is not implemented); leave --bdmc out, forward AIS (ais:T) works")
     payload = _estimate(run, split, x, y, estimators, seed, batch_size, n, ais_chains=ais_chains,
                         ais_leapfrog=ais_leapfrog, progress=progress)
     if bdmc_T:
