@@ -134,7 +134,7 @@ def sample_images(run_dir: str | Path, n: int = 64, *, checkpoint: str = "best",
     with torch.random.fork_rng(devices=[]), torch.no_grad():
         torch.manual_seed(seed)
         if c is not None and not condition:
-            x, title = conditional_samples(run.model, torch.zeros(0), {})
+            x, title = conditional_samples(run.model, torch.zeros(0), {}, mean=mean)
             nrow = 8
         else:
             x = run.model.sample(n, mean=mean, **(condition or {}))

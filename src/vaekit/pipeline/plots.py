@@ -82,21 +82,23 @@ def decode_mean(model: nn.Module) -> Callable[[Tensor], Tensor]:
 
 
 @torch.no_grad()
-def conditional_samples(model: nn.Module, x: Tensor, cond: dict[str, Any], per_row: int = 8
+def conditional_samples(model: nn.Module, x: Tensor, cond: dict[str, Any], per_row: int = 8, mean: bool = True
                         ) -> tuple[Tensor, str]:
     """Decoder means of a conditional model's samples for ``samples.png``, and the grid's title.
 
     A label condition: ``per_row`` draws ``z ~ p(z|y)`` for each class ``y`` in order, a row per class,
     ``(K * per_row, D)``. A mask condition (``cond`` holds the rows ``x``' ``mask`` and ``observed``): ``per_row``
-    completions of each row of ``x``, a row per image, ``(len(x) * per_row, D)``.
+    completions of each row of ``x``, a row per image, ``(len(x) * per_row, D)``. ``mean``: the mean of p(x|z, c)
+    (True) or a draw from it.
     """
     from ..models.conditions import LabelCondition
 
     c = model.condition
     if isinstance(c, LabelCondition):
         labels = torch.arange(c.n_classes, device=x.device).repeat_interleave(per_row)
-        return model.sample(len(labels), label=labels), f"{per_row} draws z ~ p(z|y) per row, y = 0..{c.n_classes - 1}"
-    rows = [model.sample(per_row, **{k: (v[i:i + 1] if k == "observed" else v) for k, v in cond.items()})
+        return (model.sample(len(labels), mean=mean, label=labels),
+                f"{per_row} draws z ~ p(z|y) per row, y = 0..{c.n_classes - 1}")
+    rows = [model.sample(per_row, mean=mean, **{k: (v[i:i + 1] if k == "observed" else v) for k, v in cond.items()})
             for i in range(x.shape[0])]
     return torch.cat(rows), f"{per_row} completions per row, z ~ p(z|observed)"
 
