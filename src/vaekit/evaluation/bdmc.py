@@ -18,17 +18,26 @@ from .ais import ais
 
 
 @torch.no_grad()
-def simulate(model: nn.Module, n: int, seed: int = 0) -> tuple[Tensor, Tensor]:
+def simulate(model: nn.Module, n: int, seed: int = 0, cond: dict[str, Any] | None = None) -> tuple[Tensor, Tensor]:
     r"""Draw ``n`` pairs ``z ~ p(z)``, ``x ~ p(x|z)`` from the model; then ``z`` is an exact sample of ``p(z|x)``.
+
+    With ``cond`` (a conditional model's keyword arguments for ``n`` rows) the pairs are ``z ~ p(z|c)``,
+    ``x ~ p(x|z, c)``, and ``z`` is an exact sample of ``p(z|x, c)``; under a mask condition the observed pixels of
+    ``x`` are the condition's own (``observed``), only the hidden ones are drawn.
 
     Returns ``(z, x)`` of shapes ``(n, D)`` and ``(n, data_dim)``. The global RNG state is restored.
     """
     if n < 1:
         raise ValueError(f"n must be >= 1, got {n}")
+    cond = cond or {}
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        z = model.prior().sample((n,))
-        x = model.decode(z).sample()
+        p = model.prior(**cond) if cond else model.prior()
+        z = p.sample() if cond and tuple(p.batch_shape) == (n,) else p.sample((n,))
+        x = model.decode(z, **cond).sample() if cond else model.decode(z).sample()
+        if "mask" in cond and "observed" in cond:
+            m = torch.as_tensor(cond["mask"], device=x.device).bool()
+            x = torch.where(m, torch.as_tensor(cond["observed"], dtype=x.dtype, device=x.device), x)
     return z, x
 
 
@@ -58,7 +67,8 @@ class BDMCRow:
 
 def bdmc(model: nn.Module, n: int, Ts: Sequence[int], n_chains: int = 16, seed: int = 0,
          leapfrog_steps: int = 10, schedule: str = "sigmoid", obs_scale: float | None = None,
-         data: tuple[Tensor, Tensor] | None = None, progress: bool = False) -> list[BDMCRow]:
+         data: tuple[Tensor, Tensor] | None = None, progress: bool = False,
+         cond: dict[str, Any] | None = None) -> list[BDMCRow]:
     r"""Run BDMC for each ``T`` in ``Ts`` on ``n`` inputs simulated from the model.
 
     .. math::
@@ -77,13 +87,15 @@ def bdmc(model: nn.Module, n: int, Ts: Sequence[int], n_chains: int = 16, seed: 
         data: optional ``(z, x)`` pair from :func:`simulate` to reuse.
         progress: report progress and the cost (forward and reverse AIS for every ``T``) on standard error
             (:class:`vaekit.progress.Progress`), with a time estimate after a pilot of a few seconds.
+        cond: a conditional model's keyword arguments for the ``n`` rows (``{"label": y}``, or ``mask`` and
+            ``observed``): the data are simulated from ``p(x|c)`` and both bounds are of ``log p(x|c)``.
 
     Returns:
         One :class:`BDMCRow` per ``T``.
     """
     if not Ts:
         raise ValueError("Ts must name at least one T")
-    z, x = data if data is not None else simulate(model, n, seed)
+    z, x = data if data is not None else simulate(model, n, seed, cond)
     rows = []
     m = x.shape[0]
     cost = (f"forward and reverse AIS on {m} simulated examples x {n_chains} chains x T={','.join(map(str, Ts))} "
@@ -97,9 +109,9 @@ def bdmc(model: nn.Module, n: int, Ts: Sequence[int], n_chains: int = 16, seed: 
     with bar:
         for i, T in enumerate(Ts):
             fwd = ais(model, x, n_chains, T, schedule, leapfrog_steps, seed=seed + 1 + 2 * i, obs_scale=obs_scale,
-                      progress=step)
+                      progress=step, cond=cond)
             rev = ais(model, x, n_chains, T, schedule, leapfrog_steps, seed=seed + 2 + 2 * i, reverse=True,
-                      init_z=z, obs_scale=obs_scale, progress=step)
+                      init_z=z, obs_scale=obs_scale, progress=step, cond=cond)
             rows.append(_row(T, fwd, rev, m))
     return rows
 
@@ -115,14 +127,15 @@ def _row(T: int, fwd: Any, rev: Any, m: int) -> BDMCRow:
 
 def run_bdmc(model: nn.Module, n: int, Ts: Sequence[int], seed: int = 0, n_chains: int = 16,
              leapfrog_steps: int = 10, schedule: str = "sigmoid", obs_scale: float | None = None,
-             progress: bool = False) -> dict[str, Any]:
-    """JSON-ready BDMC report (the CLI's ``--bdmc``): settings plus one row per ``T`` (see :func:`bdmc`).
+             progress: bool = False, cond: dict[str, Any] | None = None) -> dict[str, Any]:
+    """JSON-ready BDMC report (the CLI's ``--bdmc``): settings plus one row per ``T`` (see :func:`bdmc`; ``cond``
+    for a conditional model).
 
     Returns ``{"settings": {...}, "rows": [{"T", "lower", "upper", "gap", ...}, ...], "seconds": float}``.
     """
     t0 = time.perf_counter()
     rows = bdmc(model, n, Ts, n_chains=n_chains, seed=seed, leapfrog_steps=leapfrog_steps, schedule=schedule,
-                obs_scale=obs_scale, progress=progress)
+                obs_scale=obs_scale, progress=progress, cond=cond)
     return {"settings": {"n_simulated": n, "Ts": [int(t) for t in Ts], "n_chains": n_chains, "seed": seed,
                          "leapfrog_steps": leapfrog_steps, "schedule": schedule, "obs_scale": obs_scale},
             "rows": [r.as_dict() for r in rows], "seconds": time.perf_counter() - t0}

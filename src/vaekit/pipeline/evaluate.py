@@ -176,7 +176,8 @@ def evaluate_run(run_dir: str | Path, *, checkpoint: str = "best", estimators: s
         device: ``cpu``, ``cuda`` or ``auto``.
         data_dir: where the data set's files are, if not where training found them.
         ais_chains, ais_leapfrog: AIS chains per example and HMC leapfrog steps per transition.
-        bdmc_T: AIS lengths for bidirectional Monte Carlo on ``bdmc_n`` examples simulated from the model
+        bdmc_T: AIS lengths for bidirectional Monte Carlo on ``bdmc_n`` examples simulated from the model (a
+            conditional model: from p(x|c), with the conditions of the split's first ``bdmc_n`` rows)
             (Grosse et al. 2015; Wu et al. 2017); empty: no BDMC.
         out: the JSON path, or a folder for ``eval.json`` in it (default ``run_dir/eval.json``, or
             ``eval-2.json``, ... when that exists: an earlier evaluation is never replaced unasked).
@@ -208,16 +209,24 @@ def evaluate_run(run_dir: str | Path, *, checkpoint: str = "best", estimators: s
         parse_spec(estimators)
     path = plan_output(out, _run_dir(run_dir) / "eval.json", overwrite=overwrite)
     run, split, x, y = _open(run_dir, checkpoint, device, data_dir, split)
-    if bdmc_T and getattr(run.model, "condition", None) is not None:
-        raise ValueError(f"--bdmc: BDMC simulates data from p(x), and {type(run.model).__name__} is conditional "
-                         "(simulating from p(x|c) is not implemented); leave --bdmc out, forward AIS (ais:T) works")
+    bdmc_cond = None
+    if bdmc_T:
+        from ..train.conditions import data_conditions
+
+        conditions = data_conditions(run.model, run.image_shape, has_labels=y is not None, data_name=f"the {split} split")
+        if conditions is not None:  # simulate from p(x|c) for the conditions of the split's first bdmc_n rows
+            if bdmc_n > x.shape[0]:
+                raise ValueError(f"bdmc_n is {bdmc_n}, but the {split} split has {x.shape[0]} rows to take conditions from")
+            bdmc_cond = conditions(x[:bdmc_n], None if y is None else y[:bdmc_n].to(x.device))
     payload = _estimate(run, split, x, y, estimators, seed, batch_size, n, ais_chains=ais_chains,
                         ais_leapfrog=ais_leapfrog, progress=progress)
     if bdmc_T:
         from ..evaluation import run_bdmc
 
         payload["bdmc"] = run_bdmc(run.model, bdmc_n, list(bdmc_T), seed=payload["seed"], n_chains=ais_chains,
-                                   leapfrog_steps=ais_leapfrog, progress=progress)
+                                   leapfrog_steps=ais_leapfrog, progress=progress, cond=bdmc_cond)
+        if bdmc_cond is not None:
+            payload["bdmc"]["settings"]["conditions"] = f"those of the first {bdmc_n} rows of the {split} split"
     ev = RunEvaluation(payload, path)
     return ev.write() if write else ev
 
