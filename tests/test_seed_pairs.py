@@ -57,3 +57,28 @@ def test_a_corrupt_evaluation_file_is_named(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main([str(tmp_path / "nope"), "--epochs", "100"])
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_new_seeds_merge_with_an_earlier_summary_as_if_all_were_run_here(tmp_path):
+    """Seeds 0-3 all here, against seeds 0-2 summarised earlier and seed 3 here: the same table."""
+    rng = np.random.default_rng(1)
+    every = tmp_path / "every"
+    for seed, suffix in enumerate(("", "_s1", "_s2", "_s3")):
+        g = rng.normal(-110, 5, size=40)
+        v = g + rng.normal(0.8, 1.0, size=40)
+        for root in (every, tmp_path / ("new" if seed == 3 else "old")):
+            _write(root / f"gaussian_d5{suffix}", 100, g, g - 3)
+            _write(root / f"vmf_d5{suffix}", 100, v, v - 2)
+    full = summarise(every, 100, (5,))["5"]
+    assert full["n_seeds"] == 4 and [s["seed"] for s in full["ll_diff_by_seed"]] == [0, 1, 2, 3]
+    old = summarise(tmp_path / "old", 100, (5,))
+    merged = summarise(tmp_path / "new", 100, (5,), old)["5"]
+    for key in ("ll_diff_seed_mean", "ll_diff_seed_sd", "ll_diff_seed_se", "nvae_ll_seed_mean", "svae_ll_seed_mean",
+                "elbo_diff_by_seed", "n_seeds"):
+        assert merged[key] == pytest.approx(full[key], abs=2e-3), key
+    # an earlier summary without per-seed log-likelihoods (written before they were recorded) weighs its mean
+    for row in old.values():
+        row.pop("ll_by_seed")
+    merged = summarise(tmp_path / "new", 100, (5,), old)["5"]
+    assert merged["nvae_ll_seed_mean"] == pytest.approx(full["nvae_ll_seed_mean"], abs=0.01)
+    assert "ll_by_seed" not in merged

@@ -2,7 +2,7 @@ r"""S-VAE vs N-VAE over training seeds: paired differences per seed, then the sp
 
 The latents reproduction (:mod:`vaekit.reproduce.latents`) evaluates each run on the same test images with
 the same evaluation seeds and stores the per-image estimates (``eval/test_n{N}_k{K}_*.json``). For a pair
-``gaussian_d{d}{s}`` / ``vmf_d{d}{s}`` (``s`` = ``""``, ``"_s1"``, ``"_s2"``: training seeds 0, 1, 2) this module
+``gaussian_d{d}{s}`` / ``vmf_d{d}{s}`` (``s`` = ``""`` for training seed 0, ``"_s{k}"`` for seed k) this module
 computes, per training seed,
 
 .. math:: \Delta_s = \frac1N \sum_{i=1}^N \bigl(\mathcal L^{S}_{500}(x_i) - \mathcal L^{N}_{500}(x_i)\bigr)
@@ -15,6 +15,8 @@ images omits the seed spread).
 ``python -m vaekit.reproduce.seed_pairs RUNS_DIR --epochs 100 --out docs/results/svae_e100.json`` prints the
 summary as one JSON object on its last line and writes it to ``--out``. Only pairs whose two runs have an
 evaluation at exactly ``--epochs`` are used; a d with fewer than two complete seeds gets no seed statistics.
+``--merge EARLIER.json`` adds the seeds of an earlier summary whose run directories are no longer here (run
+directories are not committed; the committed summary keeps each seed's paired difference and log-likelihoods).
 """
 
 from __future__ import annotations
@@ -28,7 +30,17 @@ from typing import Any, Sequence
 
 __all__ = ["load_eval", "pair_difference", "summarise", "main"]
 
-SEEDS = (("", 0), ("_s1", 1), ("_s2", 2))
+SEEDS = (("", 0), ("_s1", 1), ("_s2", 2))  # the seeds of the committed tables; others are found by name
+
+
+def _seeds(runs_dir: Path, dim: int) -> list[tuple[str, int]]:
+    """``(suffix, seed)`` of every training seed with a ``gaussian_d{dim}...`` run in ``runs_dir``, seed order."""
+    found = {0: ""} if (runs_dir / f"gaussian_d{dim}").is_dir() else {}
+    for p in runs_dir.glob(f"gaussian_d{dim}_s*"):
+        tail = p.name[len(f"gaussian_d{dim}_s"):]
+        if tail.isdigit():
+            found[int(tail)] = f"_s{tail}"
+    return [(found[k], k) for k in sorted(found)]
 PAPER_LL_DIFF = {2: 3.23, 5: 1.78, 10: 0.68}  # Davidson et al. 2018 Table 1 (docs PAPERS.md §8)
 
 
@@ -55,12 +67,23 @@ def pair_difference(a: Sequence[float], b: Sequence[float]) -> dict[str, float]:
     return {"mean": statistics.fmean(d), "paired_se": statistics.stdev(d) / math.sqrt(len(d))}
 
 
-def summarise(runs_dir: Path, epochs: int, dims: Sequence[int] = (2, 5, 10)) -> dict[str, Any]:
-    """Per-d table of paired S − N differences by seed and their mean, sd and s.e. over seeds (nats)."""
+def summarise(runs_dir: Path, epochs: int, dims: Sequence[int] = (2, 5, 10),
+              earlier: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Per-d table of paired S − N differences by seed and their mean, sd and s.e. over seeds (nats).
+
+    ``earlier``: the ``dims`` of an earlier summary; its seeds that have no pair of runs here are kept (each with
+    its paired difference, ELBO difference and, where recorded, the two log-likelihoods; an earlier summary that
+    recorded only their mean over its seeds contributes that mean with its seed count).
+
+    Raises:
+        ValueError: a pair evaluated on different numbers of images; an earlier seed also measured here with
+            another result is not an error: the run here wins.
+    """
     out: dict[str, Any] = {}
     for dim in dims:
         by_seed, elbo_by_seed, ll = [], [], {"gaussian": [], "vmf": []}
-        for suffix, seed in SEEDS:
+        ll_by_seed: list[dict[str, float]] = []
+        for suffix, seed in _seeds(runs_dir, dim):
             g = load_eval(runs_dir / f"gaussian_d{dim}{suffix}", epochs)
             v = load_eval(runs_dir / f"vmf_d{dim}{suffix}", epochs)
             if g is None or v is None:
@@ -72,12 +95,44 @@ def summarise(runs_dir: Path, epochs: int, dims: Sequence[int] = (2, 5, 10)) -> 
             elbo_by_seed.append(round(v["elbo"]["mean"] - g["elbo"]["mean"], 3))
             ll["gaussian"].append(g["iwae"]["mean"])
             ll["vmf"].append(v["iwae"]["mean"])
+            ll_by_seed.append({"seed": seed, "nvae": round(g["iwae"]["mean"], 3), "svae": round(v["iwae"]["mean"], 3)})
+        weights = [1.0] * len(by_seed)
+        old = (earlier or {}).get(str(dim))
+        if old:
+            here = {s["seed"] for s in by_seed}
+            kept = [i for i, s in enumerate(old["ll_diff_by_seed"]) if s["seed"] not in here]
+            for i in kept:
+                by_seed.append(dict(old["ll_diff_by_seed"][i]))
+                elbo_by_seed.append(old["elbo_diff_by_seed"][i])
+            per = {r["seed"]: r for r in old.get("ll_by_seed", [])}
+            if kept and all(old["ll_diff_by_seed"][i]["seed"] in per for i in kept):
+                for i in kept:
+                    r = per[old["ll_diff_by_seed"][i]["seed"]]
+                    ll["gaussian"].append(r["nvae"])
+                    ll["vmf"].append(r["svae"])
+                    ll_by_seed.append(dict(r))
+                    weights.append(1.0)
+            elif kept:  # only the earlier mean over its seeds: it counts for the seeds it averaged
+                if len(kept) != old["n_seeds"]:
+                    raise ValueError(f"d={dim}: the earlier summary has no per-seed log-likelihoods, and only some of "
+                                     "its seeds are kept")
+                ll["gaussian"].append(old["nvae_ll_seed_mean"])
+                ll["vmf"].append(old["svae_ll_seed_mean"])
+                weights.append(float(len(kept)))
+            order = sorted(range(len(by_seed)), key=lambda i: by_seed[i]["seed"])
+            by_seed, elbo_by_seed = [by_seed[i] for i in order], [elbo_by_seed[i] for i in order]
+            ll_by_seed.sort(key=lambda r: r["seed"])
         if not by_seed:
             continue
+
+        def wmean(xs: list[float]) -> float:
+            return sum(w * x for w, x in zip(weights, xs)) / sum(weights)
         row: dict[str, Any] = {"ll_diff_by_seed": by_seed, "elbo_diff_by_seed": elbo_by_seed,
                                "paper_ll_diff": PAPER_LL_DIFF.get(dim),
-                               "nvae_ll_seed_mean": round(statistics.fmean(ll["gaussian"]), 2),
-                               "svae_ll_seed_mean": round(statistics.fmean(ll["vmf"]), 2), "n_seeds": len(by_seed)}
+                               "nvae_ll_seed_mean": round(wmean(ll["gaussian"]), 2),
+                               "svae_ll_seed_mean": round(wmean(ll["vmf"]), 2), "n_seeds": len(by_seed)}
+        if len(ll_by_seed) == len(by_seed):
+            row["ll_by_seed"] = ll_by_seed
         if len(by_seed) >= 2:
             means = [s["mean"] for s in by_seed]
             sd = statistics.stdev(means)
@@ -93,6 +148,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--epochs", type=int, required=True, help="use evaluations of the checkpoint at this epoch")
     p.add_argument("--dims", default="2,5,10", help="comma-separated d values (default 2,5,10)")
     p.add_argument("--out", type=Path, help="write the JSON here as well")
+    p.add_argument("--merge", type=Path, help="an earlier summary whose seeds without runs here are kept")
     a = p.parse_args(argv)
     if not a.runs_dir.is_dir():
         p.error(f"runs directory {a.runs_dir} does not exist")
@@ -100,8 +156,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         dims = [int(x) for x in a.dims.split(",")]
     except ValueError:
         p.error(f"--dims must be comma-separated integers, got {a.dims!r}")
+    earlier = None
+    if a.merge is not None:
+        try:
+            earlier = json.loads(a.merge.read_text())["dims"]
+        except (OSError, ValueError, KeyError) as e:
+            p.error(f"--merge {a.merge}: not a summary of this module ({e})")
     res = {"what": f"S-VAE (vMF) vs N-VAE (Gaussian), paired test L_500 differences per training seed, {a.epochs} epochs",
-           "epochs": a.epochs, "runs_dir": str(a.runs_dir), "dims": summarise(a.runs_dir, a.epochs, dims)}
+           "epochs": a.epochs, "runs_dir": str(a.runs_dir), "dims": summarise(a.runs_dir, a.epochs, dims, earlier)}
     text = json.dumps(res)
     if a.out:
         a.out.write_text(json.dumps(res, indent=1) + "\n")
