@@ -352,6 +352,21 @@ device: cpu
     # a vocab_size that contradicts the data is refused by its key
     assert main(["train", "--config", str(cfg), "model.vocab_size=7", f"out_dir={tmp_path / 'o'}"]) == 2
     assert "model.vocab_size: 7, but data set 'text' gives" in capsys.readouterr().err
+    # per-sentence comparison: a run against itself (same seeds) is exactly 0; against an LM, the difference of means
+    from vaekit.reproduce.text import paired_nll
+    same = paired_nll(run, run)
+    assert same["mean"] == 0.0 and same["se"] == 0.0 and same["sentences"] == 3
+    lm_cfg = tmp_path / "lm.yaml"
+    lm_cfg.write_text(f"""
+data: {{name: text, binarize: none, options: {{train: {tr}, val: {va}, test: {va}}}}}
+model: {{type: text_lm, embed_dim: 8, decoder: {{hidden: 8}}}}
+train: {{epochs: 1, batch_size: 8}}
+eval: {{estimators: "elbo", batch_size: 4}}
+device: cpu
+""")
+    assert main(["train", "--config", str(lm_cfg), f"out_dir={tmp_path / 'runs'}", "run_name=lm"]) == 0
+    other = paired_nll(run, tmp_path / "runs" / "lm")
+    assert other["mean"] == pytest.approx(other["nll_a"] - other["nll_b"], abs=1e-9) and other["se"] > 0
 
 
 # ----- the protocol on every latent family ----------------------------------------------------------------------

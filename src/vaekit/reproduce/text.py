@@ -42,8 +42,47 @@ def _train_seconds(run_dir: Path) -> float | None:
     return t
 
 
-def ptb_table(runs_dir: str | Path, out: str | Path, pairs: int = 5, seed: int = 0) -> dict[str, Any]:
-    """Evaluate (ELBO, test) the runs lacking an ``eval.json``, summarise every run and write ``out`` (JSON)."""
+def paired_nll(run_a: str | Path, run_b: str | Path, seed: int = 1234, batch: int = 100) -> dict[str, Any]:
+    r"""Per-sentence test NLL of run A minus run B on the same sentences, nats: mean, paired s.e., sentences.
+
+    Each run's NLL is :math:`-\mathrm{ELBO}` with one posterior sample per sentence (batch ``j`` seeded with
+    ``seed + j``), the exact NLL for a language model (no latent); positive: A is worse. The paired s.e. removes
+    the spread between sentences, which dominates the s.e. of either mean (about 1 nat on PTB's test set).
+
+    Raises:
+        ValueError: the runs evaluate different test sets (another vocabulary or data options).
+    """
+    from ..evaluation import elbo_estimate
+    from ..pipeline import eval_data
+    from ..pipeline.text import open_text_run
+
+    vals = []
+    xs = []
+    for run_dir in (run_a, run_b):
+        run, _ = open_text_run(run_dir)
+        x, _, _ = eval_data(run.config, "test", torch.device("cpu"))
+        xs.append(x)
+        m = run.model.eval()
+        out = []
+        with torch.no_grad(), torch.random.fork_rng(devices=[]):
+            for j, i in enumerate(range(0, x.shape[0], batch)):
+                torch.manual_seed(seed + j)
+                out.append(-elbo_estimate(m, x[i:i + batch]).double())
+        vals.append(torch.cat(out))
+    if xs[0].shape != xs[1].shape or not torch.equal(xs[0], xs[1]):
+        raise ValueError(f"{run_a} and {run_b} evaluate different test sets; pair runs of one vocabulary and data")
+    d = vals[0] - vals[1]
+    return {"a": Path(run_a).name, "b": Path(run_b).name, "mean": float(d.mean()),
+            "se": float(d.std() / math.sqrt(d.numel())), "sentences": int(d.numel()),
+            "nll_a": float(vals[0].mean()), "nll_b": float(vals[1].mean())}
+
+
+def ptb_table(runs_dir: str | Path, out: str | Path, pairs: int = 5, seed: int = 0,
+              compare: list[tuple[str, str]] | None = None) -> dict[str, Any]:
+    """Evaluate (ELBO, test) the runs lacking an ``eval.json``, summarise every run and write ``out`` (JSON).
+
+    ``compare``: pairs of run names whose per-sentence NLLs are compared (:func:`paired_nll`), written under
+    ``"paired"`` as ``"A-B"``."""
     from ..models.text import TextVAE
     from ..pipeline import evaluate_run
     from ..pipeline.text import generate_text, homotopy_pairs, open_text_run, text_summary
@@ -75,6 +114,12 @@ def ptb_table(runs_dir: str | Path, out: str | Path, pairs: int = 5, seed: int =
         res[run.name] = s
         print(f"[text] {run.name}: {json.dumps({k: v for k, v in s.items() if k not in ('homotopies', 'samples', 'model')})}",
               flush=True)
+    for a, b in compare or []:
+        if a not in res or b not in res:
+            raise ValueError(f"--compare {a}:{b}: both must be finished runs in {runs_dir}")
+        r = paired_nll(Path(runs_dir) / a, Path(runs_dir) / b)
+        res.setdefault("paired", {})[f"{a}-{b}"] = r
+        print(f"[text] paired {a} - {b}: {r['mean']:+.3f} ± {r['se']:.3f} nats over {r['sentences']} sentences", flush=True)
     Path(out).write_text(json.dumps(res, indent=1) + "\n")
     return res
 
@@ -219,6 +264,8 @@ def main(argv: list[str] | None = None) -> int:
     a.add_argument("--runs-dir", default="runs/text", help="folder of PTB run directories (default: runs/text)")
     a.add_argument("--out", default="docs/results/text_ptb.json", help="JSON to write (default: docs/results/text_ptb.json)")
     a.add_argument("--threads", type=int, default=1, help="torch threads (default: 1)")
+    a.add_argument("--compare", default="", metavar="A:B,...",
+                   help="pairs of run names to compare per sentence (paired s.e.), e.g. C_inputless:D_lm_inputless")
     b = sub.add_parser("ssl", help="semi-supervised classification runs")
     b.add_argument("--data", default="sst2", help="mr, trec, sst2 or short_yelp (default: sst2)")
     b.add_argument("--methods", default="sup,enum,sample", help="comma-separated: sup, enum, sample (default: all)")
@@ -241,7 +288,10 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     if args.what == "ptb":
-        ptb_table(args.runs_dir, args.out)
+        pairs = [tuple(x.split(":", 1)) for x in args.compare.split(",") if x]
+        if any(len(q) != 2 or not all(q) for q in pairs):
+            p.error(f"--compare: expected A:B pairs separated by commas, got {args.compare!r}")
+        ptb_table(args.runs_dir, args.out, compare=pairs)
         return 0
     if args.what == "ssl-table":
         r = ssl_table(args.out_dir, args.out, args.data)
