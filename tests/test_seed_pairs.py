@@ -82,3 +82,23 @@ def test_new_seeds_merge_with_an_earlier_summary_as_if_all_were_run_here(tmp_pat
     merged = summarise(tmp_path / "new", 100, (5,), old)["5"]
     assert merged["nvae_ll_seed_mean"] == pytest.approx(full["nvae_ll_seed_mean"], abs=0.01)
     assert "ll_by_seed" not in merged
+
+
+def test_a_merged_summary_merges_again_when_a_seed_it_holds_is_also_here(tmp_path):
+    rng = np.random.default_rng(2)
+    every = tmp_path / "every"
+    for seed, suffix in enumerate(("", "_s1", "_s2", "_s3")):
+        g = rng.normal(-110, 5, size=40)
+        v = g + rng.normal(0.8, 1.0, size=40)
+        for root in (every, tmp_path / ("new" if seed == 3 else "old")):
+            _write(root / f"gaussian_d5{suffix}", 100, g, g - 3)
+            _write(root / f"vmf_d5{suffix}", 100, v, v - 2)
+    full = summarise(every, 100, (5,))["5"]
+    old = summarise(tmp_path / "old", 100, (5,))
+    for row in old.values():
+        row.pop("ll_by_seed")  # an earlier summary without per-seed log-likelihoods
+    once = {"5": summarise(tmp_path / "new", 100, (5,), old)["5"]}  # 4 seeds, no per-seed log-likelihoods
+    twice = summarise(tmp_path / "new", 100, (5,), once)["5"]  # seed 3 both in it and here
+    for key in ("ll_diff_seed_mean", "ll_diff_seed_se", "n_seeds"):
+        assert twice[key] == pytest.approx(full[key], abs=2e-3), key
+    assert twice["nvae_ll_seed_mean"] == pytest.approx(full["nvae_ll_seed_mean"], abs=0.01)

@@ -113,11 +113,14 @@ def summarise(runs_dir: Path, epochs: int, dims: Sequence[int] = (2, 5, 10),
                     ll_by_seed.append(dict(r))
                     weights.append(1.0)
             elif kept:  # only the earlier mean over its seeds: it counts for the seeds it averaged
-                if len(kept) != old["n_seeds"]:
-                    raise ValueError(f"d={dim}: the earlier summary has no per-seed log-likelihoods, and only some of "
-                                     "its seeds are kept")
-                ll["gaussian"].append(old["nvae_ll_seed_mean"])
-                ll["vmf"].append(old["svae_ll_seed_mean"])
+                # seeds measured here that the earlier mean also covered are taken out of it (the same runs)
+                again = [r for r in ll_by_seed if r["seed"] in {s["seed"] for s in old["ll_diff_by_seed"]}]
+                if len(kept) + len(again) != old["n_seeds"]:
+                    raise ValueError(f"d={dim}: the earlier summary has no per-seed log-likelihoods, and its "
+                                     f"{old['n_seeds']} seeds are neither kept nor measured here")
+                for key, name in (("gaussian", "nvae"), ("vmf", "svae")):
+                    total = old[f"{name}_ll_seed_mean"] * old["n_seeds"] - sum(r[name] for r in again)
+                    ll[key].append(total / len(kept))
                 weights.append(float(len(kept)))
             order = sorted(range(len(by_seed)), key=lambda i: by_seed[i]["seed"])
             by_seed, elbo_by_seed = [by_seed[i] for i in order], [elbo_by_seed[i] for i in order]
