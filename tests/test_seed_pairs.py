@@ -59,17 +59,21 @@ def test_a_corrupt_evaluation_file_is_named(tmp_path, capsys):
     assert "does not exist" in capsys.readouterr().err
 
 
-def test_new_seeds_merge_with_an_earlier_summary_as_if_all_were_run_here(tmp_path):
-    """Seeds 0-3 all here, against seeds 0-2 summarised earlier and seed 3 here: the same table."""
-    rng = np.random.default_rng(1)
-    every = tmp_path / "every"
-    for seed, suffix in enumerate(("", "_s1", "_s2", "_s3")):
+def _four_seeds(tmp_path, seed):
+    """Seeds 0-3 of a d = 5 pair in ``every``; seeds 0-2 also in ``old``, seed 3 in ``new``; the 4-seed summary."""
+    rng = np.random.default_rng(seed)
+    for k, suffix in enumerate(("", "_s1", "_s2", "_s3")):
         g = rng.normal(-110, 5, size=40)
         v = g + rng.normal(0.8, 1.0, size=40)
-        for root in (every, tmp_path / ("new" if seed == 3 else "old")):
+        for root in (tmp_path / "every", tmp_path / ("new" if k == 3 else "old")):
             _write(root / f"gaussian_d5{suffix}", 100, g, g - 3)
             _write(root / f"vmf_d5{suffix}", 100, v, v - 2)
-    full = summarise(every, 100, (5,))["5"]
+    return summarise(tmp_path / "every", 100, (5,))["5"]
+
+
+def test_new_seeds_merge_with_an_earlier_summary_as_if_all_were_run_here(tmp_path):
+    """Seeds 0-3 all here, against seeds 0-2 summarised earlier and seed 3 here: the same table."""
+    full = _four_seeds(tmp_path, 1)
     assert full["n_seeds"] == 4 and [s["seed"] for s in full["ll_diff_by_seed"]] == [0, 1, 2, 3]
     old = summarise(tmp_path / "old", 100, (5,))
     merged = summarise(tmp_path / "new", 100, (5,), old)["5"]
@@ -85,15 +89,7 @@ def test_new_seeds_merge_with_an_earlier_summary_as_if_all_were_run_here(tmp_pat
 
 
 def test_a_merged_summary_merges_again_when_a_seed_it_holds_is_also_here(tmp_path):
-    rng = np.random.default_rng(2)
-    every = tmp_path / "every"
-    for seed, suffix in enumerate(("", "_s1", "_s2", "_s3")):
-        g = rng.normal(-110, 5, size=40)
-        v = g + rng.normal(0.8, 1.0, size=40)
-        for root in (every, tmp_path / ("new" if seed == 3 else "old")):
-            _write(root / f"gaussian_d5{suffix}", 100, g, g - 3)
-            _write(root / f"vmf_d5{suffix}", 100, v, v - 2)
-    full = summarise(every, 100, (5,))["5"]
+    full = _four_seeds(tmp_path, 2)
     old = summarise(tmp_path / "old", 100, (5,))
     for row in old.values():
         row.pop("ll_by_seed")  # an earlier summary without per-seed log-likelihoods
