@@ -20,7 +20,7 @@ from ..data import load_dataset, make_mask
 from ..evaluation import iwae_estimate
 from ..models import M1M2, ConditionError, ConditionalVAE, MaskedPredictor, classification_error
 from ..train.steps import load_steps_run, read_state
-from .images import _plan, _save
+from .images import _plan, _save, completion_grid
 
 __all__ = ["is_steps_run", "parse_condition", "conditional_sample_images", "complete_images",
            "imputation_log_likelihood", "ais_imputation_log_likelihood", "ObservedPart", "evaluate_steps_run",
@@ -83,8 +83,6 @@ def complete_images(run_dir: str | Path, mask: str, n_inputs: int = 8, n_samples
     Raises:
         ValueError: an unknown mask, or a run whose model does not complete images.
     """
-    from .. import viz
-
     m = make_mask(mask, IMAGE_SHAPE)
     dest = _plan(run_dir, out, f"complete-{mask}.png", overwrite)
     model = load_steps_run(run_dir)
@@ -98,10 +96,7 @@ def complete_images(run_dir: str | Path, mask: str, n_inputs: int = 8, n_samples
         else:
             raise ValueError(f"{run_dir}: a {type(model).__name__} does not complete images; train a CVAE with a mask "
                              "condition (cvae_q<i>) or the baseline (baseline_q<i>)")
-    shown = torch.where(m, x, torch.full_like(x, 0.5))
-    rows = torch.stack([shown, *fills, x], 1).reshape(-1, x.shape[1])
-    return _save(lambda p: viz.sample_grid(rows, IMAGE_SHAPE, p, nrow=n_samples + 2,
-                                           title=f"{mask} observed: input, {n_samples} completions, truth"), dest)
+    return completion_grid(x, m, fills, IMAGE_SHAPE, mask, dest)
 
 
 @torch.no_grad()

@@ -209,15 +209,15 @@ def evaluate_run(run_dir: str | Path, *, checkpoint: str = "best", estimators: s
         parse_spec(estimators)
     path = plan_output(out, _run_dir(run_dir) / "eval.json", overwrite=overwrite)
     run, split, x, y = _open(run_dir, checkpoint, device, data_dir, split)
-    bdmc_cond = None
+    bdmc_cond: dict[str, Any] = {}
     if bdmc_T:
-        from ..train.conditions import data_conditions
+        from ..train.conditions import condition_kwargs, data_conditions
 
         conditions = data_conditions(run.model, run.image_shape, has_labels=y is not None, data_name=f"the {split} split")
-        if conditions is not None:  # simulate from p(x|c) for the conditions of the split's first bdmc_n rows
-            if bdmc_n > x.shape[0]:
-                raise ValueError(f"bdmc_n is {bdmc_n}, but the {split} split has {x.shape[0]} rows to take conditions from")
-            bdmc_cond = conditions(x[:bdmc_n], None if y is None else y[:bdmc_n].to(x.device))
+        if conditions is not None and bdmc_n > x.shape[0]:
+            raise ValueError(f"bdmc_n is {bdmc_n}, but the {split} split has {x.shape[0]} rows to take conditions from")
+        # a conditional model: simulate from p(x|c) for the conditions of the split's first bdmc_n rows
+        bdmc_cond = condition_kwargs(conditions, x, None if y is None else y.to(x.device), slice(0, bdmc_n))
     payload = _estimate(run, split, x, y, estimators, seed, batch_size, n, ais_chains=ais_chains,
                         ais_leapfrog=ais_leapfrog, progress=progress)
     if bdmc_T:
@@ -225,7 +225,7 @@ def evaluate_run(run_dir: str | Path, *, checkpoint: str = "best", estimators: s
 
         payload["bdmc"] = run_bdmc(run.model, bdmc_n, list(bdmc_T), seed=payload["seed"], n_chains=ais_chains,
                                    leapfrog_steps=ais_leapfrog, progress=progress, cond=bdmc_cond)
-        if bdmc_cond is not None:
+        if bdmc_cond:
             payload["bdmc"]["settings"]["conditions"] = f"those of the first {bdmc_n} rows of the {split} split"
     ev = RunEvaluation(payload, path)
     return ev.write() if write else ev

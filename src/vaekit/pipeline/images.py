@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import tempfile
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import torch
 from torch import Tensor
@@ -78,19 +78,16 @@ def load_run_images(run_dir: str | Path, checkpoint: str = "best", split: str = 
 
 
 def _run_rows(run_dir: str | Path, checkpoint: str, split: str, data_dir: str | None) -> tuple[Any, Tensor, Any]:
-    """``(run, x, cond)``: :func:`load_run_images`'s two and ``cond(a, b)``, the keyword arguments of rows ``a:b``
-    for a conditional model (``{}`` for the others; :func:`vaekit.train.conditions.data_conditions`)."""
-    from ..train.conditions import data_conditions
+    """``(run, x, cond)``: :func:`load_run_images`'s two and ``cond(rows)``, the keyword arguments of ``x[rows]``
+    for a conditional model (``{}`` for the others; :func:`vaekit.train.conditions.condition_kwargs`)."""
+    from ..train.conditions import condition_kwargs, data_conditions
 
     run = _image_run(run_dir, checkpoint)
     if data_dir is not None:
         run.config.data.data_dir = data_dir
     x, y, _ = eval_data(run.config, split)
     conditions = data_conditions(run.model, run.image_shape, has_labels=y is not None, data_name=f"the {split} split")
-
-    def cond(a: int, b: int) -> dict[str, Any]:
-        return {} if conditions is None else conditions(x[a:b], None if y is None else y[a:b])
-    return run, x, cond
+    return run, x, lambda rows: condition_kwargs(conditions, x, y, rows)
 
 
 def sample_images(run_dir: str | Path, n: int = 64, *, checkpoint: str = "best", seed: int = 0, mean: bool = True,
@@ -157,7 +154,7 @@ def reconstruct_images(run_dir: str | Path, n: int = 32, *, checkpoint: str = "b
     _check_n(n)
     dest = _plan(run_dir, out, "reconstructions.png", overwrite)
     run, x, cond = _run_rows(run_dir, checkpoint, split, data_dir)
-    c = cond(0, n)  # a conditional model reconstructs each row given its own condition
+    c = cond(slice(0, n))  # a conditional model reconstructs each row given its own condition
     x = x[:n]
     with torch.no_grad():
         rec = run.model.reconstruct(x, **c)
@@ -192,10 +189,8 @@ def interpolate_images(run_dir: str | Path, steps: int = 10, pairs: int = 4, *, 
     if x.shape[0] < 2 * pairs:
         raise ValueError(f"the {split} split has {x.shape[0]} examples; {pairs} pairs need {2 * pairs}")
     model = run.model
-    c = cond(0, 2 * pairs)
     # a conditional model: each row encoded given its own condition, the path decoded given its first end's
-    first = {k: (v[0::2] if torch.is_tensor(v) and v.dim() and v.shape[0] == 2 * pairs and k != "mask" else v)
-             for k, v in c.items()}
+    c, first = cond(slice(0, 2 * pairs)), cond(slice(0, 2 * pairs, 2))
     with torch.no_grad():
         z = model.encode(x[:2 * pairs], **c)                                   # (2P, D)
         path = model.latent_space.interpolate(z[0::2], z[1::2], steps)         # (steps, P, D)
@@ -220,7 +215,6 @@ def complete_run_images(run_dir: str | Path, mask: str | None = None, n_inputs: 
     Raises:
         ValueError: a model without a mask condition, an unknown mask.
     """
-    from .. import viz
     from ..data import make_mask
     from ..models.conditions import MaskCondition
 
@@ -237,7 +231,16 @@ def complete_run_images(run_dir: str | Path, mask: str | None = None, n_inputs: 
     with torch.random.fork_rng(devices=[]), torch.no_grad():
         torch.manual_seed(seed)
         fills = [run.model.sample(x.shape[0], mask=m, observed=x) for _ in range(n_samples)]
-    shown = torch.where(m, x, torch.full_like(x, 0.5))
+    return completion_grid(x, m, fills, run.image_shape, mask, dest)
+
+
+def completion_grid(x: Tensor, mask: Tensor, fills: list[Tensor], image_shape: Sequence[int], mask_name: str,
+                    dest: Path) -> Path:
+    """Save the completion grid to ``dest``: one row per row of ``x`` ``(B, D)``: its observed part (``mask``
+    True; hidden pixels grey), each completion of ``fills`` (``(B, D)`` each), then the truth."""
+    from .. import viz
+
+    shown = torch.where(mask, x, torch.full_like(x, 0.5))
     rows = torch.stack([shown, *fills, x], 1).reshape(-1, x.shape[1])
-    return _save(lambda p: viz.sample_grid(rows, run.image_shape, p, nrow=n_samples + 2,
-                                           title=f"{mask} observed: input, {n_samples} completions, truth"), dest)
+    return _save(lambda p: viz.sample_grid(rows, image_shape, p, nrow=len(fills) + 2,
+                                           title=f"{mask_name} observed: input, {len(fills)} completions, truth"), dest)

@@ -133,17 +133,13 @@ def write_plots(run_dir: str | Path, model: nn.Module, x: Tensor, y: Tensor | No
     run_dir = Path(run_dir)
     plots = run_dir / "plots"
     plots.mkdir(parents=True, exist_ok=True)
-    from ..train.conditions import data_conditions
+    from ..train.conditions import condition_kwargs, data_conditions
 
     conditions = data_conditions(model, image_shape, has_labels=y is not None, data_name="the plotted rows")
-    if conditions is None:
-        def cond(a: int, b: int) -> dict[str, Any]:
-            return {}
-    else:
-        yd = None if y is None else y.to(x.device)
+    yd = None if y is None else y.to(x.device)
 
-        def cond(a: int, b: int) -> dict[str, Any]:
-            return conditions(x[a:b], None if yd is None else yd[a:b])
+    def cond(a: int, b: int) -> dict[str, Any]:
+        return condition_kwargs(conditions, x, yd, slice(a, b))
     kinds = latent_plots(model.latent_space)
     out: list[Path] = []
     model.eval()

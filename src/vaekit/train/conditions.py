@@ -20,10 +20,19 @@ from typing import Any, Callable, Sequence
 
 from torch import Tensor, nn
 
-__all__ = ["Conditions", "data_conditions"]
+__all__ = ["Conditions", "data_conditions", "condition_kwargs"]
 
 #: ``(x, y) -> keyword arguments`` for a batch: ``x`` the batch's rows (as trained on), ``y`` their labels or None
 Conditions = Callable[[Tensor, "Tensor | None"], dict[str, Any]]
+
+
+def condition_kwargs(conditions: Conditions | None, x: Tensor, y: Tensor | None = None,
+                     rows: slice = slice(None)) -> dict[str, Any]:
+    """The keyword arguments of ``x[rows]`` (labels ``y[rows]``) for a conditional model; ``{}`` when
+    ``conditions`` is None (a model without a condition), so callers pass ``**condition_kwargs(...)`` always."""
+    if conditions is None:
+        return {}
+    return conditions(x[rows], None if y is None else y[rows])
 
 
 def data_conditions(model: nn.Module, image_shape: Sequence[int] | None = None, *,

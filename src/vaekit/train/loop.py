@@ -57,7 +57,7 @@ from torch import Tensor, nn
 from ..config import ConfigError, DataConfig, RunConfig, TrainConfig, to_dict
 from .check import build_training, check_config
 from .checkpoint import atomic_write_bytes, load_checkpoint, remove_stale_tmp, save_checkpoint
-from .conditions import Conditions
+from .conditions import Conditions, condition_kwargs
 from .data import (PreparedData, absolute_data_paths, check_data, load_data, prepare_data, prepare_given,
                    with_conditions)
 from .ddp import DistInfo, collective_failure, init_distributed, shard
@@ -300,7 +300,7 @@ def validate(model: nn.Module, x: Tensor, batch_size: int, seed: int, y: Tensor 
             sums = torch.zeros(3, dtype=torch.float64, device=x.device)
             for i in range(0, x.shape[0], batch_size):
                 xb = x[i:i + batch_size]
-                out = model(xb, k=1, **_batch_conditions(conditions, xb, y, i, i + batch_size))
+                out = model(xb, k=1, **condition_kwargs(conditions, x, y, slice(i, i + batch_size)))
                 ll, kl = out.log_likelihood.mean(0), out.kl  # (k, B) -> (B,); the protocol's KL is (B,)
                 sums += torch.stack([(ll - kl).sum(), ll.sum(), kl.sum()]).double()
             vals = (sums / x.shape[0]).tolist()
@@ -308,14 +308,6 @@ def validate(model: nn.Module, x: Tensor, batch_size: int, seed: int, y: Tensor 
         model.train(was)
     tot.update(zip(tot, vals))
     return tot
-
-
-def _batch_conditions(conditions: Conditions | None, xb: Tensor, y: Tensor | None, a: int, b: int
-                      ) -> dict[str, Any]:
-    """The keyword arguments of rows ``a:b`` (``xb``) for a conditional model, ``{}`` for the others."""
-    if conditions is None:
-        return {}
-    return conditions(xb, None if y is None else y[a:b])
 
 
 def _row_bounds(n: int, batch_size: int) -> list[tuple[int, int]]:
@@ -355,7 +347,7 @@ def validate_objective(model: nn.Module, objective: Callable[..., Any], x: Tenso
             torch.manual_seed(seed)
             total = torch.zeros((), dtype=torch.float64, device=x.device)
             for a, b in _row_bounds(x.shape[0], batch_size):
-                cond = _batch_conditions(conditions, x[a:b], y, a, b)
+                cond = condition_kwargs(conditions, x, y, slice(a, b))
                 loss, metrics = objective(model, x[a:b], step, **cond) if cond else objective(model, x[a:b], step)
                 value = metrics[key] if key is not None else -loss
                 total += value.double() * (b - a)
