@@ -7,7 +7,7 @@ import statistics
 import numpy as np
 import pytest
 
-from vaekit.reproduce.seed_pairs import main, pair_difference, summarise
+from vaekit.reproduce.seed_pairs import family_pairs, main, pair_difference, summarise
 
 
 def _write(run, epoch, iwae, elbo):
@@ -98,3 +98,48 @@ def test_a_merged_summary_merges_again_when_a_seed_it_holds_is_also_here(tmp_pat
     for key in ("ll_diff_seed_mean", "ll_diff_seed_se", "n_seeds"):
         assert twice[key] == pytest.approx(full[key], abs=2e-3), key
     assert twice["nvae_ll_seed_mean"] == pytest.approx(full["nvae_ll_seed_mean"], abs=0.01)
+
+
+def _write_both(run, epoch, iwae, elbo):
+    (run / "eval").mkdir(parents=True)
+    d = {"checkpoint": {"epoch": epoch}, "n": len(iwae), "elbo": {"mean": float(np.mean(elbo))},
+         "iwae": {"mean": float(np.mean(iwae))},
+         "per_image": {"iwae": list(map(float, iwae)), "elbo": list(map(float, elbo))}}
+    (run / "eval" / "test_n3_k500_x.json").write_text(json.dumps(d))
+
+
+def test_family_pairs_compare_elbo_and_likelihood_per_seed_then_over_seeds(tmp_path):
+    rng = np.random.default_rng(1)
+    elbo_d, ll_d = [], []
+    for suffix in ("", "_s1", "_s2"):
+        ge = rng.normal(-105, 5, size=40)
+        ie = ge + rng.normal(0.4, 1.0, size=40)
+        gl, il = ge + 4.8, ie + 4.5
+        elbo_d.append(float(np.mean(ie - ge)))
+        ll_d.append(float(np.mean(il - gl)))
+        _write_both(tmp_path / f"gaussian_d20{suffix}", 30, gl, ge)
+        _write_both(tmp_path / f"iaf_d20{suffix}", 30, il, ie)
+    _write_both(tmp_path / "mixture_d20", 30, [1.0, 2.0], [0.0, 0.0])  # no Gaussian of 2 images: not paired
+    s = family_pairs(tmp_path, 30, "gaussian", "iaf", (20,))
+    row = s["20"]
+    assert row["n_seeds"] == 3 and row["n_images"] == [40]
+    assert [r["mean"] for r in row["elbo_diff_by_seed"]] == pytest.approx(elbo_d, abs=1e-3)
+    assert row["elbo_diff"]["seed_mean"] == pytest.approx(statistics.fmean(elbo_d), abs=1e-3)
+    assert row["elbo_diff"]["seed_se"] == pytest.approx(statistics.stdev(elbo_d) / math.sqrt(3), abs=1e-3)
+    assert row["ll_diff"]["seed_mean"] == pytest.approx(statistics.fmean(ll_d), abs=1e-3)
+    # one Gaussian evaluated on other images than its partner is an error naming the sizes
+    with pytest.raises(ValueError, match="40 and 2"):
+        family_pairs(tmp_path, 30, "gaussian", "mixture", (20,))
+
+
+def test_family_pairs_cli_writes_one_entry_per_pair(tmp_path, capsys):
+    for fam in ("gaussian", "iaf"):
+        _write_both(tmp_path / f"{fam}_d20", 30, [1.0, 2.0, 3.0], [0.0, 0.5, 1.0])
+    out = tmp_path / "s.json"
+    assert main([str(tmp_path), "--epochs", "30", "--dims", "20", "--pair", "gaussian:iaf", "--out", str(out)]) == 0
+    d = json.loads(out.read_text())
+    assert d["pairs"]["iaf_vs_gaussian"]["20"]["elbo_diff"] == {"seed_mean": 0.0}
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1]) == d
+    with pytest.raises(SystemExit):
+        main([str(tmp_path), "--epochs", "30", "--pair", "gaussian"])
+    assert "BASE:OTHER" in capsys.readouterr().err

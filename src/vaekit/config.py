@@ -88,6 +88,12 @@ class DataConfig:
             (Burda et al. 2015, arXiv:1509.00519); validation/test are binarised once with a fixed seed.
             ``static`` binarises every split once (seeded); ``none`` uses intensities as they are.
         options: extra keyword arguments for the loader.
+        labels: a semi-supervised run (Kingma et al. 2014, arXiv:1406.5298): only this many training rows keep
+            their labels, ``labels / K`` of each of the ``K`` classes, drawn with the run's ``seed``; the rest
+            are unlabelled. Trained by ``train.objective: {type: m2}`` (None: every label is kept).
+        labelled_batch: labelled rows added to each batch of ``train.batch_size`` unlabelled ones (the
+            labelled set is cycled in fresh random orders; None: ``train.batch_size``, the paper's one labelled
+            batch per unlabelled one). Only with ``labels``.
     """
 
     name: str = "digits"
@@ -95,10 +101,19 @@ class DataConfig:
     val_size: int | None = None
     binarize: Literal["dynamic", "static", "none"] = "dynamic"
     options: dict = field(default_factory=dict)
+    labels: int | None = None
+    labelled_batch: int | None = None
 
     def __post_init__(self) -> None:
         if self.val_size is not None and self.val_size < 0:
             raise ConfigError(f"data.val_size: must be >= 0, got {self.val_size}")
+        for key in ("labels", "labelled_batch"):
+            v = getattr(self, key)
+            if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
+                raise ConfigError(f"data.{key}: must be a whole number >= 1, got {v!r}")
+        if self.labelled_batch is not None and self.labels is None:
+            raise ConfigError("data.labelled_batch: applies to a semi-supervised run; set data.labels (how many "
+                              "training labels to keep) as well")
 
 
 @dataclass

@@ -66,21 +66,23 @@ def labelled_subset(y: Tensor, n: int, seed: int = 0, n_classes: int | None = No
     return lab, keep.nonzero().flatten()
 
 
-def paired_batches(n_unlabelled: int, n_labelled: int, batch_size: int,
-                   generator: torch.Generator) -> Iterator[tuple[Tensor, Tensor]]:
-    """One epoch over the unlabelled pool: ``(unlabelled positions, labelled positions)`` per step, both of
-    ``batch_size`` rows (the last unlabelled batch may be smaller, its labelled partner the same size); the labelled
-    positions run through fresh random orders of ``range(n_labelled)``, so every labelled example is used equally."""
+def paired_batches(n_unlabelled: int, n_labelled: int, batch_size: int, generator: torch.Generator,
+                   labelled_batch_size: int | None = None) -> Iterator[tuple[Tensor, Tensor]]:
+    """One epoch over the unlabelled pool: ``(unlabelled positions, labelled positions)`` per step, the first of
+    ``batch_size`` rows (the last may be smaller), the second of ``labelled_batch_size`` (None: the same size as
+    its unlabelled partner); the labelled positions run through fresh random orders of ``range(n_labelled)``, so
+    every labelled example is used equally."""
     order = torch.randperm(n_unlabelled, generator=generator)
     lab: list[Tensor] = []
     have = 0
     for u in order.split(batch_size):
-        while have < len(u):
+        m = len(u) if labelled_batch_size is None else labelled_batch_size
+        while have < m:
             lab.append(torch.randperm(n_labelled, generator=generator))
             have += n_labelled
         flat = torch.cat(lab)
-        yield u, flat[: len(u)]
-        lab, have = [flat[len(u):]], have - len(u)
+        yield u, flat[:m]
+        lab, have = [flat[m:]], have - m
 
 
 __all__ = ["MASKS", "make_mask", "labelled_subset", "paired_batches"]

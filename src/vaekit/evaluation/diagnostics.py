@@ -97,3 +97,34 @@ def mutual_information(model: nn.Module, data: Tensor, batch_size: int = 500, **
     return {"mutual_information": float(mi.mean()), "mutual_information_se": float(mi.std() / math.sqrt(m)),
             "marginal_kl": float((log_qz - log_pz).mean()), "mean_kl": float((log_qzx - log_pz).mean()),
             "log_m": math.log(m), "n": m}
+
+
+@torch.no_grad()
+def classification_error(model: nn.Module, x: Tensor, y: Tensor, batch_size: int = 1000) -> dict[str, float]:
+    r"""Test error of a model with a classifier (``model.classify(x) -> (B,)`` classes, e.g. M2's
+    :math:`\arg\max_y q(y|x)`): the fraction of rows of ``x`` ``(N, D)`` whose class differs from ``y`` ``(N,)``,
+    with its binomial standard error :math:`\sqrt{e(1-e)/N}`. Runs in eval mode.
+
+    Returns:
+        ``{"error", "se", "n"}`` (fractions in [0, 1]).
+
+    Raises:
+        TypeError: the model has no ``classify``.
+        ValueError: ``x`` and ``y`` of different lengths, or no rows.
+    """
+    if not callable(getattr(model, "classify", None)):
+        raise TypeError(f"{type(model).__name__} has no classifier (a classify(x) method); classification error "
+                        "applies to models such as M2")
+    if x.shape[0] != y.shape[0] or x.shape[0] == 0:
+        raise ValueError(f"classification error needs as many labels as rows (> 0), got {x.shape[0]} rows and "
+                         f"{y.shape[0]} labels")
+    was = model.training
+    model.eval()
+    try:
+        wrong = sum(int((model.classify(x[i:i + batch_size]) != y[i:i + batch_size].to(x.device)).sum())
+                    for i in range(0, x.shape[0], batch_size))
+    finally:
+        model.train(was)
+    n = x.shape[0]
+    e = wrong / n
+    return {"error": e, "se": math.sqrt(e * (1 - e) / n), "n": n}

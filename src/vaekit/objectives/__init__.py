@@ -6,7 +6,8 @@ from .mmd import InfoVAEObjective, gaussian_rbf_mmd2, imq_kernel, mmd_unbiased, 
 from .registry import OBJECTIVES, Objective, build_objective
 from .stein import SteinObjective, SteinVIWAEObjective  # registers 'stein' and 'stein_viwae'
 from .sequential import SequentialObjective  # registers 'sequential'
+from .conditional import M2Objective  # registers 'm2'
 
 __all__ = ["elbo", "beta_elbo", "kl_warmup", "free_bits_kl", "iwae_from_log_weights", "OBJECTIVES", "Objective",
            "build_objective", "IWAEObjective", "DReGObjective", "SteinObjective", "SteinVIWAEObjective",
-           "InfoVAEObjective", "SequentialObjective", "mmd_unbiased", "rbf_kernel", "imq_kernel", "gaussian_rbf_mmd2"]
+           "InfoVAEObjective", "SequentialObjective", "M2Objective", "mmd_unbiased", "rbf_kernel", "imq_kernel", "gaussian_rbf_mmd2"]

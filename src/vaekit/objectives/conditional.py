@@ -13,6 +13,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..registry import NonNegativeFloat, PositiveInt
+from .registry import OBJECTIVES
+
 
 def gsnn_bound(model: nn.Module, x: Tensor, samples: int = 1, **cond: Any) -> Tensor:
     r"""Sohn et al. (2015)'s Gaussian stochastic neural network term, per example ``(B,)`` in nats:
@@ -74,6 +77,80 @@ def m2_objective(model: nn.Module, x_unlabelled: Tensor, x_labelled: Tensor, y_l
     return loss, metrics
 
 
+@OBJECTIVES.register("m2")
+class M2Objective:
+    r"""Kingma et al. (2014)'s semi-supervised objective for ``vaekit train`` (``train.objective: {type: m2}``).
+
+    A batch mixes unlabelled rows (``label == -1``) and labelled ones (their class), as the loop forms it for
+    ``data.labels`` (:class:`vaekit.train.data.SemiSupervised`); the loss is :func:`m2_objective` on the two parts,
+
+    .. math:: -\Bigl[\overline{\mathcal U(x_u)} + \overline{\mathcal L(x_l, y_l)}
+              + \alpha\,\overline{\log q(y_l|x_l)}\Bigr],
+
+    a part that is empty in a batch left out. Without ``label`` (validation, which scores log p(x)), every row is
+    unlabelled and the loss is :math:`-\overline{\mathcal U(x)}`, so ``-loss`` is the bound on log p(x) with y
+    summed out (nats).
+
+    Args:
+        alpha: classifier weight per labelled example relative to one ELBO term; None (default): the paper's
+            α = 0.1·N in these units, :func:`paper_alpha` (N training rows, n_l labelled), set by the loop
+            through :meth:`bind`.
+        k: posterior samples per example.
+
+    Logged: ``elbo`` (the batch's unlabelled bound U, y summed out), ``elbo_labelled``, ``classifier_nll``,
+    ``error`` (on the batch's labelled rows), ``loss``.
+
+    Raises:
+        ValueError: called with labels before an ``alpha`` is known (``alpha: null`` and no :meth:`bind`).
+    """
+
+    def __init__(self, alpha: NonNegativeFloat | None = None, k: PositiveInt = 1) -> None:
+        if alpha is not None and alpha < 0:
+            raise ValueError(f"alpha must be >= 0, got {alpha}")
+        self.alpha, self.k = (None if alpha is None else float(alpha)), k
+
+    def bind(self, n_train: int, n_labelled: int) -> float:
+        """Fix ``alpha`` at the paper's value for this data set when the config left it out; returns it."""
+        if self.alpha is None:
+            self.alpha = paper_alpha(n_train, n_labelled)
+        return self.alpha
+
+    def __call__(self, model: nn.Module, x: Tensor, step: int, **cond: Any) -> tuple[Tensor, dict[str, Tensor]]:
+        extra = sorted(set(cond) - {"label"})
+        if extra:
+            raise ValueError(f"the m2 objective takes the keyword 'label' only, not {extra}")
+        label = cond.get("label")
+        if label is None:
+            u = model(x, k=self.k)
+            U = u.log_likelihood.mean(0) - u.kl
+            loss = -U.mean()
+            return loss, {"loss": loss.detach(), "elbo": U.mean().detach()}
+        if self.alpha is None:
+            raise ValueError("the m2 objective has no alpha: give train.objective.alpha, or let the loop bind() it "
+                             "to the paper's 0.1 N")
+        lab = label >= 0
+        n_l = int(lab.sum())
+        if n_l == 0:
+            return self(model, x, step)
+        loss = torch.zeros((), device=x.device)
+        metrics: dict[str, Tensor] = {}
+        if n_l < x.shape[0]:  # in m2_objective's order (unlabelled, labelled, classifier): the same noise draws
+            u = model(x[~lab], k=self.k)
+            U = u.log_likelihood.mean(0) - u.kl
+            loss = loss - U.mean()
+            metrics["elbo"] = U.mean().detach()
+        xl, yl = x[lab], label[lab]
+        lo = model(xl, k=self.k, label=yl)
+        L = lo.log_likelihood.mean(0) - lo.kl
+        logits = model.classifier_logits(xl)
+        nll = F.cross_entropy(logits, yl)
+        loss = loss - L.mean() + self.alpha * nll
+        metrics.update(elbo_labelled=L.mean().detach(), classifier_nll=nll.detach(),
+                       error=(logits.argmax(-1) != yl).double().mean().detach())
+        metrics["loss"] = loss.detach()
+        return loss, metrics
+
+
 def paper_alpha(n_train: int, n_labelled: int, rate: float = 0.1) -> float:
     r"""Kingma et al.'s :math:`\alpha = 0.1 N` in :func:`m2_objective`'s per-batch units: ``rate * n_train / n_labelled``.
 
@@ -88,4 +165,4 @@ def paper_alpha(n_train: int, n_labelled: int, rate: float = 0.1) -> float:
     return rate * n_train / n_labelled
 
 
-__all__ = ["gsnn_bound", "cvae_objective", "m2_objective", "paper_alpha"]
+__all__ = ["gsnn_bound", "cvae_objective", "m2_objective", "paper_alpha", "M2Objective"]

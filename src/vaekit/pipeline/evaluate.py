@@ -102,6 +102,10 @@ class RunEvaluation:
             kind = (p.get("condition") or {}).get("type")
             lines.append(f"{what[kind]} {-est[tok]['mean']:.3f} nats (from {tok}, the largest estimate of {of[kind]}; "
                          "each is a lower bound in expectation)")
+        if "classification_error" in p:
+            c = p["classification_error"]
+            lines.append(f"classification error {100 * c['error']:.2f} % ± {100 * c['se']:.2f} (binomial s.e., "
+                         f"{c['n']} rows; the classifier q(y|x))")
         if "bdmc" in p:
             lines.append(f"BDMC on {p['bdmc']['settings']['n_simulated']} simulated examples (lower = forward AIS, upper = reverse AIS):")
             lines += [f"  T={r['T']:>6}  lower {r['lower']:.3f}  upper {r['upper']:.3f}  gap {r['gap']:.3f}"
@@ -144,6 +148,11 @@ def _estimate(run: Any, split: str, x: Tensor, y: Tensor | None, spec: str | Non
     cond = (run.config.model or {}).get("condition")
     if isinstance(cond, dict) and cond.get("type") in ("label", "mask"):
         res["condition"] = dict(cond)  # the bounds are of log p(x | c): what the summary calls them
+    if callable(getattr(run.model, "classify", None)) and y is not None:
+        from ..evaluation import classification_error
+
+        # M2 (Kingma et al. 2014): its bounds are of log p(x), y summed out; its classifier q(y|x) is scored here
+        res["classification_error"] = classification_error(run.model, x if n is None else x[:n], y)
     return {"run_dir": str(run.run_dir), "checkpoint": run.which, "epoch": run.meta["epoch"],
             "step": run.meta["step"], "split": split, "binarize": run.config.data.binarize, **res}
 

@@ -202,7 +202,39 @@ def _iwae(results: Path) -> Evidence | None:
                                    f"L_5000 on {'/'.join(map(str, n))} test images", "iwae_table1_e20.json")
 
 
+def _posterior_study(results: Path, key: str) -> tuple[dict[str, Any], int, str] | None:
+    """The ``key`` pair (``iaf_vs_gaussian``, ``mixture_vs_gaussian``) at d = 20 of the longest-trained
+    ``posteriors_e{E}.json`` holding it with at least two seeds (:func:`vaekit.reproduce.seed_pairs.family_pairs`),
+    with its epochs and file name; None if there is none."""
+    found = []
+    for f in results.glob("posteriors_e*.json"):
+        tail = f.stem[len("posteriors_e"):]
+        d = _load(results, f.name) if tail.isdigit() else None
+        row = ((d or {}).get("pairs", {}).get(key) or {}).get("20")
+        if row and row.get("n_seeds", 0) >= 2:
+            found.append((int(tail), row, f.name))
+    if not found:
+        return None
+    epochs, row, name = max(found, key=lambda t: t[0])
+    return row, epochs, name
+
+
+def _posterior_budget(row: dict[str, Any], epochs: int) -> str:
+    return (f"MLP, d = 20, {epochs} epochs, {row['n_seeds']} seeds, ELBO (10 samples) and L_500 on "
+            f"{'/'.join(f'{n:,}' for n in row['n_images'])} test images; ± over seeds")
+
+
 def _iaf(results: Path) -> Evidence | None:
+    study = _posterior_study(results, "iaf_vs_gaussian")
+    if study is not None:
+        row, epochs, name = study
+        e = row["elbo_diff"]
+        return Evidence((Claim("IAF posterior raises the ELBO over the diagonal Gaussian by ≥ 1 nat",
+                               f"{e['seed_mean']:+.2f} ± {e['seed_se']:.2f} nats (mean of {row['n_seeds']} seeds; "
+                               f"L_500 {row['ll_diff']['seed_mean']:+.2f} ± {row['ll_diff']['seed_se']:.2f})",
+                               "−84.08 → −82.02 (+2.06; ResNet VAE, far longer training)",
+                               _at_least(e["seed_mean"], e["seed_se"], 1.0)),),
+                        _posterior_budget(row, epochs), name)
     d = _load(results, "iaf_study.json")
     if d is None:
         return None
@@ -392,6 +424,15 @@ def _sets(results: Path, which: str) -> Evidence | None:
 
 
 def _graves(results: Path) -> Evidence | None:
+    study = _posterior_study(results, "mixture_vs_gaussian")
+    if study is not None:
+        row, epochs, name = study
+        e = row["elbo_diff"]
+        return Evidence((Claim("the reparameterised mixture posterior trains as well as the diagonal Gaussian "
+                               "(ELBO ≥ Gaussian − 0.5 nat)",
+                               f"{e['seed_mean']:+.2f} ± {e['seed_se']:.2f} nats (mean of {row['n_seeds']} seeds)",
+                               "method only (no benchmark numbers)", _at_least(e["seed_mean"], e["seed_se"], -0.5)),),
+                        _posterior_budget(row, epochs), name)
     d = _load(results, "latents.json")
     if d is None:
         return None

@@ -17,6 +17,14 @@ summary as one JSON object on its last line and writes it to ``--out``. Only pai
 evaluation at exactly ``--epochs`` are used; a d with fewer than two complete seeds gets no seed statistics.
 ``--merge EARLIER.json`` adds the seeds of an earlier summary whose run directories are no longer here (run
 directories are not committed; the committed summary keeps each seed's paired difference and log-likelihoods).
+
+Any other posterior family against the Gaussian, the same way (:func:`family_pairs`): ``--pair gaussian:iaf``
+(and ``gaussian:mixture``) compares ``iaf_d{d}{s}`` with ``gaussian_d{d}{s}`` in the test ELBO (the claim of
+Kingma et al. 2016 and of PAPERS.md §10(c) for Graves 2016) and in :math:`\mathcal L_{500}`, per seed paired over
+images, then over seeds::
+
+    python -m vaekit.reproduce.seed_pairs runs/posteriors --epochs 30 --dims 20 --pair gaussian:iaf,gaussian:mixture \
+        --out docs/results/posteriors_e30.json
 """
 
 from __future__ import annotations
@@ -28,16 +36,16 @@ import statistics
 from pathlib import Path
 from typing import Any, Sequence
 
-__all__ = ["load_eval", "pair_difference", "summarise", "main"]
+__all__ = ["load_eval", "pair_difference", "summarise", "family_pairs", "main"]
 
 SEEDS = (("", 0), ("_s1", 1), ("_s2", 2))  # the seeds of the committed tables; others are found by name
 
 
-def _seeds(runs_dir: Path, dim: int) -> list[tuple[str, int]]:
-    """``(suffix, seed)`` of every training seed with a ``gaussian_d{dim}...`` run in ``runs_dir``, seed order."""
-    found = {0: ""} if (runs_dir / f"gaussian_d{dim}").is_dir() else {}
-    for p in runs_dir.glob(f"gaussian_d{dim}_s*"):
-        tail = p.name[len(f"gaussian_d{dim}_s"):]
+def _seeds(runs_dir: Path, dim: int, family: str = "gaussian") -> list[tuple[str, int]]:
+    """``(suffix, seed)`` of every training seed with a ``{family}_d{dim}...`` run in ``runs_dir``, seed order."""
+    found = {0: ""} if (runs_dir / f"{family}_d{dim}").is_dir() else {}
+    for p in runs_dir.glob(f"{family}_d{dim}_s*"):
+        tail = p.name[len(f"{family}_d{dim}_s"):]
         if tail.isdigit():
             found[int(tail)] = f"_s{tail}"
     return [(found[k], k) for k in sorted(found)]
@@ -145,6 +153,59 @@ def summarise(runs_dir: Path, epochs: int, dims: Sequence[int] = (2, 5, 10),
     return out
 
 
+def _over_seeds(means: list[float]) -> dict[str, float]:
+    """Mean, sd and s.e. (sd / sqrt(n)) of per-seed differences; the mean alone for one seed."""
+    if len(means) < 2:
+        return {"seed_mean": round(means[0], 3)} if means else {}
+    sd = statistics.stdev(means)
+    return {"seed_mean": round(statistics.fmean(means), 3), "seed_sd": round(sd, 3),
+            "seed_se": round(sd / math.sqrt(len(means)), 3)}
+
+
+def family_pairs(runs_dir: Path, epochs: int, base: str, other: str, dims: Sequence[int] = (20,)) -> dict[str, Any]:
+    """Per-d paired ``other - base`` differences of the test ELBO and of L_K by training seed, then over seeds.
+
+    Runs are ``{base}_d{d}{s}`` and ``{other}_d{d}{s}`` (``s`` as in the module docstring), each evaluated at
+    checkpoint epoch ``epochs`` on the same images with the same evaluation seeds (per-image ``elbo`` and
+    ``iwae`` estimates, nats). A seed counts only when both runs have such an evaluation. Returns
+    ``{str(d): {"elbo_diff_by_seed": [{seed, mean, paired_se}], "ll_diff_by_seed": [...],
+    "elbo_diff": {seed_mean, seed_sd, seed_se}, "ll_diff": {...}, "elbo_by_seed": [{seed, base, other}],
+    "n_seeds", "n_images"}}``; positive favours ``other``. The seed s.e. is the one that decides a claim.
+
+    Raises:
+        ValueError: a pair evaluated on different numbers of images, or an evaluation without per-image ELBOs.
+    """
+    out: dict[str, Any] = {}
+    for dim in dims:
+        elbo_rows, ll_rows, levels, n_images = [], [], [], set()
+        for suffix, seed in _seeds(runs_dir, dim, base):
+            a = load_eval(runs_dir / f"{base}_d{dim}{suffix}", epochs)
+            b = load_eval(runs_dir / f"{other}_d{dim}{suffix}", epochs)
+            if a is None or b is None:
+                continue
+            if a["n"] != b["n"]:
+                raise ValueError(f"d={dim} seed {seed}: {base} and {other} were evaluated on {a['n']} and {b['n']} "
+                                 "images")
+            for r in (a, b):
+                if "elbo" not in r["per_image"]:
+                    raise ValueError(f"d={dim} seed {seed}: an evaluation without per-image ELBOs (re-evaluate "
+                                     "with ELBO samples)")
+            n_images.add(a["n"])
+            e = pair_difference(b["per_image"]["elbo"], a["per_image"]["elbo"])
+            ll = pair_difference(b["per_image"]["iwae"], a["per_image"]["iwae"])
+            elbo_rows.append({"seed": seed, **{k: round(x, 3) for k, x in e.items()}})
+            ll_rows.append({"seed": seed, **{k: round(x, 3) for k, x in ll.items()}})
+            levels.append({"seed": seed, "elbo": {base: round(a["elbo"]["mean"], 3), other: round(b["elbo"]["mean"], 3)},
+                           "ll": {base: round(a["iwae"]["mean"], 3), other: round(b["iwae"]["mean"], 3)}})
+        if not elbo_rows:
+            continue
+        out[str(dim)] = {"elbo_diff_by_seed": elbo_rows, "ll_diff_by_seed": ll_rows,
+                         "elbo_diff": _over_seeds([r["mean"] for r in elbo_rows]),
+                         "ll_diff": _over_seeds([r["mean"] for r in ll_rows]),
+                         "levels_by_seed": levels, "n_seeds": len(elbo_rows), "n_images": sorted(n_images)}
+    return out
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m vaekit.reproduce.seed_pairs", description=__doc__.split("\n")[0])
     p.add_argument("runs_dir", type=Path, help="directory holding gaussian_d{d}[_s1|_s2] and vmf_d{d}[...] runs")
@@ -152,6 +213,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--dims", default="2,5,10", help="comma-separated d values (default 2,5,10)")
     p.add_argument("--out", type=Path, help="write the JSON here as well")
     p.add_argument("--merge", type=Path, help="an earlier summary whose seeds without runs here are kept")
+    p.add_argument("--pair", help="comma list of BASE:OTHER families (e.g. gaussian:iaf,gaussian:mixture) compared "
+                                  "in ELBO and L_K instead of the S-VAE/N-VAE summary")
     a = p.parse_args(argv)
     if not a.runs_dir.is_dir():
         p.error(f"runs directory {a.runs_dir} does not exist")
@@ -159,6 +222,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         dims = [int(x) for x in a.dims.split(",")]
     except ValueError:
         p.error(f"--dims must be comma-separated integers, got {a.dims!r}")
+    if a.pair is not None:
+        if a.merge is not None:
+            p.error("--merge applies to the S-VAE/N-VAE summary only, not with --pair")
+        pairs = [t.split(":") for t in a.pair.split(",")]
+        if any(len(t) != 2 or not all(t) for t in pairs):
+            p.error(f"--pair must be BASE:OTHER[,BASE:OTHER...], got {a.pair!r}")
+        res = {"what": f"posterior families against each other, paired test ELBO and L_K differences (OTHER - BASE) "
+                       f"per training seed, then over seeds; {a.epochs} epochs",
+               "epochs": a.epochs, "runs_dir": str(a.runs_dir),
+               "pairs": {f"{o}_vs_{b}": family_pairs(a.runs_dir, a.epochs, b, o, dims) for b, o in pairs}}
+        if a.out:
+            a.out.write_text(json.dumps(res, indent=1) + "\n")
+        print(json.dumps(res))
+        return 0
     earlier = None
     if a.merge is not None:
         try:

@@ -55,8 +55,12 @@ def data_conditions(model: nn.Module, image_shape: Sequence[int] | None = None, 
     """
     from ..models.conditions import Condition, ConditionError, LabelCondition, MaskCondition
 
+    from ..models.m2 import M2
+
     cond = getattr(model, "condition", None)
-    if not isinstance(cond, Condition):
+    if not isinstance(cond, Condition) or isinstance(model, M2):
+        # M2's label is a latent: its bounds are of log p(x), y summed out; a semi-supervised run passes the
+        # kept labels to its objective itself (vaekit.train.data.SemiSupervised)
         return None
     if isinstance(cond, LabelCondition):
         if not has_labels:

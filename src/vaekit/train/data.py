@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Iterator
 
 import torch
 from torch import Tensor, nn
 
-from ..config import DataConfig, RunConfig
+from ..config import ConfigError, DataConfig, RunConfig
 from .seeding import derive_seed
 
 __all__ = ["PreparedData", "prepare_data", "prepare_given", "load_data", "check_data", "absolute_data_paths",
-           "with_conditions", "BINARIZE"]
+           "with_conditions", "with_labels_kept", "SemiSupervised", "BINARIZE"]
 
 #: the values of ``data.binarize`` (see :class:`vaekit.config.DataConfig`)
 BINARIZE = ("dynamic", "static", "none")
@@ -36,6 +37,7 @@ class PreparedData:
         conditions: for a conditional model, how a batch's keyword arguments are formed from its rows and
             labels (:func:`vaekit.train.conditions.data_conditions`); None for the others.
         train_y, val_y, test_y: the splits' labels ``(N,)`` on the device when ``conditions`` needs them, else None.
+        semi: a semi-supervised run's labelled subset and batch order (``data.labels``), else None.
     """
 
     dataset: Any
@@ -48,6 +50,7 @@ class PreparedData:
     train_y: Tensor | None = None
     val_y: Tensor | None = None
     test_y: Tensor | None = None
+    semi: "SemiSupervised | None" = None
 
     @property
     def dim(self) -> int:
@@ -124,6 +127,68 @@ def with_conditions(data: PreparedData, model: nn.Module, name: str = "the data 
     dev = data.train.device
     moved = [y.to(dev) if has and y is not None else None for y in ys]
     return dataclasses.replace(data, conditions=cond, train_y=moved[0], val_y=moved[1], test_y=moved[2])
+
+
+@dataclass
+class SemiSupervised:
+    """The labelled subset of a semi-supervised run (``data.labels``) and how its batches are formed.
+
+    Every step takes ``batch_size`` unlabelled rows (one pass over them per epoch) and ``labelled_batch``
+    labelled ones, cycled in fresh random orders (:func:`vaekit.data.paired_batches`), as Kingma et al. (2014)
+    train M2. The rows keep their places in the training split; ``train_y`` holds the kept labels and ``-1``
+    for the unlabelled rows, on the training rows' device.
+
+    Attributes:
+        labelled, unlabelled: int64 row indices into the training split (sorted; disjoint; together all rows).
+        train_y: ``(N,)`` the kept labels, ``-1`` where a row is unlabelled.
+        labelled_batch: labelled rows per step (None: as many as the step's unlabelled rows).
+    """
+
+    labelled: Tensor
+    unlabelled: Tensor
+    train_y: Tensor
+    labelled_batch: int | None = None
+
+    def steps(self, batch_size: int) -> int:
+        """Steps per epoch: one pass over the unlabelled rows."""
+        return math.ceil(len(self.unlabelled) / batch_size)
+
+    def batches(self, batch_size: int, generator: torch.Generator) -> Iterator[Tensor]:
+        """One epoch's row indices, each batch the unlabelled rows first, then the labelled ones."""
+        from ..data import paired_batches
+
+        for u, l_ in paired_batches(len(self.unlabelled), len(self.labelled), batch_size, generator,
+                                    self.labelled_batch):
+            yield torch.cat([self.unlabelled[u], self.labelled[l_]])
+
+
+def with_labels_kept(data: PreparedData, n_labels: int, labelled_batch: int | None, seed: int,
+                     name: str = "the data set") -> PreparedData:
+    """``data`` as a semi-supervised run sees it: ``n_labels`` training labels kept, ``n_labels / K`` per class
+    (:func:`vaekit.data.labelled_subset`, drawn with ``seed``), the rest unlabelled (:class:`SemiSupervised`).
+
+    Raises:
+        ConfigError: naming ``data.labels``: the data set has no training labels, ``n_labels`` is not a
+            multiple of the number of classes, a class has too few rows, or nothing would stay unlabelled.
+    """
+    from ..data import labelled_subset
+
+    y = getattr(getattr(data.dataset, "train", None), "y", None)
+    if y is None:
+        raise ConfigError(f"data.labels: a semi-supervised run keeps some of the training labels, but {name} has "
+                          "none; use a labelled data set (digits, mnist, ...)")
+    y = y.long().cpu()
+    if n_labels >= len(y):
+        raise ConfigError(f"data.labels: {n_labels}, but the training split has {len(y)} rows; keep fewer labels "
+                          "so that some rows are unlabelled")
+    try:
+        lab, unl = labelled_subset(y, n_labels, seed=seed)
+    except ValueError as e:
+        raise ConfigError(f"data.labels: {e}") from None
+    kept = torch.full_like(y, -1)
+    kept[lab] = y[lab]
+    semi = SemiSupervised(lab, unl, kept.to(data.train.device), labelled_batch)
+    return dataclasses.replace(data, semi=semi)
 
 
 def load_data(cfg: RunConfig) -> Any:

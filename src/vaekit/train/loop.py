@@ -59,7 +59,7 @@ from .check import build_training, check_config
 from .checkpoint import atomic_write_bytes, load_checkpoint, remove_stale_tmp, save_checkpoint
 from .conditions import Conditions, condition_kwargs
 from .data import (PreparedData, absolute_data_paths, check_data, load_data, prepare_data, prepare_given,
-                   with_conditions)
+                   with_conditions, with_labels_kept)
 from .ddp import DistInfo, collective_failure, init_distributed, shard
 from .init import init_output_bias, init_weights
 from ..progress import Progress
@@ -548,6 +548,7 @@ def fit(model: RunConfig | nn.Module, data: Any = None, *, train: TrainConfig | 
             raise ConfigError(f"train.objective.type: {cfg.train.objective.get('type', 'elbo')!r} cannot train a "
                               f"conditional model ({type(net).__name__} with model.condition): it does not pass the "
                               "condition on; use elbo or iwae")
+        _check_semi_supervised(prepared, net, objective, cfg, info)
         if before_training is not None:
             before_training(net, prepared)
     except BaseException:
@@ -575,6 +576,35 @@ def fit(model: RunConfig | nn.Module, data: Any = None, *, train: TrainConfig | 
             f"its node went away, so every rank stops (a wait is bounded by train.ddp_timeout="
             f"{cfg.train.ddp_timeout:g} s); {run_dir / 'checkpoints'} keeps the last checkpoint; resume with: "
             f"torchrun ... vaekit train --resume {run_dir}") from e
+
+
+def _check_semi_supervised(data: PreparedData, model: nn.Module, objective: Any, cfg: RunConfig,
+                           info: DistInfo) -> None:
+    """A semi-supervised run (``data.labels``) has M2's objective and a model with a classifier, and the other way
+    round; fixes the objective's α at the paper's value when the config left it out (recorded in the config).
+
+    Raises:
+        ConfigError: naming the key at fault.
+    """
+    from ..objectives.conditional import M2Objective
+
+    m2 = isinstance(objective, M2Objective)
+    if data.semi is None:
+        if m2:
+            raise ConfigError("train.objective: {type: m2} trains on labelled and unlabelled rows: set data.labels "
+                              "(how many training labels to keep, e.g. data.labels=100)")
+        return
+    if not m2:
+        raise ConfigError(f"train.objective.type: data.labels={cfg.data.labels} makes a semi-supervised run, "
+                          f"trained by {{type: m2}}; got {cfg.train.objective.get('type', 'elbo')!r}")
+    if not callable(getattr(model, "classifier_logits", None)):
+        raise ConfigError(f"model.type: a semi-supervised run needs a model with a classifier q(y|x) (m2), got "
+                          f"{type(model).__name__}")
+    if info.enabled:
+        raise ConfigError("data.labels: semi-supervised runs are not sharded across DDP ranks (a rank's shard of a "
+                          "batch could hold no labelled rows); train on one process")
+    alpha = objective.bind(n_train=data.train.shape[0], n_labelled=len(data.semi.labelled))
+    cfg.train.objective = {**cfg.train.objective, "alpha": alpha}
 
 
 def _takes_conditions(objective: Callable[..., Any]) -> bool:
@@ -610,6 +640,8 @@ def _set_up(model: RunConfig | nn.Module, data: Any, cfg: RunConfig, binarize: s
         cfg.data = DataConfig(name=name, binarize=binarize or ("dynamic" if prepared.dynamic else "none"))
         raw_train = prepared.train
     prepared = with_conditions(prepared, net, cfg.data.name)
+    if cfg.data.labels is not None:
+        prepared = with_labels_kept(prepared, cfg.data.labels, cfg.data.labelled_batch, cfg.seed, repr(cfg.data.name))
     if prepared.train.shape[0] == 0:
         raise ConfigError(f"data: the training split of {cfg.data.name!r} is empty (data.val_size="
                           f"{cfg.data.val_size}); nothing to train on")
@@ -730,8 +762,9 @@ def _loop(model: nn.Module, data: PreparedData, cfg: RunConfig, objective: Calla
     from ..data import batch_indices, dynamic_binarize
 
     n = data.train.shape[0]
-    train_y = data.train_y if data.conditions is not None else None
-    steps_per_epoch = math.ceil(n / t.batch_size)
+    semi = data.semi
+    train_y = semi.train_y if semi is not None else data.train_y if data.conditions is not None else None
+    steps_per_epoch = semi.steps(t.batch_size) if semi is not None else math.ceil(n / t.batch_size)
     total_epochs = t.epochs if stop_after_epoch is None else min(t.epochs, stop_after_epoch)
     bar = Progress(steps_per_epoch * t.epochs, "training", "steps", initial=state.step + state.skipped,
                    enabled=info.is_main,
@@ -778,7 +811,8 @@ def _loop(model: nn.Module, data: PreparedData, cfg: RunConfig, objective: Calla
                 t_epoch = time.perf_counter()
                 # a data set may order its own batches (text: length buckets), from the same seeded generator
                 order = getattr(data.dataset, "batch_indices", None)
-                batches = (order(n, t.batch_size, perm_gen) if order is not None
+                batches = (semi.batches(t.batch_size, perm_gen) if semi is not None
+                           else order(n, t.batch_size, perm_gen) if order is not None
                            else batch_indices(n, t.batch_size, perm_gen, shuffle=True))
                 for i, idx in enumerate(batches):
                     if i < done:
@@ -790,7 +824,8 @@ def _loop(model: nn.Module, data: PreparedData, cfg: RunConfig, objective: Calla
                     scale = 1.0
                     if info.enabled:
                         xb, scale, yb = _rank_shard(xb, info, yb)
-                    cond = data.conditions(xb, yb) if data.conditions is not None else None
+                    cond = ({"label": yb} if semi is not None
+                            else data.conditions(xb, yb) if data.conditions is not None else None)
                     metrics = train_step(compute, optimizer, xb, state.step, t.grad_clip, params, scale, agree, cond)
                     if not info.enabled:
                         stop.agreed = stop.signum is not None
@@ -833,6 +868,11 @@ def _loop(model: nn.Module, data: PreparedData, cfg: RunConfig, objective: Calla
                                                           derive_seed(cfg.seed, "validate"),
                                                           max(state.step, t.epochs * steps_per_epoch),
                                                           data.val_y, data.conditions)
+                    from ..evaluation import classification_error
+
+                    val_labels = getattr(getattr(data.dataset, "val", None), "y", None)
+                    if callable(getattr(model, "classify", None)) and val_labels is not None:
+                        val["error"] = classification_error(model, data.val, val_labels)["error"]
                     state.select_by = selection_metric(t)
                     score = val["elbo"] if t.select_by == "elbo" else val["objective"]
                     rec = {"step": state.step, "epoch": state.epoch, "split": "val", **val,
