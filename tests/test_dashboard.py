@@ -158,3 +158,28 @@ def test_cli_refuses_unclear_requests(argv, message) -> None:
 
     with pytest.raises(SystemExit, match=message):
         main(argv)
+
+
+def test_a_seed_study_of_posteriors_decides_the_iaf_and_mixture_rows(tmp_path) -> None:
+    """posteriors_e{E}.json (seed_pairs --pair) overrides iaf_study.json / latents.json once it holds two seeds;
+    the longest-trained file wins; the s.e. is over seeds."""
+    shutil.copy(RESULTS / "iaf_study.json", tmp_path / "iaf_study.json")
+    before = _status(tmp_path, "iaf")
+
+    def study(epochs: int, iaf: tuple[float, float], mix: tuple[float, float], seeds: int = 3) -> None:
+        def row(m: float, se: float) -> dict:
+            return {"elbo_diff": {"seed_mean": m, "seed_sd": se * 3 ** 0.5, "seed_se": se},
+                    "ll_diff": {"seed_mean": m, "seed_sd": se, "seed_se": se}, "n_seeds": seeds,
+                    "n_images": [10000]}
+        d = {"pairs": {"iaf_vs_gaussian": {"20": row(*iaf)}, "mixture_vs_gaussian": {"20": row(*mix)}}}
+        (tmp_path / f"posteriors_e{epochs}.json").write_text(json.dumps(d))
+
+    study(30, (1.9, 0.2), (0.1, 0.1), seeds=1)  # one seed: not a seed study, ignored
+    assert _status(tmp_path, "iaf") == before
+    study(30, (1.9, 0.2), (0.1, 0.1))
+    assert _status(tmp_path, "iaf") == "reproduced" and _status(tmp_path, "graves16") == "reproduced"
+    study(50, (0.3, 0.2), (-1.5, 0.2))  # longer training decides
+    assert _status(tmp_path, "iaf") == "not at this budget"
+    paper, = [p for p in dash.PAPERS if p.key == "graves16"]
+    ev = paper.evidence(tmp_path)
+    assert ev.claims[0].holds is False and "3 seeds" in ev.claims[0].ours and ev.source == "posteriors_e50.json"
