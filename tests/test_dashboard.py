@@ -183,3 +183,23 @@ def test_a_seed_study_of_posteriors_decides_the_iaf_and_mixture_rows(tmp_path) -
     paper, = [p for p in dash.PAPERS if p.key == "graves16"]
     ev = paper.evidence(tmp_path)
     assert ev.claims[0].holds is False and "3 seeds" in ev.claims[0].ours and ev.source == "posteriors_e50.json"
+
+
+def test_m2_runs_from_the_config_decide_the_m2_row_once_two_seeds_are_in(tmp_path) -> None:
+    shutil.copy(RESULTS / "conditional.json", tmp_path / "conditional.json")
+    paper, = [p for p in dash.PAPERS if p.key == "m2"]
+    assert paper.evidence(tmp_path).source == "conditional.json"
+
+    def table(seeds: list[int], m2: float, sd: float, diff: float, se: float) -> None:
+        row = {"labels": 100, "epochs": 30, "seeds": seeds, "m2": {"mean": m2, "sd": sd},
+               "sup": {"mean": m2 + diff}, "sup_minus_m2": {"mean": diff, "se": se}}
+        (tmp_path / "m2_config.json").write_text(json.dumps({"by_labels": {"l100_e30": row}}))
+
+    table([0], 12.0, 0.0, 10.0, 0.0)  # one seed: not enough
+    assert paper.evidence(tmp_path).source == "conditional.json"
+    table([0, 1, 2], 13.5, 1.0, 10.0, 1.0)
+    ev = paper.evidence(tmp_path)
+    assert ev.source == "m2_config.json" and [c.holds for c in ev.claims] == [True, True]
+    assert _status(tmp_path, "m2") == "reproduced"
+    table([0, 1, 2], 16.0, 1.0, 1.0, 1.0)
+    assert [c.holds for c in paper.evidence(tmp_path).claims] == [None, False]

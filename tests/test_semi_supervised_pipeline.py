@@ -7,6 +7,7 @@ Trains on scikit-learn's digits (1,797 8x8 images with labels) for a few seconds
 from __future__ import annotations
 
 import json
+import statistics
 from pathlib import Path
 
 import pytest
@@ -136,3 +137,27 @@ def test_a_wrong_semi_supervised_setting_is_refused_naming_the_key_and_leaves_no
 def test_bad_label_keys_are_refused_when_the_config_is_read(data, key):
     with pytest.raises(ConfigError, match=key):
         from_dict({"data": {"name": "digits", **data}})
+
+
+def test_the_m2_table_pairs_each_run_with_a_classifier_on_the_same_labelled_rows(tmp_path):
+    from vaekit.reproduce.m2_runs import main, run_rows, summarise
+    from vaekit.train.data import load_data, prepare_data, with_labels_kept
+
+    runs = tmp_path / "runs"
+    res = fit(m2_cfg(runs, epochs=1), tensorboard=False)
+    cfg = load_run(res.run_dir, "last").config
+    again = with_labels_kept(prepare_data(cfg, torch.device("cpu"), load_data(cfg)), cfg.data.labels, None, cfg.seed)
+    assert torch.equal(again.semi.labelled, res.data.semi.labelled)  # the baseline's rows are the run's
+    rows = run_rows(runs, sup_steps=50)
+    x, y, _ = eval_data(cfg, "test")
+    with torch.no_grad():
+        assert rows[0]["m2_error"] == pytest.approx(float((res.model.eval().classify(x) != y).double().mean()))
+    assert rows[0]["labels"] == 50 and rows[0]["epochs"] == 1 and 0 <= rows[0]["sup_error"] <= 1
+    fake = [{"labels": 100, "epochs": 30, "seed": s, "m2_error": m, "sup_error": u, "train_seconds": 1.0}
+            for s, m, u in ((0, 0.20, 0.25), (1, 0.18, 0.26), (2, 0.22, 0.24))]
+    t = summarise(fake)["l100_e30"]
+    assert t["m2"]["mean"] == pytest.approx(20.0) and t["m2"]["sd"] == pytest.approx(2.0)
+    assert t["sup_minus_m2"]["mean"] == pytest.approx(5.0) and t["paper_m2"] == 11.97
+    assert t["sup_minus_m2"]["se"] == pytest.approx(statistics.stdev([5.0, 8.0, 2.0]) / 3 ** 0.5, abs=1e-3)
+    with pytest.raises(SystemExit):
+        main([str(tmp_path / "empty_nope")])
