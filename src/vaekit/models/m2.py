@@ -191,14 +191,16 @@ class M2(LatentVariableModel):
         if self.y_treatment == "relaxed":
             y_soft = GroupedRelaxedOneHotCategorical(self.temperature, logits.unsqueeze(-2)).rsample()  # one group of K
             out = super().forward(x, k, label=y_soft)
-            # log p(y) sits in log_likelihood; KL(q(y)||p(y)) = E_q[log q(y)] - log p(y) takes it back out
-            return VAEOutput(out.z, out.log_likelihood, out.kl + kl_y + self._log_prior_y(), q_y, out.prior)
+            # the latent is (y, z): log p(y) moves out of the likelihood term into KL(q(y|x) || p(y)), so
+            # log_likelihood is E_q log p(x|y,z) and kl a true KL (>= 0); their difference is unchanged
+            return VAEOutput(out.z, out.log_likelihood - self._log_prior_y(), out.kl + kl_y, q_y, out.prior)
         xs, ys = self._every_class(x)
         out = super().forward(xs, k, label=ys)
         b = x.shape[0]
         w = q_y.probs.t()  # (K, B), class-major like xs
-        ll = (out.log_likelihood.view(k, self.n_classes, b) * w).sum(1)
-        kl = (out.kl.view(self.n_classes, b) * w).sum(0) + kl_y + self._log_prior_y()
+        # the latent is (y, z): E_q log p(x|y,z) and KL(q(y,z|x) || p(y,z)) = KL(q(y|x)||p(y)) + E_q(y) KL_z (>= 0)
+        ll = (out.log_likelihood.view(k, self.n_classes, b) * w).sum(1) - self._log_prior_y()
+        kl = (out.kl.view(self.n_classes, b) * w).sum(0) + kl_y
         z = out.z.view(k, self.n_classes, b, -1) if torch.is_tensor(out.z) else out.z
         return VAEOutput(z, ll, kl, q_y, out.prior)
 
