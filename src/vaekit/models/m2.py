@@ -43,8 +43,9 @@ class M2(LatentVariableModel):
     so ``log_weights`` bounds :math:`\log p(x, y)`. Without ``label``: ``log_weights(x, k)`` is ``(k, B)`` with
     :math:`\log w_i = \log\sum_y p(x, y, z_{iy}) / q(z_{iy}|x,y)`, :math:`z_{iy}\sim q(z|x,y)`, an unbiased estimate
     of :math:`p(x)` (so IWAE-k bounds :math:`\log p(x)` with y summed out exactly), and ``forward(x, k)`` returns
-    :math:`\mathcal U(x)` as ``log_likelihood.mean(0) - kl``: ``log_likelihood`` :math:`\sum_y q(y|x)\log p(x, y|z_{iy})`
-    ``(k, B)``, ``kl`` :math:`\sum_y q(y|x)\mathrm{KL}_z(x,y) - \mathcal H(q(y|x))` ``(B,)``.
+    :math:`\mathcal U(x)` as ``log_likelihood.mean(0) - kl``, split as for the joint latent (y, z):
+    ``log_likelihood`` :math:`\sum_y q(y|x)\log p(x|y,z_{iy})` ``(k, B)``, ``kl``
+    :math:`\mathrm{KL}(q(y|x)\,\|\,p(y)) + \sum_y q(y|x)\mathrm{KL}_z(x,y)` ``(B,)`` (a KL, so ``>= 0``).
 
     ``sample(n)`` without a label draws :math:`y \sim p(y)` (M2 is a joint model of x and y).
 
