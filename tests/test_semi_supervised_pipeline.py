@@ -107,6 +107,10 @@ def test_a_semi_supervised_run_keeps_its_labels_records_alpha_and_reports_the_cl
     assert c["error"] == pytest.approx(expected) and c["n"] == x.shape[0]
     assert "classification error" in ev.summary()
     assert ev.payload["estimates"]["elbo"]["mean"] < 0  # a bound on log p(x), y summed out
+    ev.write()
+    from vaekit.pipeline import build_report
+
+    assert f"Classification error {100 * c['error']:.2f} %" in build_report(res.run_dir, checkpoint="last")
 
 
 def test_a_resumed_semi_supervised_run_equals_the_uninterrupted_one(tmp_path):

@@ -129,6 +129,10 @@ def _eval_section(run_dir: Path) -> str:
             tok = max(est, key=lambda k: est[k]["mean"])
             parts.append(f"<p>NLL {-est[tok]['mean']:.3f} ± {est[tok]['stderr']:.3f} nats (from {escape(tok)}, the "
                          "largest estimate; each is a lower bound on log p(x) in expectation).</p>")
+        if "classification_error" in p:  # M2: its classifier q(y|x) on the same rows
+            c = p["classification_error"]
+            parts.append(f"<p>Classification error {100 * c['error']:.2f} % ± {100 * c['se']:.2f} (binomial s.e., "
+                         f"{escape(str(c['n']))} rows; the classifier q(y|x)).</p>")
         if "bdmc" in p:
             b = p["bdmc"]
             parts.append(f"<p>BDMC on {escape(str(b['settings'].get('n_simulated')))} examples simulated from the "
