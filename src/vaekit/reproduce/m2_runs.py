@@ -9,7 +9,7 @@ the run's seed): Adam 1e-3, ``--sup-steps`` steps of batch 100 drawn with replac
 run's, no early stopping. Per ``n``: errors by seed, their mean and standard deviation over seeds, and the
 paired difference (baseline − M2, percentage points; positive favours M2) with its standard error over seeds.
 
-    python -m vaekit.reproduce.m2_runs runs/m2cfg --out docs/results/m2_config.json
+    python -m vaekit.reproduce.m2_runs runs/m2cfg [MORE_DIRS ...] --out docs/results/m2_config.json
 
 prints the summary as one JSON object on its last line and writes it to ``--out``.
 """
@@ -113,22 +113,23 @@ def summarise(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m vaekit.reproduce.m2_runs", description=__doc__.split("\n")[0])
-    p.add_argument("runs_dir", type=Path, help="folder holding the M2 run directories")
+    p.add_argument("runs_dir", type=Path, nargs="+", help="folder(s) holding the M2 run directories")
     p.add_argument("--out", type=Path, help="write the JSON here as well")
     p.add_argument("--sup-steps", type=int, default=2000, help="steps of the labels-only baseline (default 2000)")
     p.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     a = p.parse_args(argv)
-    if not a.runs_dir.is_dir():
-        p.error(f"runs directory {a.runs_dir} does not exist")
+    for d in a.runs_dir:
+        if not d.is_dir():
+            p.error(f"runs directory {d} does not exist")
     if a.sup_steps < 1:
         p.error(f"--sup-steps must be >= 1, got {a.sup_steps}")
     torch.set_num_threads(a.threads)
-    rows = run_rows(a.runs_dir, a.sup_steps)
+    rows = [r for d in a.runs_dir for r in run_rows(d, a.sup_steps)]
     if not rows:
-        p.error(f"no finished M2 run (train.objective.type m2 with data.labels) under {a.runs_dir}")
+        p.error(f"no finished M2 run (train.objective.type m2 with data.labels) under {', '.join(map(str, a.runs_dir))}")
     res = {"what": "M2 trained by vaekit train (configs/conditional/m2_mnist.yaml): test error of q(y|x) at the last "
                    "checkpoint, and the same classifier network trained on the same labelled rows alone",
-           "runs_dir": str(a.runs_dir), "rows": rows, "by_labels": summarise(rows)}
+           "runs_dirs": [str(d) for d in a.runs_dir], "rows": rows, "by_labels": summarise(rows)}
     if a.out:
         a.out.write_text(json.dumps(res, indent=1) + "\n")
     print(json.dumps(res))
