@@ -49,6 +49,7 @@ def test_batches_take_every_unlabelled_row_once_and_cycle_the_labelled_ones_even
     semi = SemiSupervised(lab, unl, y, labelled_batch=4)
     batches = list(semi.batches(8, torch.Generator().manual_seed(0)))
     assert len(batches) == semi.steps(8) == 5  # 35 unlabelled rows in batches of 8
+    assert sum(len(b) for b in batches) == semi.rows_per_epoch(8) == 35 + 5 * 4
     seen_u, seen_l = [], []
     for b in batches:
         u, l_ = b[:-4], b[-4:]

@@ -18,13 +18,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
-import statistics
 from pathlib import Path
 from typing import Any, Sequence
 
 import torch
 import torch.nn.functional as F
+
+from .seed_pairs import seed_spread
 
 __all__ = ["run_rows", "supervised_baseline", "summarise", "main"]
 
@@ -86,14 +86,6 @@ def run_rows(runs_dir: Path, sup_steps: int = 2000) -> list[dict[str, Any]]:
     return rows
 
 
-def _spread(xs: list[float]) -> dict[str, float]:
-    out = {"mean": round(statistics.fmean(xs), 3)}
-    if len(xs) > 1:
-        sd = statistics.stdev(xs)
-        out.update(sd=round(sd, 3), se=round(sd / math.sqrt(len(xs)), 3))
-    return out
-
-
 def summarise(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """Per number of labels (and epochs): M2 and baseline errors in percent by seed, mean ± sd, and the paired
     difference baseline − M2 with its s.e. over seeds."""
@@ -105,7 +97,8 @@ def summarise(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
         out[f"l{key[0]}_e{key[1]}"] = {
             "labels": key[0], "epochs": key[1], "seeds": [r["seed"] for r in rs],
             "m2_error_pct": [round(v, 2) for v in m2], "sup_error_pct": [round(v, 2) for v in sup],
-            "m2": _spread(m2), "sup": _spread(sup), "sup_minus_m2": _spread([s - m for s, m in zip(sup, m2)]),
+            "m2": seed_spread(m2, ""), "sup": seed_spread(sup, ""),
+            "sup_minus_m2": seed_spread([s - m for s, m in zip(sup, m2)], ""),
             "paper_m2": PAPER_M2.get(key[0]), "paper_nn": PAPER_NN.get(key[0]),
             "train_seconds": [round(r["train_seconds"]) for r in rs]}
     return out

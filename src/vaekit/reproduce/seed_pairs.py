@@ -36,7 +36,7 @@ import statistics
 from pathlib import Path
 from typing import Any, Sequence
 
-__all__ = ["load_eval", "pair_difference", "summarise", "family_pairs", "main"]
+__all__ = ["load_eval", "pair_difference", "summarise", "family_pairs", "seed_spread", "main"]
 
 SEEDS = (("", 0), ("_s1", 1), ("_s2", 2))  # the seeds of the committed tables; others are found by name
 
@@ -153,13 +153,14 @@ def summarise(runs_dir: Path, epochs: int, dims: Sequence[int] = (2, 5, 10),
     return out
 
 
-def _over_seeds(means: list[float]) -> dict[str, float]:
-    """Mean, sd and s.e. (sd / sqrt(n)) of per-seed differences; the mean alone for one seed."""
-    if len(means) < 2:
-        return {"seed_mean": round(means[0], 3)} if means else {}
-    sd = statistics.stdev(means)
-    return {"seed_mean": round(statistics.fmean(means), 3), "seed_sd": round(sd, 3),
-            "seed_se": round(sd / math.sqrt(len(means)), 3)}
+def seed_spread(values: Sequence[float], prefix: str = "seed_") -> dict[str, float]:
+    """Mean, sd and s.e. (sd / sqrt(n)) of per-seed values, keys ``{prefix}mean`` etc. (rounded to 3 places); the mean
+    alone for one seed, ``{}`` for none."""
+    if len(values) < 2:
+        return {f"{prefix}mean": round(values[0], 3)} if values else {}
+    sd = statistics.stdev(values)
+    return {f"{prefix}mean": round(statistics.fmean(values), 3), f"{prefix}sd": round(sd, 3),
+            f"{prefix}se": round(sd / math.sqrt(len(values)), 3)}
 
 
 def family_pairs(runs_dir: Path, epochs: int, base: str, other: str, dims: Sequence[int] = (20,)) -> dict[str, Any]:
@@ -200,8 +201,8 @@ def family_pairs(runs_dir: Path, epochs: int, base: str, other: str, dims: Seque
         if not elbo_rows:
             continue
         out[str(dim)] = {"elbo_diff_by_seed": elbo_rows, "ll_diff_by_seed": ll_rows,
-                         "elbo_diff": _over_seeds([r["mean"] for r in elbo_rows]),
-                         "ll_diff": _over_seeds([r["mean"] for r in ll_rows]),
+                         "elbo_diff": seed_spread([r["mean"] for r in elbo_rows]),
+                         "ll_diff": seed_spread([r["mean"] for r in ll_rows]),
                          "levels_by_seed": levels, "n_seeds": len(elbo_rows), "n_images": sorted(n_images)}
     return out
 

@@ -153,6 +153,11 @@ class SemiSupervised:
         """Steps per epoch: one pass over the unlabelled rows."""
         return math.ceil(len(self.unlabelled) / batch_size)
 
+    def rows_per_epoch(self, batch_size: int) -> int:
+        """Rows one epoch trains on: every unlabelled row plus each step's labelled ones."""
+        n_u = len(self.unlabelled)
+        return 2 * n_u if self.labelled_batch is None else n_u + self.steps(batch_size) * self.labelled_batch
+
     def batches(self, batch_size: int, generator: torch.Generator) -> Iterator[Tensor]:
         """One epoch's row indices, each batch the unlabelled rows first, then the labelled ones."""
         from ..data import paired_batches

@@ -853,7 +853,7 @@ def _loop(model: nn.Module, data: PreparedData, cfg: RunConfig, objective: Calla
                                    "loop.noise_rng": _noise_state(device)})
                         raise interrupted(f"in epoch {epoch + 1} after batch {i + 1} of {steps_per_epoch}")
                 train_time += time.perf_counter() - t_epoch
-                train_images += n
+                train_images += n if semi is None else semi.rows_per_epoch(t.batch_size)
                 _log_window(logger, window, state, epoch, lr, t_start, history)
                 state.epoch, state.batch = epoch + 1, 0
                 final = state.epoch == t.epochs
