@@ -98,8 +98,9 @@ def test_config_errors_name_the_key():
 
 
 # ----- the objective's gradients ----------------------------------------------------------------------------
-def test_gradients_are_the_svgd_push_for_the_encoder_and_the_likelihood_for_the_decoder():
-    model, x = _model(dim=3, particles=6), _x()
+@pytest.mark.parametrize("bandwidth", ["median", "median_diag"])
+def test_gradients_are_the_svgd_push_for_the_encoder_and_the_likelihood_for_the_decoder(bandwidth):
+    model, x = _model(dim=3, particles=6, bandwidth=bandwidth), _x()
     enc = list(model.encoder.parameters()) + list(model.head.parameters())
     dec = list(model.decoder.parameters())
     torch.manual_seed(5)
@@ -111,7 +112,8 @@ def test_gradients_are_the_svgd_push_for_the_encoder_and_the_likelihood_for_the_
     zc = z.detach().requires_grad_()
     lj = model.log_likelihood(x, zc) + model.prior().log_prob(zc)
     (score,) = torch.autograd.grad(lj.sum(), zc)
-    phi = svgd_direction(zc, score)
+    phi = svgd_direction(zc, score, bandwidth)
+    assert not torch.allclose(phi, svgd_direction(zc, score, "median_log"))  # the rule matters here
     want_enc = torch.autograd.grad(z, enc, grad_outputs=-phi / x.shape[0])  # -(1/B) sum_j phi_j dz_j/deta
     want_dec = torch.autograd.grad(-model.log_likelihood(x, z.detach()).mean(), dec)
     for g, w in zip(grads, want_enc + want_dec):

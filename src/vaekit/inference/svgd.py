@@ -20,6 +20,22 @@ Kernel: RBF, ``k(z, z') = exp(-|z - z'|^2 / h)``, with a median-heuristic bandwi
   ``Σ_j k(z_i, z_j) ≈ 1``; their code writes it as ``exp(-d^2 / (2 s^2))``, ``2 s^2 = med / log(M + 1)``,
   with the median over all ``M^2`` pairs, zero diagonal included).
 
+* ``"median_diag"``: an RBF kernel in the particles' own per-dimension scale,
+  ``k(z, z') = exp(-Σ_d (z_d - z'_d)^2 / (h v_d))``, ``v_d`` the variance of the example's particles along
+  ``d`` and ``h`` the median heuristic on the standardised particles ``z_d / sqrt(v_d)``. Any positive-definite
+  kernel gives a valid SVGD direction (Liu & Wang 2016, Thm. 3.3); this one is the scalar RBF kernel with a
+  diagonal Mahalanobis metric, the simplest case of SVGD with a metric adapted to the target's geometry (Wang,
+  Tang, Bajaj & Liu 2019, "Stein Variational Gradient Descent with Matrix-Valued Kernels"). Like the median
+  heuristic, ``v`` and ``h`` are held constant within a step.
+
+Why the third rule (measured, tests/test_svgd.py): with one scalar bandwidth, the repulsion along a dimension
+is ``2/h`` times the particles' spread there, and ``h`` is set by the widest dimensions; along a dimension
+where the target is much narrower than ``sqrt(h)`` the attraction wins at every spread, so an *amortised*
+sampler ``z = f(x, ξ)`` trained by SVGD (the Stein VAE) shrinks that dimension to a point. On a 20-D target
+with 10 dimensions of sd 0.1 and 10 of sd 1, a linear sampler with 8 particles ends at 0.00 and 0.43 of the
+true sd under ``"median"``; under ``"median_diag"`` at 0.36 and 0.33 (every dimension under-dispersed alike:
+the finite-``M`` underestimation that remains).
+
 Measured (tests/test_svgd.py, 100 particles, 2000 steps, a 2-D Gaussian with correlation 0.85): ``"median"``
 reaches the target covariance within 3 % (Frobenius, relative), ``"median_log"`` stops 7 % short — the
 known variance underestimation of SVGD with few particles, stronger with the narrower kernel. So vaekit
@@ -55,9 +71,9 @@ def _sq_dists(z: Tensor) -> Tensor:
 
 
 #: the median-heuristic rules :func:`median_bandwidth` knows
-BANDWIDTH_RULES = ("median", "median_log")
+BANDWIDTH_RULES = ("median", "median_log", "median_diag")
 
-Bandwidth = Union[float, Tensor, Literal["median", "median_log"]]
+Bandwidth = Union[float, Tensor, Literal["median", "median_log", "median_diag"]]
 
 
 def median_bandwidth(sq_dists: Tensor, rule: str = "median") -> Tensor:
@@ -69,8 +85,9 @@ def median_bandwidth(sq_dists: Tensor, rule: str = "median") -> Tensor:
     Raises:
         ValueError: an unknown ``rule``.
     """
-    if rule not in BANDWIDTH_RULES:
-        raise ValueError(f"bandwidth rule must be one of {BANDWIDTH_RULES} or a number > 0, got {rule!r}")
+    if rule not in ("median", "median_log"):
+        raise ValueError(f"median_bandwidth takes the rules 'median' and 'median_log' ('median_diag' needs the "
+                         f"particles: rbf_kernel), got {rule!r}")
     b, m, _ = sq_dists.shape
     off = ~torch.eye(m, dtype=torch.bool, device=sq_dists.device)
     h = sq_dists[:, off].reshape(b, m * (m - 1)).median(-1).values
@@ -80,27 +97,39 @@ def median_bandwidth(sq_dists: Tensor, rule: str = "median") -> Tensor:
 
 
 def rbf_kernel(z: Tensor, bandwidth: Bandwidth = "median") -> tuple[Tensor, Tensor]:
-    r"""RBF kernel matrix ``K[b, l, j] = exp(-|z_l - z_j|^2 / h_b)`` of each example's particles.
+    r"""RBF kernel matrix ``K[b, l, j] = exp(-Σ_d (z_ld - z_jd)^2 / h_bd)`` of each example's particles.
 
     Args:
         z: ``(M, B, D)`` particles (treated as constants: the kernel is not differentiated through).
-        bandwidth: ``h`` (a float, or a ``(B,)`` tensor), or a rule of :func:`median_bandwidth`.
+        bandwidth: ``h`` (a float, or a ``(B,)`` tensor), or a rule: ``"median"``, ``"median_log"``
+            (:func:`median_bandwidth`) or ``"median_diag"`` (a bandwidth per example and dimension,
+            ``h_bd = v_bd · med_b``, see the module docs).
 
     Returns:
-        ``(K, h)``: ``K`` ``(B, M, M)`` and ``h`` ``(B,)``.
+        ``(K, h)``: ``K`` ``(B, M, M)`` and ``h`` ``(B, D)`` (the same value along ``D`` except for
+        ``"median_diag"``).
 
     Raises:
         ValueError: ``z`` is not ``(M, B, D)`` with ``M >= 2``, ``bandwidth <= 0`` or an unknown rule.
     """
     _check_particles(z)
-    d2 = _sq_dists(z.detach())
+    z = z.detach()
+    if bandwidth == "median_diag":
+        v = z.var(0)  # (B, D) the particles' spread along each dimension
+        v = torch.where(v > 0, v, torch.ones_like(v))  # a dimension where all coincide adds 0 to every distance
+        d2 = _sq_dists(z / v.sqrt())  # distances in the standardised coordinates
+        med = median_bandwidth(d2, "median")  # (B,)
+        return torch.exp(-d2 / med[:, None, None]), med[:, None] * v
+    d2 = _sq_dists(z)
     if isinstance(bandwidth, str):
+        if bandwidth not in BANDWIDTH_RULES:
+            raise ValueError(f"bandwidth rule must be one of {BANDWIDTH_RULES} or a number > 0, got {bandwidth!r}")
         h = median_bandwidth(d2, bandwidth)
     else:
         h = torch.as_tensor(bandwidth, dtype=z.dtype, device=z.device).expand(z.shape[1])
         if bool((h <= 0).any()):
             raise ValueError(f"bandwidth must be > 0, got {bandwidth}")
-    return torch.exp(-d2 / h[:, None, None]), h
+    return torch.exp(-d2 / h[:, None, None]), h[:, None].expand(-1, z.shape[2])
 
 
 def svgd_direction(z: Tensor, score: Tensor, bandwidth: Bandwidth = "median",
@@ -108,10 +137,11 @@ def svgd_direction(z: Tensor, score: Tensor, bandwidth: Bandwidth = "median",
     r"""The SVGD update direction ``φ(z_j)`` for every particle of every example, ``(M, B, D)``.
 
     .. math::
-        \phi(z_j) = \frac1M \sum_l \Big[K_{lj}\, s_l + \tfrac{2}{h} K_{lj} (z_j - z_l)\Big],
-        \qquad K_{lj} = e^{-|z_l - z_j|^2/h},\ s_l = \nabla_{z_l}\log p(z_l)
+        \phi(z_j) = \frac1M \sum_l \Big[K_{lj}\, s_l + \tfrac{2}{h} \odot K_{lj} (z_j - z_l)\Big],
+        \qquad K_{lj} = e^{-\sum_d (z_{ld} - z_{jd})^2/h_d},\ s_l = \nabla_{z_l}\log p(z_l)
 
-    (Liu & Wang 2016, arXiv:1608.04471, Eq. 8 with the RBF kernel's gradient written out).
+    (Liu & Wang 2016, arXiv:1608.04471, Eq. 8 with the RBF kernel's gradient written out; ``h_d = h`` for
+    every ``d`` except under ``"median_diag"``).
 
     Args:
         z: ``(M, B, D)`` particles.
@@ -135,7 +165,7 @@ def svgd_direction(z: Tensor, score: Tensor, bandwidth: Bandwidth = "median",
     kt = k.transpose(1, 2)  # kt[b, j, l] = K[b, l, j]
     phi = kt @ sb  # sum_l K_lj s_l
     if repulsion:
-        phi = phi + (2.0 / h)[:, None, None] * (k.sum(1).unsqueeze(-1) * zb - kt @ zb)
+        phi = phi + (2.0 / h)[:, None, :] * (k.sum(1).unsqueeze(-1) * zb - kt @ zb)
     return (phi / m).transpose(0, 1)
 
 

@@ -55,7 +55,8 @@ class SteinVAE(LatentVariableModel):
         latent_dim: ``D``.
         noise_dim: size of each particle's noise ``ξ``.
         particles: ``M``, particles per example in training.
-        bandwidth: the SVGD kernel's bandwidth rule (``"median"``, ``"median_log"``) or a number.
+        bandwidth: the SVGD kernel's bandwidth rule (``"median"``, ``"median_log"``, ``"median_diag"``; see
+            :mod:`vaekit.inference.svgd`) or a number.
     """
 
     posterior_density = False
@@ -126,7 +127,7 @@ class SteinVAE(LatentVariableModel):
 def build_stein_vae(data_dim: int, image_shape: Sequence[int] | None, encoder: dict, decoder: dict, likelihood: dict,
                     dim: PositiveInt = 20, noise_dim: PositiveInt | None = None, particles: PositiveInt = 8,
                     head_hidden: Sequence[PositiveInt] = (200,), head_activation: Activation = "tanh",
-                    bandwidth: Literal["median", "median_log"] | PositiveFloat = "median") -> SteinVAE:
+                    bandwidth: Literal["median", "median_log", "median_diag"] | PositiveFloat = "median") -> SteinVAE:
     """``model: {type: stein_vae, encoder: {...}, decoder: {...}, likelihood: {...}, dim: 20, particles: 8}``.
 
     ``noise_dim`` defaults to ``dim``; the head is an MLP ``H + noise_dim -> head_hidden -> dim``.
