@@ -143,3 +143,30 @@ def test_family_pairs_cli_writes_one_entry_per_pair(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main([str(tmp_path), "--epochs", "30", "--pair", "gaussian"])
     assert "BASE:OTHER" in capsys.readouterr().err
+
+
+def test_family_pairs_merge_new_seeds_with_an_earlier_summary_as_if_all_were_run_here(tmp_path):
+    rng = np.random.default_rng(2)
+    for k, suffix in enumerate(("", "_s1", "_s2", "_s3", "_s4")):
+        ge = rng.normal(-100, 5, size=30)
+        ie = ge + rng.normal(1.0 + 0.3 * k, 1.0, size=30)
+        for root in (tmp_path / "every", tmp_path / ("new" if k >= 3 else "old")):
+            _write_both(root / f"gaussian_d20{suffix}", 60, ge + 5, ge)
+            _write_both(root / f"iaf_d20{suffix}", 60, ie + 4.7, ie)
+    _write_both(tmp_path / "new" / "gaussian_d20_s1", 60, [0.0, 1.0], [0.0, 1.0])  # no partner here: from old
+    full = family_pairs(tmp_path / "every", 60, "gaussian", "iaf", (20,))["20"]
+    old_summary = tmp_path / "old.json"
+    assert main([str(tmp_path / "old"), "--epochs", "60", "--dims", "20", "--pair", "gaussian:iaf",
+                 "--out", str(old_summary)]) == 0
+    out = tmp_path / "merged.json"
+    assert main([str(tmp_path / "new"), "--epochs", "60", "--dims", "20", "--pair", "gaussian:iaf",
+                 "--merge", str(old_summary), "--out", str(out)]) == 0
+    merged = json.loads(out.read_text())["pairs"]["iaf_vs_gaussian"]["20"]
+    assert merged["n_seeds"] == 5 and [r["seed"] for r in merged["elbo_diff_by_seed"]] == [0, 1, 2, 3, 4]
+    for key in ("elbo_diff", "ll_diff"):
+        assert merged[key] == pytest.approx(full[key], abs=2e-3), key
+    assert merged["levels_by_seed"] == full["levels_by_seed"]
+    # an earlier summary of another epoch count is refused
+    with pytest.raises(SystemExit):
+        main([str(tmp_path / "new"), "--epochs", "30", "--dims", "20", "--pair", "gaussian:iaf",
+              "--merge", str(old_summary)])

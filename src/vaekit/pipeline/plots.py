@@ -104,7 +104,7 @@ def conditional_samples(model: nn.Module, x: Tensor, cond: dict[str, Any], per_r
 
 
 def write_plots(run_dir: str | Path, model: nn.Module, x: Tensor, y: Tensor | None,
-                image_shape: Sequence[int] | None, seed: int = 0) -> list[Path]:
+                image_shape: Sequence[int] | None, seed: int = 0, n_samples: int = 64) -> list[Path]:
     """Write a run's plots into ``run_dir/plots`` and return their paths.
 
     Image grids carry a :func:`caption` as their title. For image data (``image_shape`` ``(C, H, W)``):
@@ -127,6 +127,8 @@ def write_plots(run_dir: str | Path, model: nn.Module, x: Tensor, y: Tensor | No
         y: ``(N,)`` labels or None.
         image_shape: ``(C, H, W)`` of one row, or None for non-image data.
         seed: seeds the prior samples (the global RNG is restored afterwards).
+        n_samples: prior samples in ``samples.png`` (the pre-training check draws a few: with an autoregressive
+            decoder every sample and reconstruction costs one network pass per pixel).
     """
     from .. import viz
 
@@ -147,8 +149,8 @@ def write_plots(run_dir: str | Path, model: nn.Module, x: Tensor, y: Tensor | No
         torch.manual_seed(seed)
         if image_shape is not None:
             if conditions is None:
-                out.append(viz.sample_grid(model.sample(64).cpu(), image_shape, plots / "samples.png",
-                                           title=caption("samples", 64)))
+                out.append(viz.sample_grid(model.sample(n_samples).cpu(), image_shape, plots / "samples.png",
+                                           title=caption("samples", n_samples)))
             else:
                 imgs, title = conditional_samples(model, x[:8], cond(0, 8))
                 out.append(viz.sample_grid(imgs.cpu(), image_shape, plots / "samples.png", nrow=8, title=title))

@@ -118,7 +118,9 @@ def check_report(cfg: RunConfig) -> Callable[[nn.Module, PreparedData], None]:
                     raise ConfigError(f"eval.estimators: {ev.estimators!r} cannot run on this model: {e}") from None
                 with tempfile.TemporaryDirectory(prefix="vaekit-plots-") as tmp:
                     try:
-                        write_plots(tmp, model, x, None if y is None else y[:32], data.image_shape, seed=ev.seed)
+                        # a few rows and samples: enough to fail early, cheap with an autoregressive decoder
+                        write_plots(tmp, model, x[:4], None if y is None else y[:4], data.image_shape, seed=ev.seed,
+                                    n_samples=4)
                     except (ValueError, TypeError, NotImplementedError, RuntimeError) as e:
                         raise ConfigError(f"plots: the end-of-training plots cannot be drawn for this model: {e} "
                                           "(--no-final-eval skips the evaluation and the plots)") from None

@@ -16,7 +16,8 @@ images omits the seed spread).
 summary as one JSON object on its last line and writes it to ``--out``. Only pairs whose two runs have an
 evaluation at exactly ``--epochs`` are used; a d with fewer than two complete seeds gets no seed statistics.
 ``--merge EARLIER.json`` adds the seeds of an earlier summary whose run directories are no longer here (run
-directories are not committed; the committed summary keeps each seed's paired difference and log-likelihoods).
+directories are not committed; the committed summary keeps each seed's paired difference and log-likelihoods);
+with ``--pair`` too (an earlier ``--pair`` summary at the same ``--epochs``).
 
 Any other posterior family against the Gaussian, the same way (:func:`family_pairs`): ``--pair gaussian:iaf``
 (and ``gaussian:mixture``) compares ``iaf_d{d}{s}`` with ``gaussian_d{d}{s}`` in the test ELBO (the claim of
@@ -163,7 +164,8 @@ def seed_spread(values: Sequence[float], prefix: str = "seed_") -> dict[str, flo
             f"{prefix}se": round(sd / math.sqrt(len(values)), 3)}
 
 
-def family_pairs(runs_dir: Path, epochs: int, base: str, other: str, dims: Sequence[int] = (20,)) -> dict[str, Any]:
+def family_pairs(runs_dir: Path, epochs: int, base: str, other: str, dims: Sequence[int] = (20,),
+                 earlier: dict[str, Any] | None = None) -> dict[str, Any]:
     """Per-d paired ``other - base`` differences of the test ELBO and of L_K by training seed, then over seeds.
 
     Runs are ``{base}_d{d}{s}`` and ``{other}_d{d}{s}`` (``s`` as in the module docstring), each evaluated at
@@ -172,6 +174,8 @@ def family_pairs(runs_dir: Path, epochs: int, base: str, other: str, dims: Seque
     ``{str(d): {"elbo_diff_by_seed": [{seed, mean, paired_se}], "ll_diff_by_seed": [...],
     "elbo_diff": {seed_mean, seed_sd, seed_se}, "ll_diff": {...}, "elbo_by_seed": [{seed, base, other}],
     "n_seeds", "n_images"}}``; positive favours ``other``. The seed s.e. is the one that decides a claim.
+    ``earlier``: the same pair's entry of an earlier summary (``{str(d): row}``); its seeds without a pair of
+    runs here are kept (their per-seed rows), so new seeds add to the committed ones as if all were run here.
 
     Raises:
         ValueError: a pair evaluated on different numbers of images, or an evaluation without per-image ELBOs.
@@ -198,6 +202,14 @@ def family_pairs(runs_dir: Path, epochs: int, base: str, other: str, dims: Seque
             ll_rows.append({"seed": seed, **{k: round(x, 3) for k, x in ll.items()}})
             levels.append({"seed": seed, "elbo": {base: round(a["elbo"]["mean"], 3), other: round(b["elbo"]["mean"], 3)},
                            "ll": {base: round(a["iwae"]["mean"], 3), other: round(b["iwae"]["mean"], 3)}})
+        old = (earlier or {}).get(str(dim))
+        if old:
+            here = {r["seed"] for r in elbo_rows}
+            for key, rows in (("elbo_diff_by_seed", elbo_rows), ("ll_diff_by_seed", ll_rows),
+                              ("levels_by_seed", levels)):
+                rows.extend(dict(r) for r in old.get(key, []) if r["seed"] not in here)
+                rows.sort(key=lambda r: r["seed"])
+            n_images.update(old.get("n_images", []))
         if not elbo_rows:
             continue
         out[str(dim)] = {"elbo_diff_by_seed": elbo_rows, "ll_diff_by_seed": ll_rows,
@@ -213,7 +225,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--epochs", type=int, required=True, help="use evaluations of the checkpoint at this epoch")
     p.add_argument("--dims", default="2,5,10", help="comma-separated d values (default 2,5,10)")
     p.add_argument("--out", type=Path, help="write the JSON here as well")
-    p.add_argument("--merge", type=Path, help="an earlier summary whose seeds without runs here are kept")
+    p.add_argument("--merge", type=Path, help="an earlier summary (of the same kind) whose seeds without runs here "
+                                              "are kept")
     p.add_argument("--pair", help="comma list of BASE:OTHER families (e.g. gaussian:iaf,gaussian:mixture) compared "
                                   "in ELBO and L_K instead of the S-VAE/N-VAE summary")
     a = p.parse_args(argv)
@@ -224,15 +237,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError:
         p.error(f"--dims must be comma-separated integers, got {a.dims!r}")
     if a.pair is not None:
-        if a.merge is not None:
-            p.error("--merge applies to the S-VAE/N-VAE summary only, not with --pair")
         pairs = [t.split(":") for t in a.pair.split(",")]
         if any(len(t) != 2 or not all(t) for t in pairs):
             p.error(f"--pair must be BASE:OTHER[,BASE:OTHER...], got {a.pair!r}")
+        earlier_pairs: dict[str, Any] = {}
+        if a.merge is not None:
+            try:
+                summary = json.loads(a.merge.read_text())
+                earlier_pairs = summary["pairs"]
+            except (OSError, ValueError, KeyError) as e:
+                p.error(f"--merge {a.merge}: not a --pair summary of this module ({e})")
+            if summary.get("epochs") != a.epochs:
+                p.error(f"--merge {a.merge}: a summary of {summary.get('epochs')} epochs, not --epochs {a.epochs}")
         res = {"what": f"posterior families against each other, paired test ELBO and L_K differences (OTHER - BASE) "
                        f"per training seed, then over seeds; {a.epochs} epochs",
                "epochs": a.epochs, "runs_dir": str(a.runs_dir),
-               "pairs": {f"{o}_vs_{b}": family_pairs(a.runs_dir, a.epochs, b, o, dims) for b, o in pairs}}
+               "pairs": {f"{o}_vs_{b}": family_pairs(a.runs_dir, a.epochs, b, o, dims,
+                                                     earlier_pairs.get(f"{o}_vs_{b}"))
+                         for b, o in pairs}}
+        if a.merge is not None:
+            res["merged_from"] = str(a.merge)
         if a.out:
             a.out.write_text(json.dumps(res, indent=1) + "\n")
         print(json.dumps(res))
