@@ -18,7 +18,8 @@ cone are not seen). ``gated: true`` swaps it for the gated two-stack network of 
 ("Conditional Image Generation with PixelCNN Decoders", arXiv:1606.05328, §2.2, Fig. 1): a vertical stack that
 sees whole rows above, fed down-shifted into a horizontal stack that sees the current row to the left, with
 gated units tanh(W_f * a + V_f h) ⊙ σ(W_g * a + V_g h) and the condition ``h`` entering every gate. It has no
-blind spot (every earlier pixel inside the stacks' reach is seen) and costs about twice as much per layer.
+blind spot (every earlier pixel inside the stacks' reach is seen) and costs about 4.5 times as much per step
+at the same channels and dilations (0.82 against 0.18 s for a batch of 100 MNIST images, one CPU thread).
 For either network every :math:`\ell_i` depends on :math:`x_{<i}` only, which ``tests/test_pixelcnn.py`` checks
 by gradients, and the probabilities of every binary image sum to 1 (enumeration on a 3x3 image).
 
