@@ -212,6 +212,9 @@ def test_reproduce_reports_each_run_and_estimates_the_rest(tmp_path, monkeypatch
               overrides=["data.name=digits", "data.val_size=100"], tensorboard=False, log=lambda s: None)
     err = capsys.readouterr().err
     assert "[vaekit] reproduce iwae: 2 run(s) (l1_vae_k1, l1_iwae_k5), budget small: 1 epochs per run" in err
+    plan = next(line for line in err.splitlines() if "run(s) (" in line)
+    # the selection's count, not the budget's default set, and not the budget's time estimate for that set
+    assert plan.endswith("; 2 runs") and "about 30 min" not in plan, plan
     assert _lines(err, "reproduce iwae") == [(1, 2), (2, 2)]  # one per finished run
     assert "[vaekit] reproduce iwae: estimate" in err  # after the first run, for the second
     assert _lines(err, "[l1_iwae_k5] eval iwae:4")[-1] == (30, 30)

@@ -459,6 +459,9 @@ def reproduce(name: str | Reproduction, budget: str = "small", runs: str | Seque
     if threads is not None:
         torch.set_num_threads(threads)
     names = _names(runs, b.runs)
+    if tuple(names) != tuple(b.runs) or epochs is not None:
+        # the budget's note (its time estimate) describes its own run set and epochs, not this selection
+        b = dataclasses.replace(b, runs=tuple(names), note="")
     out_given = out
     out = Path(out) if out is not None else Path("runs") / "reproduce" / f"{rep.name}-{budget}"
     cfgs = {n: run_config(rep, n, b.epochs, out, overrides) for n in names}  # a bad run or key fails before training
