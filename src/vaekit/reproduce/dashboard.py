@@ -394,7 +394,8 @@ def _sets(results: Path, which: str) -> Evidence | None:
     fs = lambda r: r["fewshot"]["5way1shot"]  # noqa: E731
     if which == "ns":
         for run, how in (("syn_ns", ""), ("syn_ns_aux", ", trained with the paper's early up-weighting of the "
-                                                      "reconstruction, z 32, 50 epochs")):
+                                                      "reconstruction, z 32, 50 epochs"),
+                         ("syn_ns_wide", ", every network three layers of 128 (the re-implementation's), z 32")):
             if run in d:
                 pur = d[run]["synthetic"]["purity"]
                 claims.append(Claim("synthetic sets: k-means (4) on the context means recovers the families (purity "
