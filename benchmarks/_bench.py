@@ -24,6 +24,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from vaekit.train.outputs import write_output
+
 FM_DIR = Path("/usr/share/datasets/fashion-mnist")
 MNIST_DIR = Path("/work/shared/data/mnist")
 
@@ -238,7 +240,7 @@ def vaekit_commit() -> str | None:
 
 
 def write_result(result: dict[str, Any], out: Path) -> None:
-    """Write ``result`` to ``out`` (indented) and print it as the last stdout line."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=1) + "\n")
+    """Print ``result`` as the last stdout line, then write it to ``out`` (indented, atomically: a failed write
+    raises :class:`vaekit.train.outputs.OutputError` naming the file, after the figures were printed)."""
     print(json.dumps(result), flush=True)
+    write_output(out, json.dumps(result, indent=1) + "\n", payload=result)

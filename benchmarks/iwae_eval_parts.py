@@ -29,6 +29,8 @@ from typing import Callable
 
 import torch
 
+from vaekit.train.outputs import write_output
+
 D, H, Z, BATCH = 784, 200, 50, 100
 
 
@@ -121,9 +123,8 @@ def main(argv: list[str] | None = None) -> dict:
         "floor_within_budget": floor + best["latent"] <= 0.3 * g,
         "torch": torch.__version__,
     })
-    a.out.parent.mkdir(parents=True, exist_ok=True)
-    a.out.write_text(json.dumps(res, indent=1))
-    print(json.dumps(res))
+    print(json.dumps(res))  # first: the figures reach the terminal even if the write fails
+    write_output(a.out, json.dumps(res, indent=1), payload=res)
     return res
 
 

@@ -46,6 +46,7 @@ from pathlib import Path
 import torch
 
 from vaekit.distributions import MixtureOfDiagonalNormals
+from vaekit.train.outputs import write_output
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_OUT = HERE / "results" / "mixture_gradient_tails.json"
@@ -150,10 +151,9 @@ def main() -> None:
                           f"{s['block_z_over_4']:10.4f} {s['block_z_max']:11.1f}")
             res["results"][f"D{d}_sep{sep:g}"] = {"D": d, "separation": sep, **row}
     res["seconds"] = round(time.time() - t0, 1)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
     line = json.dumps(res)
-    args.out.write_text(line + "\n")
-    print(line)
+    print(line)  # first: the figures reach the terminal even if the write fails
+    write_output(args.out, line + "\n", payload=res)
 
 
 if __name__ == "__main__":

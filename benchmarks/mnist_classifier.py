@@ -29,6 +29,8 @@ import torch
 from torch import Tensor, nn
 import torch.nn.functional as F
 
+from vaekit.train.outputs import write_output
+
 
 class SmallCNN(nn.Module):
     """``(B, 784)`` grey levels in [0, 1] -> ``(B, 10)`` logits."""
@@ -142,10 +144,9 @@ def main(argv: list[str] | None = None) -> dict:
     torch.set_num_threads(args.threads)
     res = train(args) if args.mode == "train" else score(args)
     text = json.dumps(res)
+    print(text)  # first: the figures reach the terminal even if the write fails
     if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(text + "\n")
-    print(text)
+        write_output(args.json, text + "\n", payload=res)
     return res
 
 

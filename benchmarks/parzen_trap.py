@@ -28,6 +28,7 @@ from pathlib import Path
 import torch
 
 from vaekit.evaluation.parzen import ParzenWarning, theis_demo
+from vaekit.train.outputs import write_output
 
 
 def _mnist(root: str, seed: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -83,9 +84,8 @@ def main(argv: list[str] | None = None) -> dict:
            "dashboard": {"budget": f"{args.centres} centres per model, {len(digits)} digit splits"
                                    + (", MNIST 1 split" if args.mnist else "") + "; seconds on a CPU",
                          "claims": claims}}
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(out, indent=1) + "\n")
-    print(json.dumps(out))
+    print(json.dumps(out))  # first: the figures reach the terminal even if the write fails
+    write_output(args.out, json.dumps(out, indent=1) + "\n", payload=out)
     return out
 
 

@@ -142,11 +142,11 @@ def main() -> None:
     res["ratio_eval_vaekit_over_hand"] = res["vaekit_eval"]["tokens_per_s_median"] / res["hand_eval"]["tokens_per_s_median"]
     res["settings"] = {"hidden": HIDDEN, "embed": EMBED, "batch": BATCH, "steps": a.steps, "repeats": a.repeats,
                        "threads": 1, "data": "PTB, length-bucketed batches"}
-    print(json.dumps(res, indent=1))
+    print(json.dumps(res))  # one line: the figures, the last line of the output
     if a.out:
-        with open(a.out, "w") as f:
-            json.dump(res, f, indent=1)
-            f.write("\n")
+        from vaekit.train.outputs import write_output
+
+        write_output(a.out, json.dumps(res, indent=1) + "\n", payload=res)
 
 
 if __name__ == "__main__":

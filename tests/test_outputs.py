@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+from pathlib import Path
 
 import pytest
 
@@ -53,3 +54,18 @@ def test_a_failed_write_names_the_path_and_carries_the_result(tmp_path, monkeypa
         write_output(tmp_path / "eval.json", "{}", payload)
     assert e.value.payload is payload and e.value.path == tmp_path / "eval.json"
     assert list(tmp_path.iterdir()) == []  # no temporary file left behind
+
+
+def test_no_reproduction_or_benchmark_writes_results_non_atomically():
+    """Every results file of ``vaekit.reproduce``, ``vaekit.pipeline`` and ``benchmarks/`` goes through
+    write_output (atomic; on failure an OutputError naming the file and carrying the results), never a bare
+    write_text or open(..., "w") that can leave a torn file behind or lose the results."""
+    import re
+
+    root = Path(__file__).resolve().parents[1]
+    folders = [root / "src" / "vaekit" / "reproduce", root / "src" / "vaekit" / "pipeline", root / "benchmarks"]
+    bare = re.compile(r"\.write_text\(|\bopen\([^)]*[\"']w")
+    offenders = [f"{p.relative_to(root)}:{i}" for folder in folders for p in sorted(folder.rglob("*.py"))
+                 for i, line in enumerate(p.read_text().splitlines(), 1) if bare.search(line)]
+    assert offenders == []
+

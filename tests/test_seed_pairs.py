@@ -170,3 +170,17 @@ def test_family_pairs_merge_new_seeds_with_an_earlier_summary_as_if_all_were_run
     with pytest.raises(SystemExit):
         main([str(tmp_path / "new"), "--epochs", "30", "--dims", "20", "--pair", "gaussian:iaf",
               "--merge", str(old_summary)])
+
+
+def test_a_failed_write_names_the_file_and_the_figures_still_reach_the_terminal(tmp_path, capsys):
+    from vaekit.train.outputs import OutputError
+
+    for fam in ("gaussian", "iaf"):
+        _write_both(tmp_path / f"{fam}_d20", 30, [1.0, 2.0, 3.0], [0.0, 0.5, 1.0])
+    (tmp_path / "blocker").write_text("a file where a folder is needed")
+    out = tmp_path / "blocker" / "s.json"
+    with pytest.raises(OutputError, match="blocker") as e:
+        main([str(tmp_path), "--epochs", "30", "--dims", "20", "--pair", "gaussian:iaf", "--out", str(out)])
+    printed = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert printed["pairs"]["iaf_vs_gaussian"]["20"]["n_seeds"] == 1 and e.value.payload == printed
+

@@ -19,6 +19,7 @@ from torch import Tensor, nn
 from ..data import load_dataset, make_mask
 from ..evaluation import iwae_estimate
 from ..models import M1M2, ConditionError, ConditionalVAE, MaskedPredictor, classification_error
+from ..train.outputs import write_output
 from ..train.steps import load_steps_run, read_state
 from .images import _plan, _save, completion_grid
 
@@ -281,7 +282,7 @@ def evaluate_steps_run(run_dir: str | Path, data_dir: str | None = None, n_eval:
         res["imputation_per_image"] = {mk: v.tolist() for mk, v in nll.items()}
     res["eval_seconds"] = round(time.perf_counter() - t0, 1)
     if cache:
-        cache_file.write_text(json.dumps(res))
+        write_output(cache_file, json.dumps(res), payload=res)
     return res
 
 

@@ -38,6 +38,7 @@ from torch import Tensor, nn
 from ..data import load_dataset
 from ..models import build_model
 from ..models.acn import ACN, CodeTable, build_acn
+from ..train.outputs import write_output
 from ..train.steps import fit_steps, load_weights, read_state
 
 BATCH = 100
@@ -156,7 +157,7 @@ def eval_run(name: str, out: Path, data_dir: str | None = None) -> dict[str, Any
     t0 = time.perf_counter()
     res = evaluate(model, x_table, ds.train.y, x_test, ds.test.y)
     res.update(epochs=state["epoch"], train_seconds=state["elapsed"], eval_seconds=round(time.perf_counter() - t0, 1))
-    (out / name / "eval.json").write_text(json.dumps(res))
+    write_output(out / name / "eval.json", json.dumps(res), payload=res)
     return {k: v for k, v in res.items() if k != "per_image"}
 
 
@@ -235,8 +236,8 @@ def main(argv: list[str] | None = None) -> int:
         budget = (f"MNIST, {ev[0]['epochs']} epochs each, 1 seed, {names[0]} vs {names[1]}, "
                   f"{ev[0]['n_test']:,} test images")
         rep = report(ev[0], ev[1], budget, vae_name=names[1])
-        Path(a.report).write_text(json.dumps(rep, indent=1) + "\n")
-        print(json.dumps(rep["dashboard"]))
+        print(json.dumps(rep["dashboard"]))  # first: the figures reach the terminal even if the write fails
+        write_output(a.report, json.dumps(rep, indent=1) + "\n", payload=rep)
         return 0
     for n in names:
         if a.eval:

@@ -42,6 +42,7 @@ from ..models import build_from_spec
 from ..models.m2 import M1M2, standardised_active_features
 from ..pipeline.conditional import evaluate_steps_run
 from ..objectives.conditional import cvae_objective, m2_objective, paper_alpha
+from ..train.outputs import write_output
 from ..train.steps import fit_steps, load_steps_run, read_state
 
 D = 784
@@ -284,10 +285,8 @@ def main(argv: list[str] | None = None) -> None:
     if args.ais_imputation:
         Ts = tuple(int(t) for t in args.ais_imputation.split(","))
         res = ais_imputation(out, args.eval_n, Ts, args.eval_k, data_dir=args.data_dir)
-        text = json.dumps(res)
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(text + "\n")
-        print(json.dumps({k: v for k, v in res.items() if k != "per_image"}))
+        print(json.dumps({k: v for k, v in res.items() if k != "per_image"}))  # first: survives a failed write
+        write_output(args.json, json.dumps(res) + "\n", payload=res)
         return
     if args.report:
         docs = Path(__file__).resolve().parents[3] / "docs" / "results"
@@ -296,9 +295,9 @@ def main(argv: list[str] | None = None) -> None:
         scores = {p.stem: json.loads(p.read_text()) for p in sorted((out / "cvae_label").glob("classifier_score*.json"))}
         rep["data"].update({"classifier": classifier, "label_sample_scores": scores,
                             "figures": figures(out, docs, args.data_dir)})
-        (out / "table.md").write_text(rep["markdown"] + "\n")
-        (docs / "conditional.json").write_text(json.dumps(rep["data"], indent=1) + "\n")
         print(rep["markdown"])
+        write_output(out / "table.md", rep["markdown"] + "\n", payload=rep["markdown"])
+        write_output(docs / "conditional.json", json.dumps(rep["data"], indent=1) + "\n", payload=rep["data"])
         return
     for name in [r.strip() for r in args.runs.split(",") if r.strip()]:
         train_run(name, out, args.data_dir, args.epochs)

@@ -35,6 +35,7 @@ import torch
 
 from ..config import from_dict
 from ..train import fit
+from ..train.outputs import write_output
 
 RUNS = {"t1": 1, "t4": 4, "t8": 8}
 CHANNELS, LATENT_CHANNELS = 16, 4
@@ -203,7 +204,7 @@ def eval_run(name: str, out: Path, n_test: int, k: int, n_lab: int, classifier: 
     res.update(epochs=int(run.meta["epoch"]), eval_seconds=round(time.perf_counter() - t0, 1),
                train_seconds=_train_seconds(out / name), last_train_elbo=train_rows[-1]["elbo"] if train_rows else None,
                n_labelled=int(x_lab.shape[0]))
-    (out / name / "eval.json").write_text(json.dumps(res))
+    write_output(out / name / "eval.json", json.dumps(res), payload=res)
     return {key: v for key, v in res.items() if key != "per_image"}
 
 
@@ -331,8 +332,7 @@ def report(out: Path, folder: Path, names: list[str]) -> dict[str, Any]:
     res = {"paper": "Gregor et al. 2016, Towards Conceptual Compression (arXiv:1604.08772)", "runs": strip,
            "paired_differences": diffs, "paper_nll_binarised_mnist": PAPER_NLL,
            "dashboard": dashboard(runs, diffs)}
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "convdraw.json").write_text(json.dumps(res, indent=1) + "\n")
+    write_output(folder / "convdraw.json", json.dumps(res, indent=1) + "\n", payload=res)
     res["figures"] = [str(p) for p in figures(runs, out, folder)]
     return res
 

@@ -27,6 +27,7 @@ import torch
 
 from ..data import load_dataset
 from ..evaluation import active_units, iwae_estimate, mutual_information
+from ..train.outputs import write_output
 from ..train.run import load_run
 from ..viz.plots import sample_grid
 
@@ -145,7 +146,8 @@ def main(argv: list[str] | None = None) -> None:
         if a.figures:
             figure(run_dir, Path(a.figures) / f"info_preference_{name}.png")
         if a.json:
-            Path(a.json).write_text(json.dumps({**results, "dashboard": dashboard(results)}, indent=2) + "\n")
+            full = {**results, "dashboard": dashboard(results)}
+            write_output(a.json, json.dumps(full, indent=2) + "\n", payload=full)
 
 
 if __name__ == "__main__":

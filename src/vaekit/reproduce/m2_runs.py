@@ -24,6 +24,7 @@ from typing import Any, Sequence
 import torch
 import torch.nn.functional as F
 
+from ..train.outputs import write_output
 from .seed_pairs import seed_spread
 
 __all__ = ["run_rows", "supervised_baseline", "summarise", "main"]
@@ -123,9 +124,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     res = {"what": "M2 trained by vaekit train (configs/conditional/m2_mnist.yaml): test error of q(y|x) at the last "
                    "checkpoint, and the same classifier network trained on the same labelled rows alone",
            "runs_dirs": [str(d) for d in a.runs_dir], "rows": rows, "by_labels": summarise(rows)}
+    print(json.dumps(res))  # first: the figures reach the terminal even if the write fails
     if a.out:
-        a.out.write_text(json.dumps(res, indent=1) + "\n")
-    print(json.dumps(res))
+        write_output(a.out, json.dumps(res, indent=1) + "\n", payload=res)
     return 0
 
 

@@ -37,6 +37,8 @@ import statistics
 from pathlib import Path
 from typing import Any, Sequence
 
+from ..train.outputs import write_output
+
 __all__ = ["load_eval", "pair_difference", "summarise", "family_pairs", "seed_spread", "main"]
 
 SEEDS = (("", 0), ("_s1", 1), ("_s2", 2))  # the seeds of the committed tables; others are found by name
@@ -257,9 +259,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                          for b, o in pairs}}
         if a.merge is not None:
             res["merged_from"] = str(a.merge)
+        print(json.dumps(res))  # first: the figures reach the terminal even if the write fails
         if a.out:
-            a.out.write_text(json.dumps(res, indent=1) + "\n")
-        print(json.dumps(res))
+            write_output(a.out, json.dumps(res, indent=1) + "\n", payload=res)
         return 0
     earlier = None
     if a.merge is not None:
@@ -269,10 +271,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             p.error(f"--merge {a.merge}: not a summary of this module ({e})")
     res = {"what": f"S-VAE (vMF) vs N-VAE (Gaussian), paired test L_500 differences per training seed, {a.epochs} epochs",
            "epochs": a.epochs, "runs_dir": str(a.runs_dir), "dims": summarise(a.runs_dir, a.epochs, dims, earlier)}
-    text = json.dumps(res)
+    print(json.dumps(res))  # first: the figures reach the terminal even if the write fails
     if a.out:
-        a.out.write_text(json.dumps(res, indent=1) + "\n")
-    print(text)
+        write_output(a.out, json.dumps(res, indent=1) + "\n", payload=res)
     return 0
 
 

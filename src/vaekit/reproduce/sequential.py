@@ -41,6 +41,7 @@ from ..config import from_dict
 from ..data import load_dataset
 from ..evaluation import iwae_estimate
 from ..train import fit, load_run, read_checkpoint
+from ..train.outputs import write_output
 
 TOTAL_LATENT = 32
 STEPS = (1, 4)
@@ -264,9 +265,9 @@ def main(argv: list[str] | None = None) -> None:
         if a.figure:
             results["figure"] = str(figure(runs, Path(a.figure)))
     results["dashboard"] = dashboard(results)
+    print(json.dumps(results))  # first: the figures reach the terminal even if the write fails
     if a.json:
-        Path(a.json).write_text(json.dumps(results, indent=2) + "\n")
-    print(json.dumps(results))
+        write_output(a.json, json.dumps(results, indent=2) + "\n", payload=results)
 
 
 if __name__ == "__main__":

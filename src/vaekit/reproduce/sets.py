@@ -124,7 +124,7 @@ def evaluate_run(name: str, out: Path = OUT, data_dir: str | None = None, episod
         res["support_nll"] = support_nll(model, data.test, shot=5, k=100)
         res["test_kl_c"] = test_context_kl(model, data.test)
     res["eval_seconds"] = round(time.perf_counter() - t0, 1)
-    (run_dir / "eval.json").write_text(json.dumps(res, indent=1))
+    write_output(run_dir / "eval.json", json.dumps(res, indent=1), payload=res)
     return res
 
 

@@ -33,6 +33,7 @@ from ..evaluation import ais, iwae_estimate
 from ..objectives.stein import fitted_gaussian_log_weights
 from ..pipeline import eval_data
 from ..train import load_run
+from ..train.outputs import write_output
 
 
 @torch.no_grad()
@@ -168,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
     for r in a.runs:
         res = evaluate_run(r, a.n, a.T, a.chains, a.leapfrog, a.k)
         results[Path(r).name] = res
-        path.write_text(json.dumps(results))
+        write_output(path, json.dumps(results), payload=results)
         print(Path(r).name, res["epoch"], res["train_seconds"], json.dumps(summary(res)), res["ais_seconds"], flush=True)
     return 0
 

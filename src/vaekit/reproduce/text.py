@@ -24,6 +24,8 @@ from typing import Any, Iterator
 
 import torch
 
+from ..train.outputs import write_output
+
 __all__ = ["ptb_table", "ssl_run", "ssl_table", "main"]
 
 
@@ -120,7 +122,7 @@ def ptb_table(runs_dir: str | Path, out: str | Path, pairs: int = 5, seed: int =
         r = paired_nll(Path(runs_dir) / a, Path(runs_dir) / b)
         res.setdefault("paired", {})[f"{a}-{b}"] = r
         print(f"[text] paired {a} - {b}: {r['mean']:+.3f} ± {r['se']:.3f} nats over {r['sentences']} sentences", flush=True)
-    Path(out).write_text(json.dumps(res, indent=1) + "\n")
+    write_output(out, json.dumps(res, indent=1) + "\n", payload=res)
     return res
 
 
@@ -205,7 +207,7 @@ def ssl_run(data: str, method: str, seed: int, epochs: int, out_dir: str | Path,
     best = max(hist, key=lambda r: r["val_acc"])
     out = {**rec, "epochs": state["epoch"], "train_seconds": state["elapsed"], "history": hist,
            "best_epoch": best["epoch"], "val_acc": best["val_acc"], "test_acc": best["test_acc"]}
-    (run_dir / "result.json").write_text(json.dumps(out, indent=1) + "\n")
+    write_output(run_dir / "result.json", json.dumps(out, indent=1) + "\n", payload=out)
     return out
 
 
@@ -253,7 +255,7 @@ def ssl_table(out_dir: str | Path, out: str | Path, data: str = "sst2") -> dict[
     res = {"data": data, "runs": {f"{r['method']}_s{r['seed']}": r for r in rows}, "methods": methods,
            "dashboard": {"budget": f"{data}, 10 % labels ({rows[0]['labelled']} labelled), {'/'.join(map(str, epochs))} "
                                    "epochs, 2–3 seeds, one thread", "claims": claims}}
-    Path(out).write_text(json.dumps(res, indent=1) + "\n")
+    write_output(out, json.dumps(res, indent=1) + "\n", payload=res)
     return res
 
 
@@ -305,7 +307,7 @@ def main(argv: list[str] | None = None) -> int:
         r["command"] = "python -m vaekit.reproduce.text " + " ".join(argv if argv is not None else sys.argv[1:])
         r["wall_seconds"] = round(time.perf_counter() - t0, 1)
         try:
-            Path(args.out).write_text(json.dumps(r, indent=1) + "\n")
+            write_output(args.out, json.dumps(r, indent=1) + "\n", payload=r)
         finally:
             print(json.dumps(r))  # the results reach the terminal even if the write fails
         return 0

@@ -43,6 +43,7 @@ from torch import Tensor, nn
 from ..data import load_dataset
 from ..nets import LinearVariance, set_noise
 from ..train.checkpoint import checkpoint_path, load_checkpoint, save_checkpoint
+from ..train.outputs import write_output
 
 
 class LeNet5(nn.Module):
@@ -258,8 +259,8 @@ def main(argv: list[str] | None = None) -> None:
     out = Path(a.out)
     if a.report:
         res = evaluate(out, train_ens=a.train_ens)
-        Path(a.report).write_text(json.dumps(res, indent=2) + "\n")
-        print(json.dumps(res, indent=2))
+        print(json.dumps(res))  # first, one line: the figures reach the terminal even if the write fails
+        write_output(a.report, json.dumps(res, indent=2) + "\n", payload=res)
         return
     for name in a.runs.split(","):
         if name not in ("variance", "deterministic"):
