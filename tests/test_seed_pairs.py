@@ -166,6 +166,15 @@ def test_family_pairs_merge_new_seeds_with_an_earlier_summary_as_if_all_were_run
     for key in ("elbo_diff", "ll_diff"):
         assert merged[key] == pytest.approx(full[key], abs=2e-3), key
     assert merged["levels_by_seed"] == full["levels_by_seed"]
+    # a pair of the earlier summary not compared here is kept as it was (the mixture runs were not retrained)
+    earlier = json.loads(old_summary.read_text())
+    earlier["pairs"]["mixture_vs_gaussian"] = {"20": {"n_seeds": 3, "elbo_diff": {"seed_mean": 0.23}}}
+    old_summary.write_text(json.dumps(earlier))
+    assert main([str(tmp_path / "new"), "--epochs", "60", "--dims", "20", "--pair", "gaussian:iaf",
+                 "--merge", str(old_summary), "--out", str(out)]) == 0
+    pairs = json.loads(out.read_text())["pairs"]
+    assert pairs["mixture_vs_gaussian"] == earlier["pairs"]["mixture_vs_gaussian"]
+    assert pairs["iaf_vs_gaussian"]["20"]["n_seeds"] == 5
     # an earlier summary of another epoch count is refused
     with pytest.raises(SystemExit):
         main([str(tmp_path / "new"), "--epochs", "30", "--dims", "20", "--pair", "gaussian:iaf",

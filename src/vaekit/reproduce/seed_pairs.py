@@ -228,7 +228,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--dims", default="2,5,10", help="comma-separated d values (default 2,5,10)")
     p.add_argument("--out", type=Path, help="write the JSON here as well")
     p.add_argument("--merge", type=Path, help="an earlier summary (of the same kind) whose seeds without runs here "
-                                              "are kept")
+                                              "are kept (with --pair, also its pairs not compared here)")
     p.add_argument("--pair", help="comma list of BASE:OTHER families (e.g. gaussian:iaf,gaussian:mixture) compared "
                                   "in ELBO and L_K instead of the S-VAE/N-VAE summary")
     a = p.parse_args(argv)
@@ -251,12 +251,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                 p.error(f"--merge {a.merge}: not a --pair summary of this module ({e})")
             if summary.get("epochs") != a.epochs:
                 p.error(f"--merge {a.merge}: a summary of {summary.get('epochs')} epochs, not --epochs {a.epochs}")
+        computed = {f"{o}_vs_{b}": family_pairs(a.runs_dir, a.epochs, b, o, dims, earlier_pairs.get(f"{o}_vs_{b}"))
+                    for b, o in pairs}
         res = {"what": f"posterior families against each other, paired test ELBO and L_K differences (OTHER - BASE) "
                        f"per training seed, then over seeds; {a.epochs} epochs",
                "epochs": a.epochs, "runs_dir": str(a.runs_dir),
-               "pairs": {f"{o}_vs_{b}": family_pairs(a.runs_dir, a.epochs, b, o, dims,
-                                                     earlier_pairs.get(f"{o}_vs_{b}"))
-                         for b, o in pairs}}
+               # the earlier summary's other pairs are kept as they were: a merge never drops a result
+               "pairs": {**{k: v for k, v in earlier_pairs.items() if k not in computed}, **computed}}
         if a.merge is not None:
             res["merged_from"] = str(a.merge)
         print(json.dumps(res))  # first: the figures reach the terminal even if the write fails
