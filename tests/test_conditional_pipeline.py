@@ -234,3 +234,22 @@ def test_ais_imputation_matches_quadrature_on_a_one_dimensional_latent():
         assert bool((err < 4 * se.double() + 0.02).all()), (err, se)
     assert torch.allclose(r["log_cond"].double(), (exact_x - exact_obs), atol=0.1)
     assert bool((exact_x < exact_obs - 0.1).all())  # the test is not trivial: the hidden pixels cost nats
+
+
+def test_report_refuses_to_drop_runs_the_results_file_holds(tmp_path, capsys):
+    """``python -m vaekit.reproduce.conditional --report`` rebuilds conditional.json from the run folders under
+    --out; runs the existing file holds and this machine lacks are named, and nothing is written."""
+    from vaekit.reproduce.conditional import main as reproduce_main
+
+    docs, out = tmp_path / "docs", tmp_path / "runs"
+    docs.mkdir()
+    (out / "cvae_q0").mkdir(parents=True)
+    (out / "cvae_q0" / "eval.json").write_text("{}")
+    held = {"runs": {"cvae_q0": {}, "m2_l100_s0": {"test_error": {"error": 0.14}}}}
+    (docs / "conditional.json").write_text(json.dumps(held))
+    with pytest.raises(SystemExit):
+        reproduce_main(["--report", "--out", str(out), "--docs", str(docs)])
+    err = capsys.readouterr().err
+    assert "m2_l100_s0" in err and "cvae_q0" not in err.split("(")[-1] and "--force" in err
+    assert json.loads((docs / "conditional.json").read_text()) == held
+    assert not (out / "table.md").exists()

@@ -279,6 +279,11 @@ def main(argv: list[str] | None = None) -> None:
                     help="compare the CVAE with the VAE's imputation using AIS (the trained cvae_q0 and vae_full under "
                          "--out) at these AIS lengths on the first --eval-n test images; writes --json")
     ap.add_argument("--json", default="docs/results/conditional_ais.json")
+    ap.add_argument("--docs", type=Path, default=Path(__file__).resolve().parents[3] / "docs" / "results",
+                    help="the folder --report writes conditional.json and the figures into (default: the repository's "
+                         "docs/results)")
+    ap.add_argument("--force", action="store_true",
+                    help="--report: write conditional.json even if it drops runs the existing one holds")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     out = Path(args.out)
@@ -289,7 +294,16 @@ def main(argv: list[str] | None = None) -> None:
         write_output(args.json, json.dumps(res) + "\n", payload=res)
         return
     if args.report:
-        docs = Path(__file__).resolve().parents[3] / "docs" / "results"
+        docs = args.docs
+        # the report is rebuilt from the run folders under --out alone: refuse to drop the results of runs that
+        # the existing file holds and this machine does not have (run folders are not committed)
+        previous = _read(docs / "conditional.json") or {}
+        here = {p.parent.name for p in out.glob("*/eval.json")}
+        missing = sorted(set(previous.get("runs", {})) - here)
+        if missing and not args.force:
+            ap.error(f"--report: {docs / 'conditional.json'} holds the results of {len(missing)} run(s) not "
+                     f"evaluated under {out} ({', '.join(missing)}); rewriting it would drop them. Bring those run "
+                     "folders back, write elsewhere with --docs, or pass --force")
         rep = report(out)
         classifier = _read(Path("runs/classifier/train.json"))
         scores = {p.stem: json.loads(p.read_text()) for p in sorted((out / "cvae_label").glob("classifier_score*.json"))}
