@@ -193,3 +193,23 @@ def test_a_failed_write_names_the_file_and_the_figures_still_reach_the_terminal(
     printed = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert printed["pairs"]["iaf_vs_gaussian"]["20"]["n_seeds"] == 1 and e.value.payload == printed
 
+
+
+def test_summaries_record_the_learning_rate_schedule_and_refuse_to_merge_across_schedules(tmp_path, capsys):
+    decay = {"type": "exponential", "gamma": 0.9}
+    for root, sched in ((tmp_path / "const", None), (tmp_path / "decay", decay)):
+        for fam in ("gaussian", "iaf"):
+            _write_both(root / f"{fam}_d20", 30, [1.0, 2.0, 3.0], [0.0, 0.5, 1.0])
+            if sched is not None:
+                (root / f"{fam}_d20" / "config.json").write_text(json.dumps({"train": {"lr_schedule": sched}}))
+    _write_both(tmp_path / "decay" / "gaussian_d2", 30, [1.0], [0.0])  # another d: not read for d = 20
+    (tmp_path / "decay" / "gaussian_d2" / "config.json").write_text(json.dumps({"train": {"lr_schedule": {"type": "x"}}}))
+    const, dec = tmp_path / "const.json", tmp_path / "decay.json"
+    assert main([str(tmp_path / "const"), "--epochs", "30", "--dims", "20", "--pair", "gaussian:iaf", "--out", str(const)]) == 0
+    assert main([str(tmp_path / "decay"), "--epochs", "30", "--dims", "20", "--pair", "gaussian:iaf", "--out", str(dec)]) == 0
+    assert json.loads(const.read_text())["lr_schedules"] == [{"type": "constant"}]
+    assert json.loads(dec.read_text())["lr_schedules"] == [decay]
+    capsys.readouterr()
+    with pytest.raises(SystemExit):
+        main([str(tmp_path / "decay"), "--epochs", "30", "--dims", "20", "--pair", "gaussian:iaf", "--merge", str(const)])
+    assert "exponential" in capsys.readouterr().err

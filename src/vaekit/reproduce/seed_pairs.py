@@ -166,6 +166,23 @@ def seed_spread(values: Sequence[float], prefix: str = "seed_") -> dict[str, flo
             f"{prefix}se": round(sd / math.sqrt(len(values)), 3)}
 
 
+def lr_schedules(runs_dir: Path, families: set[str], dims: Sequence[int]) -> list[dict[str, Any]]:
+    """The distinct ``train.lr_schedule`` specs of the runs ``{family}_d{d}[_sN]`` under ``runs_dir`` (read from
+    each run's ``config.json``; a run without one counts as ``{"type": "constant"}``, the trainer's default)."""
+    found: list[dict[str, Any]] = []
+    for fam in sorted(families):
+        for dim in dims:
+            for run in sorted(runs_dir.glob(f"{fam}_d{dim}*")):
+                if not (run.name == f"{fam}_d{dim}" or run.name.startswith(f"{fam}_d{dim}_s")):
+                    continue
+                cfg = run / "config.json"
+                spec = (json.loads(cfg.read_text()).get("train", {}).get("lr_schedule") if cfg.is_file() else None) \
+                    or {"type": "constant"}
+                if spec not in found:
+                    found.append(spec)
+    return found
+
+
 def family_pairs(runs_dir: Path, epochs: int, base: str, other: str, dims: Sequence[int] = (20,),
                  earlier: dict[str, Any] | None = None) -> dict[str, Any]:
     """Per-d paired ``other - base`` differences of the test ELBO and of L_K by training seed, then over seeds.
@@ -251,11 +268,18 @@ def main(argv: Sequence[str] | None = None) -> int:
                 p.error(f"--merge {a.merge}: not a --pair summary of this module ({e})")
             if summary.get("epochs") != a.epochs:
                 p.error(f"--merge {a.merge}: a summary of {summary.get('epochs')} epochs, not --epochs {a.epochs}")
+        schedules = lr_schedules(a.runs_dir, {f for t in pairs for f in t}, dims)
+        if a.merge is not None:
+            # summaries written before this field existed were all trained at a constant learning rate
+            before = summary.get("lr_schedules", [{"type": "constant"}])
+            if before != schedules:
+                p.error(f"--merge {a.merge}: its runs were trained with learning-rate schedule(s) {before}, those in "
+                        f"{a.runs_dir} with {schedules}; seeds of different protocols do not merge")
         computed = {f"{o}_vs_{b}": family_pairs(a.runs_dir, a.epochs, b, o, dims, earlier_pairs.get(f"{o}_vs_{b}"))
                     for b, o in pairs}
         res = {"what": f"posterior families against each other, paired test ELBO and L_K differences (OTHER - BASE) "
                        f"per training seed, then over seeds; {a.epochs} epochs",
-               "epochs": a.epochs, "runs_dir": str(a.runs_dir),
+               "epochs": a.epochs, "runs_dir": str(a.runs_dir), "lr_schedules": schedules,
                # the earlier summary's other pairs are kept as they were: a merge never drops a result
                "pairs": {**{k: v for k, v in earlier_pairs.items() if k not in computed}, **computed}}
         if a.merge is not None:
