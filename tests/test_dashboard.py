@@ -166,13 +166,16 @@ def test_a_seed_study_of_posteriors_decides_the_iaf_and_mixture_rows(tmp_path) -
     shutil.copy(RESULTS / "iaf_study.json", tmp_path / "iaf_study.json")
     before = _status(tmp_path, "iaf")
 
-    def study(epochs: int, iaf: tuple[float, float], mix: tuple[float, float], seeds: int = 3) -> None:
+    def study(epochs: int, iaf: tuple[float, float], mix: tuple[float, float], seeds: int = 3, tag: str = "",
+              schedule: dict | None = None) -> None:
         def row(m: float, se: float) -> dict:
             return {"elbo_diff": {"seed_mean": m, "seed_sd": se * 3 ** 0.5, "seed_se": se},
                     "ll_diff": {"seed_mean": m, "seed_sd": se, "seed_se": se}, "n_seeds": seeds,
                     "n_images": [10000]}
         d = {"pairs": {"iaf_vs_gaussian": {"20": row(*iaf)}, "mixture_vs_gaussian": {"20": row(*mix)}}}
-        (tmp_path / f"posteriors_e{epochs}.json").write_text(json.dumps(d))
+        if schedule is not None:
+            d["lr_schedules"] = [schedule]
+        (tmp_path / f"posteriors_e{epochs}{tag}.json").write_text(json.dumps(d))
 
     study(30, (1.9, 0.2), (0.1, 0.1), seeds=1)  # one seed: not a seed study, ignored
     assert _status(tmp_path, "iaf") == before
@@ -183,6 +186,13 @@ def test_a_seed_study_of_posteriors_decides_the_iaf_and_mixture_rows(tmp_path) -
     paper, = [p for p in dash.PAPERS if p.key == "graves16"]
     ev = paper.evidence(tmp_path)
     assert ev.claims[0].holds is False and "3 seeds" in ev.claims[0].ours and ev.source == "posteriors_e50.json"
+    # a study under another learning-rate schedule is a claim of its own, next to the constant-rate one
+    study(30, (1.5, 0.1), (0.0, 0.1), tag="_lrdecay", schedule={"type": "exponential", "gamma": 0.9})
+    ev = paper.evidence(tmp_path)
+    assert [c.holds for c in ev.claims] == [False, True]
+    assert "× 0.9 per epoch" in ev.claims[1].claim and "constant" in ev.budget
+    assert ev.source == "posteriors_e50.json, posteriors_e30_lrdecay.json"
+    assert _status(tmp_path, "iaf") == "partly reproduced"
 
 
 def test_m2_runs_from_the_config_decide_the_m2_row_once_two_seeds_are_in(tmp_path) -> None:
