@@ -115,3 +115,20 @@ def test_iwae_schedule_matches_burda():
     assert build_schedule({"type": "exponential", "gamma": 0.5})(3) == 0.125
     with pytest.raises(ConfigError, match="gamma"):
         build_schedule({"type": "exponential"})
+
+
+def test_multistep_schedule_matches_torch_multisteplr():
+    import torch
+
+    spec = {"type": "multistep", "milestones": [4, 7], "gamma": 0.3}
+    ours = build_schedule(spec)
+    opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0)
+    ref = torch.optim.lr_scheduler.MultiStepLR(opt, milestones=[4, 7], gamma=0.3)
+    for epoch in range(10):
+        assert ours(epoch) == pytest.approx(opt.param_groups[0]["lr"]), epoch
+        opt.step()
+        ref.step()
+    for bad, key in (({"milestones": [5, 5]}, "milestones"), ({"milestones": [3], "gamma": 0.0}, "gamma"),
+                     ({"milestones": [-1]}, "milestones")):
+        with pytest.raises(ConfigError, match=key):
+            build_schedule({"type": "multistep", **bad})

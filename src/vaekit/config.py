@@ -123,7 +123,8 @@ class TrainConfig:
     Adam (Kingma & Ba 2014, arXiv:1412.6980) with ``lr``, ``betas``, ``eps`` and
     (L2) ``weight_decay``; the learning rate follows ``lr_schedule`` (a spec for
     :data:`vaekit.train.schedules.SCHEDULES`, e.g. ``{type: iwae, max_stage: 7}``
-    for Burda et al.'s :math:`3^i` passes at :math:`\mathrm{lr}\cdot 10^{-i/7}`).
+    for Burda et al.'s :math:`3^i` passes at :math:`\mathrm{lr}\cdot 10^{-i/7}`; ``constant``,
+    ``{type: exponential, gamma}``, ``{type: multistep, milestones: [...], gamma}`` as torch's MultiStepLR).
     ``objective`` is a spec for :func:`vaekit.objectives.build_objective`. Both specs are only
     described here; :func:`vaekit.train.check_config` builds them once, before any data are loaded,
     so that a bad key fails early with its dotted name (``train.objective.k``).
