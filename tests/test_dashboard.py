@@ -213,3 +213,21 @@ def test_m2_runs_from_the_config_decide_the_m2_row_once_two_seeds_are_in(tmp_pat
     assert _status(tmp_path, "m2") == "reproduced"
     table([0, 1, 2], 16.0, 1.0, 1.0, 1.0)
     assert [c.holds for c in paper.evidence(tmp_path).claims] == [None, False]
+
+
+def test_the_longest_ais_of_the_longest_trained_models_decides_the_cvae_imputation_claim(tmp_path) -> None:
+    shutil.copy(RESULTS / "conditional.json", tmp_path / "conditional.json")
+    paper, = [p for p in dash.PAPERS if p.key == "cvae"]
+
+    def ais(name: str, T: int, epochs: int, diff: float) -> None:
+        nll = {"cvae_iwae_k100": {"mean": 70.0}, f"cvae_ais_T{T}": {"mean": 69.0}}
+        pd = {"cvae_ais_minus_vae_ais": {"mean": diff, "se": 0.5}, "cvae_iwae_minus_vae_is": {"mean": 9.0, "se": 0.5}}
+        d = {"settings": {"n_images": 50, "T": [T], "k": 100, "epochs": {"vae": epochs, "cvae": epochs}},
+             "nll": nll, "paired_differences": pd}
+        (tmp_path / name).write_text(json.dumps(d))
+
+    ais("conditional_ais_b.json", 2000, 10, 3.0)
+    ais("conditional_ais_a.json", 2000, 40, -2.0)  # as long an AIS, longer-trained models: decides
+    ais("conditional_ais_c.json", 500, 80, 5.0)  # a shorter AIS never decides
+    claim = paper.evidence(tmp_path).claims[2]
+    assert claim.holds is True and claim.ours.startswith("+2.00 ± 0.50") and "40 epochs" in claim.ours
