@@ -69,3 +69,32 @@ def test_no_reproduction_or_benchmark_writes_results_non_atomically():
                  for i, line in enumerate(p.read_text().splitlines(), 1) if bare.search(line)]
     assert offenders == []
 
+
+
+def test_refuse_to_drop_names_the_runs_a_rebuild_would_lose(tmp_path):
+    from vaekit.train.outputs import refuse_to_drop
+
+    f = tmp_path / "summary.json"
+    refuse_to_drop(f, ["a"])  # no file yet: nothing to lose
+    f.write_text('{"runs": {"a": 1, "b": 2, "c": 3}, "paired": {}}')
+    refuse_to_drop(f, ["a", "b", "c", "d"], field="runs")  # a superset: fine
+    with pytest.raises(OutputError, match=r"2 run\(s\) not found here \(b, c\)") as e:
+        refuse_to_drop(f, ["a"], field="runs")
+    assert e.value.path == f
+    refuse_to_drop(f, ["a"], field="runs", force=True)
+    f.write_text('{"A": {}, "B": {}, "paired": {"A-B": 0}}')  # runs at the top level, less the ignored keys
+    refuse_to_drop(f, ["A", "B"], ignore=("paired",))
+    with pytest.raises(OutputError, match=r"\(B\)"):
+        refuse_to_drop(f, ["A"], ignore=("paired",))
+
+
+def test_convdraw_report_refuses_to_drop_runs_its_summary_holds(tmp_path):
+    import json
+
+    from vaekit.reproduce.convdraw import report
+
+    held = {"runs": {"t1": {}, "t8": {}}}
+    (tmp_path / "convdraw.json").write_text(json.dumps(held))
+    with pytest.raises(OutputError, match="t1, t8"):
+        report(tmp_path / "runs", tmp_path, ["t1", "t4", "t8"])
+    assert json.loads((tmp_path / "convdraw.json").read_text()) == held

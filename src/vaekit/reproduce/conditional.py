@@ -42,7 +42,7 @@ from ..models import build_from_spec
 from ..models.m2 import M1M2, standardised_active_features
 from ..pipeline.conditional import evaluate_steps_run
 from ..objectives.conditional import cvae_objective, m2_objective, paper_alpha
-from ..train.outputs import write_output
+from ..train.outputs import OutputError, refuse_to_drop, write_output
 from ..train.steps import fit_steps, load_steps_run, read_state
 
 D = 784
@@ -297,13 +297,11 @@ def main(argv: list[str] | None = None) -> None:
         docs = args.docs
         # the report is rebuilt from the run folders under --out alone: refuse to drop the results of runs that
         # the existing file holds and this machine does not have (run folders are not committed)
-        previous = _read(docs / "conditional.json") or {}
-        here = {p.parent.name for p in out.glob("*/eval.json")}
-        missing = sorted(set(previous.get("runs", {})) - here)
-        if missing and not args.force:
-            ap.error(f"--report: {docs / 'conditional.json'} holds the results of {len(missing)} run(s) not "
-                     f"evaluated under {out} ({', '.join(missing)}); rewriting it would drop them. Bring those run "
-                     "folders back, write elsewhere with --docs, or pass --force")
+        try:
+            refuse_to_drop(docs / "conditional.json", {p.parent.name for p in out.glob("*/eval.json")}, field="runs",
+                           force=args.force)
+        except OutputError as e:
+            ap.error(f"--report: {e} (--docs writes elsewhere)")
         rep = report(out)
         classifier = _read(Path("runs/classifier/train.json"))
         scores = {p.stem: json.loads(p.read_text()) for p in sorted((out / "cvae_label").glob("classifier_score*.json"))}

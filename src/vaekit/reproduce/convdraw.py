@@ -35,7 +35,7 @@ import torch
 
 from ..config import from_dict
 from ..train import fit
-from ..train.outputs import write_output
+from ..train.outputs import refuse_to_drop, write_output
 
 RUNS = {"t1": 1, "t4": 4, "t8": 8}
 CHANNELS, LATENT_CHANNELS = 16, 4
@@ -318,9 +318,15 @@ def figures(runs: dict[str, dict[str, Any]], out: Path, folder: Path, images: in
     return paths
 
 
-def report(out: Path, folder: Path, names: list[str]) -> dict[str, Any]:
-    """``folder/convdraw.json`` (the runs' summaries, paired differences, the dashboard block) and the figures."""
+def report(out: Path, folder: Path, names: list[str], force: bool = False) -> dict[str, Any]:
+    """``folder/convdraw.json`` (the runs' summaries, paired differences, the dashboard block) and the figures.
+
+    Raises:
+        OutputError: the existing ``convdraw.json`` holds runs not evaluated under ``out`` (they would be dropped),
+            unless ``force``.
+    """
     runs = {n: json.loads((out / n / "eval.json").read_text()) for n in names if (out / n / "eval.json").is_file()}
+    refuse_to_drop(folder / "convdraw.json", runs, field="runs", force=force)
     for n, r in runs.items():
         r["train_seconds"] = _train_seconds(out / n)  # eval.json of the first version summed cumulative times
     diffs: dict[str, Any] = {}
@@ -352,6 +358,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--classifier", default="runs/classifier", help="folder of the MNIST CNN's cnn.safetensors")
     p.add_argument("--classifier-script", default="benchmarks/mnist_classifier.py")
     p.add_argument("--report", default=None, help="write convdraw.json and the figures into this folder")
+    p.add_argument("--force", action="store_true", help="--report: rewrite convdraw.json even if it drops runs it holds")
     a = p.parse_args(argv)
     torch.set_num_threads(a.threads)
     out = Path(a.out)
@@ -359,7 +366,7 @@ def main(argv: list[str] | None = None) -> int:
     for n in names:
         config_of(n, 1, out)
     if a.report:
-        res = report(out, Path(a.report), names)
+        res = report(out, Path(a.report), names, force=a.force)
         print(json.dumps({"dashboard": res["dashboard"], "figures": res["figures"]}))
         return 0
     if a.eval:

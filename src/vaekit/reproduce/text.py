@@ -24,7 +24,7 @@ from typing import Any, Iterator
 
 import torch
 
-from ..train.outputs import write_output
+from ..train.outputs import refuse_to_drop, write_output
 
 __all__ = ["ptb_table", "ssl_run", "ssl_table", "main"]
 
@@ -80,7 +80,7 @@ def paired_nll(run_a: str | Path, run_b: str | Path, seed: int = 1234, batch: in
 
 
 def ptb_table(runs_dir: str | Path, out: str | Path, pairs: int = 5, seed: int = 0,
-              compare: list[tuple[str, str]] | None = None) -> dict[str, Any]:
+              compare: list[tuple[str, str]] | None = None, force: bool = False) -> dict[str, Any]:
     """Evaluate (ELBO, test) the runs lacking an ``eval.json``, summarise every run and write ``out`` (JSON).
 
     ``compare``: pairs of run names whose per-sentence NLLs are compared (:func:`paired_nll`), written under
@@ -90,12 +90,17 @@ def ptb_table(runs_dir: str | Path, out: str | Path, pairs: int = 5, seed: int =
     from ..pipeline.text import generate_text, homotopy_pairs, open_text_run, text_summary
 
     res: dict[str, Any] = {}
+    finished = []
     for run in sorted(p for p in Path(runs_dir).iterdir() if (p / "config.json").is_file() and (p / "vocab.json").is_file()):
         last = json.loads((run / "checkpoints" / "last.json").read_text()) if (run / "checkpoints" / "last.json").is_file() else None
         cfg = json.loads((run / "config.json").read_text())
         if last is None or last["epoch"] < cfg["train"]["epochs"]:
             print(f"[text] {run.name}: not finished, skipped", flush=True)
-            continue
+        else:
+            finished.append((run, last, cfg))
+    # before the work: the table is rebuilt from these runs alone
+    refuse_to_drop(out, [r.name for r, _, _ in finished], ignore=("paired",), force=force)
+    for run, last, cfg in finished:
         if not (run / "eval.json").is_file():
             t0 = time.perf_counter()
             evaluate_run(run, estimators="elbo", progress=False)
@@ -211,7 +216,7 @@ def ssl_run(data: str, method: str, seed: int, epochs: int, out_dir: str | Path,
     return out
 
 
-def ssl_table(out_dir: str | Path, out: str | Path, data: str = "sst2") -> dict[str, Any]:
+def ssl_table(out_dir: str | Path, out: str | Path, data: str = "sst2", force: bool = False) -> dict[str, Any]:
     """Collect the ``result.json`` of every semi-supervised run ``{data}_{method}_s{seed}`` in ``out_dir`` into
     ``out`` (JSON): per-method test accuracy over seeds (mean, sd) and the dashboard's claims for Xu et al. 2017
     (the VAE beats the classifier on the same labels; sampling within 1 point of enumeration), each verdict at
@@ -252,6 +257,7 @@ def ssl_table(out_dir: str | Path, out: str | Path, data: str = "sst2") -> dict[
                        "paper": "sampling comparable to enumeration (from memory)",
                        "holds": True if abs(d[0]) + 2 * d[1] <= 1 else False if abs(d[0]) - 2 * d[1] > 1 else None})
     epochs = sorted({r["epochs"] for r in rows})
+    refuse_to_drop(out, [f"{r['method']}_s{r['seed']}" for r in rows], field="runs", force=force)
     res = {"data": data, "runs": {f"{r['method']}_s{r['seed']}": r for r in rows}, "methods": methods,
            "dashboard": {"budget": f"{data}, 10 % labels ({rows[0]['labelled']} labelled), {'/'.join(map(str, epochs))} "
                                    "epochs, 2–3 seeds, one thread", "claims": claims}}
@@ -266,6 +272,7 @@ def main(argv: list[str] | None = None) -> int:
     a.add_argument("--runs-dir", default="runs/text", help="folder of PTB run directories (default: runs/text)")
     a.add_argument("--out", default="docs/results/text_ptb.json", help="JSON to write (default: docs/results/text_ptb.json)")
     a.add_argument("--threads", type=int, default=1, help="torch threads (default: 1)")
+    a.add_argument("--force", action="store_true", help="rewrite --out even if it drops runs it holds")
     a.add_argument("--compare", default="", metavar="A:B,...",
                    help="pairs of run names to compare per sentence (paired s.e.), e.g. C_inputless:D_lm_inputless")
     b = sub.add_parser("ssl", help="semi-supervised classification runs")
@@ -281,6 +288,7 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--out-dir", default="runs/text_ssl", help="folder of the run directories (default: runs/text_ssl)")
     t.add_argument("--out", default="docs/results/text_ssl.json", help="JSON to write (default: docs/results/text_ssl.json)")
     t.add_argument("--threads", type=int, default=1, help=argparse.SUPPRESS)
+    t.add_argument("--force", action="store_true", help="rewrite --out even if it drops runs it holds")
     c = sub.add_parser("impute", help="Bowman et al.'s imputation test (last 20 %% of words) on PTB runs")
     c.add_argument("runs", help="comma-separated run directories sharing one vocabulary")
     c.add_argument("--n", type=int, default=2000, help="test sentences of >= 5 words (default: 2000)")
@@ -293,10 +301,10 @@ def main(argv: list[str] | None = None) -> int:
         pairs = [tuple(x.split(":", 1)) for x in args.compare.split(",") if x]
         if any(len(q) != 2 or not all(q) for q in pairs):
             p.error(f"--compare: expected A:B pairs separated by commas, got {args.compare!r}")
-        ptb_table(args.runs_dir, args.out, compare=pairs)
+        ptb_table(args.runs_dir, args.out, compare=pairs, force=args.force)
         return 0
     if args.what == "ssl-table":
-        r = ssl_table(args.out_dir, args.out, args.data)
+        r = ssl_table(args.out_dir, args.out, args.data, force=args.force)
         print(json.dumps(r["dashboard"]))
         return 0
     if args.what == "impute":

@@ -15,14 +15,15 @@ missing folder must not cost the result. So every command that computes and then
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 from .checkpoint import atomic_write_bytes
 
-__all__ = ["OutputError", "plan_output", "check_folder", "write_output", "next_free"]
+__all__ = ["OutputError", "plan_output", "check_folder", "write_output", "next_free", "refuse_to_drop"]
 
 
 class OutputError(OSError):
@@ -122,3 +123,32 @@ def write_output(path: str | Path, data: str | bytes, payload: Any = None) -> Pa
     except OSError as e:
         raise OutputError(f"could not write {path}: {_reason(e)}", path, payload) from None
     return path
+
+
+def refuse_to_drop(path: str | Path, present: Iterable[str], field: str | None = None,
+                   ignore: Iterable[str] = (), force: bool = False) -> None:
+    """Refuse to rebuild a results file from run folders when that would drop results the file already holds.
+
+    A summary such as ``docs/results/convdraw.json`` is rebuilt from the run folders found on this machine, and
+    run folders are not committed: on another machine a rebuild would silently drop every run it cannot see.
+    The runs the file holds are the keys of ``data[field]`` (or of the top level when ``field`` is None, less
+    ``ignore``); those not in ``present`` would be lost.
+
+    Raises:
+        OutputError: naming the file and the runs it would drop, unless ``force`` (or the file is absent or not a
+            JSON object).
+    """
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return
+    held = data.get(field) if field is not None else data
+    if force or not isinstance(held, dict):
+        return
+    missing = sorted(set(held) - set(present) - set(ignore))
+    if missing:
+        raise OutputError(f"{path} holds the results of {len(missing)} run(s) not found here ({', '.join(missing)}); "
+                          "rewriting it would drop them. Bring those run folders back, write elsewhere, or pass "
+                          "--force", path)
+
