@@ -10,7 +10,10 @@ missing folder must not cost the result. So every command that computes and then
    (``eval.json`` -> ``eval-2.json``), an explicit path that exists is refused unless overwriting is
    asked for;
 3. writes atomically (:func:`write_output`), and on failure raises :class:`OutputError` naming the
-   path and carrying the result (``payload``), which the command line then prints.
+   path and carrying the result (``payload``), which the command line then prints;
+4. a summary rebuilt from the run folders present (the reproductions' results files) is not rewritten when
+   that would drop runs it already holds (:func:`refuse_to_drop`): run folders are not committed, so another
+   machine sees fewer of them.
 """
 
 from __future__ import annotations
