@@ -193,6 +193,11 @@ def test_a_seed_study_of_posteriors_decides_the_iaf_and_mixture_rows(tmp_path) -
     assert "× 0.9 per epoch" in ev.claims[1].claim and "constant" in ev.budget
     assert ev.source == "posteriors_e50.json, posteriors_e30_lrdecay.json"
     assert _status(tmp_path, "iaf") == "partly reproduced"
+    study(60, (2.2, 0.3), (0.0, 0.1), tag="_multistep", schedule={"type": "multistep", "milestones": [40, 50],
+                                                                  "gamma": 0.3})
+    ev = paper.evidence(tmp_path)
+    assert [c.holds for c in ev.claims] == [False, True, True]
+    assert "× 0.3 at epochs 40, 50" in ev.claims[2].claim
 
 
 def test_m2_runs_from_the_config_decide_the_m2_row_once_two_seeds_are_in(tmp_path) -> None:

@@ -203,6 +203,18 @@ def _iwae(results: Path) -> Evidence | None:
                                    f"L_5000 on {'/'.join(map(str, n))} test images", "iwae_table1_e20.json")
 
 
+def _schedule_text(spec: dict[str, Any]) -> str:
+    """A learning-rate schedule spec (``train.lr_schedule``) in words."""
+    kind = spec.get("type")
+    if kind == "constant":
+        return "constant learning rate"
+    if kind == "exponential":
+        return f"learning rate × {spec['gamma']} per epoch"
+    if kind == "multistep":
+        return f"learning rate × {spec.get('gamma', 0.1)} at epochs {', '.join(map(str, spec['milestones']))}"
+    return json.dumps(spec)
+
+
 def _posterior_studies(results: Path, key: str) -> list[tuple[dict[str, Any], int, str, str]]:
     """The ``key`` pair (``iaf_vs_gaussian``, ``mixture_vs_gaussian``) at d = 20 of the ``posteriors_e{E}[_tag].json``
     files holding it with at least two seeds (:func:`vaekit.reproduce.seed_pairs.family_pairs`): for each
@@ -216,9 +228,7 @@ def _posterior_studies(results: Path, key: str) -> list[tuple[dict[str, Any], in
         if not row or row.get("n_seeds", 0) < 2:
             continue
         scheds = d.get("lr_schedules", [{"type": "constant"}])
-        text = "; ".join("constant learning rate" if sc.get("type") == "constant" else
-                         "learning rate × {} per epoch".format(sc["gamma"]) if sc.get("type") == "exponential" else
-                         json.dumps(sc) for sc in scheds)
+        text = "; ".join(_schedule_text(sc) for sc in scheds)
         epochs = int(m.group(1))
         if text not in best or epochs > best[text][1]:
             best[text] = (row, epochs, f.name, text)
