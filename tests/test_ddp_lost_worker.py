@@ -73,7 +73,7 @@ def test_a_lost_worker_ends_the_others_with_an_error_within_the_timeout(tmp_path
             pytest.fail(f"rank {1 - victim} still waits {TIMEOUT + SLACK:.0f} s after rank {victim} got "
                         f"{sig.name} (train.ddp_timeout={TIMEOUT})")
         waited = time.monotonic() - t0
-        assert survivor.returncode == 1, err[-3000:]
+        assert survivor.returncode == 1, (survivor.returncode, err[-3000:])
         last = err.strip().splitlines()[-1]
         assert last.startswith(f"vaekit: error: DDP: rank {1 - victim} of 2 lost a peer"), err[-3000:]
         assert f"train.ddp_timeout={TIMEOUT:g} s" in last and "--resume" in last
