@@ -36,8 +36,10 @@ def test_the_committed_results_give_one_row_per_seed_paper() -> None:
     for key in ("aevb", "iwae", "wu", "svae", "iaf", "cvae", "m2", "bowman", "xu_durrett", "ns", "vhe", "ssvae_text",
                 "acn"):
         assert by_key[key]["claims"] and all(c["ours"] and c["paper"] for c in by_key[key]["claims"]), key
-    # the IAF gained nothing at 10 epochs (docs/results/latents.md): never shown as reproduced
-    assert by_key["iaf"]["status"] == "not at this budget"
+    # the IAF's claim holds under one of its three protocols (docs/results/latents.md), so the row is only partly
+    # reproduced, with one line per protocol
+    assert by_key["iaf"]["status"] == "partly reproduced"
+    assert [c["holds"] for c in by_key["iaf"]["claims"]] == [None, False, True]
 
 
 def test_text_verdicts_follow_the_numbers(tmp_path) -> None:
