@@ -86,6 +86,8 @@ def test_refuse_to_drop_names_the_runs_a_rebuild_would_lose(tmp_path):
     refuse_to_drop(f, ["A", "B"], ignore=("paired",))
     with pytest.raises(OutputError, match=r"\(B\)"):
         refuse_to_drop(f, ["A"], ignore=("paired",))
+    f.write_text("[1, 2]")  # not a JSON object: nothing it holds is a run
+    refuse_to_drop(f, [], field="runs")
 
 
 def test_convdraw_report_refuses_to_drop_runs_its_summary_holds(tmp_path):

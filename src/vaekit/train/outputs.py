@@ -146,7 +146,7 @@ def refuse_to_drop(path: str | Path, present: Iterable[str], field: str | None =
         data = json.loads(path.read_text())
     except (OSError, ValueError):
         return
-    held = data.get(field) if field is not None else data
+    held = data.get(field) if isinstance(data, dict) and field is not None else data
     if force or not isinstance(held, dict):
         return
     missing = sorted(set(held) - set(present) - set(ignore))
