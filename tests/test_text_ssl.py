@@ -115,3 +115,119 @@ def test_running_baseline():
     assert b.mean == pytest.approx(3.0)
     with pytest.raises(ValueError, match="decay"):
         RunningBaseline(decay=1.0)
+
+
+def _mr_dir(tmp_path, n=60):
+    """A tiny corpus in MR's file layout: positive lines use one word pool, negative lines another."""
+    g = torch.Generator().manual_seed(1)
+    pools = {"pos": ["good", "great", "fine", "lovely", "warm"], "neg": ["bad", "dull", "awful", "cold", "flat"]}
+    for side, words in pools.items():
+        lines = [" ".join(words[int(i)] for i in torch.randint(0, 5, (int(torch.randint(3, 7, (1,), generator=g)),),
+                                                               generator=g)) for _ in range(n)]
+        (tmp_path / f"rt-polarity.{side}").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return tmp_path
+
+
+def test_ssl_run_holds_out_one_validation_split_for_data_without_one(tmp_path):
+    """MR has no validation split: ssl_run holds out val_fraction of the training sentences (the same ones for every
+    method and seed, so runs are comparable), labels 10 % of the rest per class, and records the split sizes."""
+    from vaekit.reproduce.text import ssl_run
+
+    (tmp_path / "mr").mkdir()
+    d = _mr_dir(tmp_path / "mr")
+    small = {"hidden": 8, "embed": 8, "latent_dim": 2, "batch_size": 8, "data_dir": d, "log": lambda *a: None,
+             "data_options": {"test_size": 12}}
+    recs = [ssl_run("mr", m, s, 1, tmp_path / "runs", val_fraction=0.2, **small)
+            for m, s in (("sup", 0), ("enum", 0), ("sup", 1))]
+    # 120 sentences, 12 drawn as test by the loader, 20 % of the remaining 108 held out: 22 validation
+    for r in recs:
+        assert (r["test"], r["validation"]) == (12, 22)
+        assert r["labelled"] == 8 and r["labelled"] + r["unlabelled"] == 108 - 22  # round(0.1 * 86 / 2) * 2
+        assert len(r["history"]) == 1 and 0 <= r["test_acc"] <= 1
+        assert (tmp_path / "runs" / f"mr_{r['method']}_s{r['seed']}" / "result.json").is_file()
+    with pytest.raises(ValueError, match="val_fraction"):
+        ssl_run("mr", "sup", 0, 1, tmp_path / "bad", val_fraction=1.0, **small)
+    with pytest.raises(ValueError, match="method must be"):
+        ssl_run("mr", "gibbs", 0, 1, tmp_path / "bad", **small)
+
+
+def test_a_split_larger_than_the_corpus_is_refused_naming_the_option(tmp_path):
+    """MR's default test_size (1,066) on a 120-sentence copy used to leave an empty training split and an error about
+    'sentences of at most None tokens'; now the option, its value and the corpus size are named."""
+    from vaekit.data import load_dataset
+    from vaekit.data.text import TextDataError
+
+    d = _mr_dir(tmp_path)
+    with pytest.raises(TextDataError, match=r"120 sentences; test_size = 1066 would leave no training sentence"):
+        load_dataset("mr", d)
+    with pytest.raises(TextDataError, match=r"val_size = 200 would leave no training sentence"):
+        load_dataset("mr", d, val_size=200, test_size=20)
+    assert len(load_dataset("mr", d, val_size=10, test_size=20).train) == 90
+
+
+def test_ssl_table_verdicts_follow_the_seed_means(tmp_path):
+    """The table's claims are the difference of seed means with its unpaired s.e., held at 2 s.e.: a hand-built set
+    of results gives the verdicts and numbers computed here by hand."""
+    import json
+    import statistics
+
+    from vaekit.reproduce.text import ssl_table
+
+    acc = {"sup": [0.60, 0.61, 0.59], "enum": [0.664, 0.665, 0.666], "sample_tok": [0.659, 0.66, 0.661],
+           "sample": [0.55, 0.50, 0.60]}
+    for m, a in acc.items():
+        for s, t in enumerate(a):
+            f = tmp_path / f"mr_{m}_s{s}" / "result.json"
+            f.parent.mkdir()
+            f.write_text(json.dumps({"method": m, "seed": s, "test_acc": t, "epochs": 2, "labelled": 864}))
+    res = ssl_table(tmp_path, tmp_path / "out.json", data="mr")
+    claims = {c["claim"]: c for c in res["dashboard"]["claims"]}
+    d = 100 * (statistics.fmean(acc["enum"]) - statistics.fmean(acc["sup"]))
+    se = 100 * math.hypot(statistics.stdev(acc["enum"]) / 3 ** 0.5, statistics.stdev(acc["sup"]) / 3 ** 0.5)
+    c = claims["the semi-supervised VAE (enum) beats the classifier on the same 10 % of labels (mr)"]
+    assert c["holds"] is True and f"{d:+.2f} ± {se:.2f}" in c["ours"]
+    assert claims["sampling y (score function, per-token baseline) within 1 point of enumeration (mr)"]["holds"] is True
+    # 55 % (s.e. 2.9) against 60 % (s.e. 0.6): 5 points below with a combined s.e. of 2.9, inside 2 s.e.: unresolved
+    assert claims["the semi-supervised VAE (sample) beats the classifier on the same 10 % of labels (mr)"]["holds"] is None
+    assert json.loads((tmp_path / "out.json").read_text())["data"] == "mr"
+    with pytest.raises(FileNotFoundError, match="trec"):
+        ssl_table(tmp_path, tmp_path / "out2.json", data="trec")
+
+
+def test_ssl_table_merge_keeps_earlier_runs_and_refuses_other_tables(tmp_path):
+    """--merge: runs of an earlier table without a folder here are kept and a run found here replaces its earlier
+    record, so the merged table equals the one built with every folder present; a table of another data set or
+    another label count is refused by name, and without --merge the rebuild refuses to drop the earlier runs."""
+    import json
+
+    from vaekit.reproduce.text import ssl_table
+    from vaekit.train.outputs import OutputError
+
+    def put(root, m, s, t, labelled=692, data="sst2"):
+        f = root / f"{data}_{m}_s{s}" / "result.json"
+        f.parent.mkdir(parents=True)
+        f.write_text(json.dumps({"data": data, "method": m, "seed": s, "test_acc": t, "epochs": 2,
+                                 "labelled": labelled}))
+
+    runs = {("sup", 0): 0.60, ("sup", 1): 0.61, ("enum", 0): 0.62, ("enum", 1): 0.63, ("enum", 2): 0.64}
+    for (m, s), t in runs.items():
+        put(tmp_path / "all", m, s, t)
+        put(tmp_path / ("old" if s < 2 else "new"), m, s, t)
+    put(tmp_path / "new", "sup", 1, 0.61)  # found again here: replaces the earlier record (same value)
+    full = ssl_table(tmp_path / "all", tmp_path / "full.json")
+    ssl_table(tmp_path / "old", tmp_path / "t.json")
+    with pytest.raises(OutputError, match="enum_s0"):
+        ssl_table(tmp_path / "new", tmp_path / "t.json")
+    merged = ssl_table(tmp_path / "new", tmp_path / "t.json", merge=tmp_path / "t.json")
+    assert merged["methods"] == full["methods"] and merged["dashboard"] == full["dashboard"]
+    assert sorted(merged["runs"]) == sorted(full["runs"]) and merged["merged_from"] == str(tmp_path / "t.json")
+    assert "2–3 seeds" in full["dashboard"]["budget"]
+    put(tmp_path / "mr", "sup", 0, 0.7, data="mr")
+    with pytest.raises(ValueError, match="a table of 'sst2', not of 'mr'"):
+        ssl_table(tmp_path / "mr", tmp_path / "x.json", data="mr", merge=tmp_path / "t.json")
+    put(tmp_path / "other", "sup", 2, 0.7, labelled=100)
+    with pytest.raises(ValueError, match=r"different numbers of labels \(\[100, 692\]\)"):
+        ssl_table(tmp_path / "other", tmp_path / "y.json", merge=tmp_path / "t.json")
+    (tmp_path / "junk.json").write_text("[1, 2]")
+    with pytest.raises(ValueError, match="not a table of this module"):
+        ssl_table(tmp_path / "new", tmp_path / "z.json", merge=tmp_path / "junk.json")

@@ -411,7 +411,8 @@ def load_text(name: str, train: _Raw, val: _Raw | None, test: _Raw, *, max_vocab
     train, test = _limit(train, max_len, over_length), _limit(test, max_len, over_length)
     val = None if val is None else _limit(val, max_len, over_length)
     if not train.tokens:
-        raise TextDataError(f"{name}: the training split ({train.source}) has no sentence of at most {max_len} tokens")
+        raise TextDataError(f"{name}: the training split ({train.source}) is empty" if max_len is None else
+                            f"{name}: the training split ({train.source}) has no sentence of at most {max_len} tokens")
     vocab = vocab or Vocabulary.build(train.tokens, max_vocab=max_vocab, min_count=min_count)
     # the training split itself never errs on unknown tokens (max_vocab/min_count map rare ones to <unk> on purpose)
     return TextDataset(name, _split(train, vocab, "keep"), None if val is None else _split(val, vocab, all_unknown),
@@ -424,7 +425,13 @@ def _find(name: str, data_dir: str | os.PathLike[str] | None, files: Sequence[st
     return data_dir_for(name, data_dir, files=files, defaults=(f"../shared/data/{name}", f"~/.cache/vaekit/{name}"))
 
 
-def _seeded_split(raw: _Raw, sizes: Sequence[int], seed: int) -> list[_Raw]:
+def _seeded_split(raw: _Raw, sizes: Sequence[int], seed: int, names: Sequence[str] = ("val_size",)) -> list[_Raw]:
+    """The splits of ``sizes`` sentences drawn by ``seed``, then the rest (the training split). Raises
+    ``TextDataError`` naming the options (``names``) when they would leave no training sentence, rather than
+    returning short or empty splits."""
+    if sum(sizes) >= len(raw.tokens):
+        asked = ", ".join(f"{k} = {n}" for k, n in zip(names, sizes))
+        raise TextDataError(f"{raw.source}: {len(raw.tokens)} sentences; {asked} would leave no training sentence")
     g = torch.Generator().manual_seed(seed)
     perm = torch.randperm(len(raw.tokens), generator=g).tolist()
     out, s = [], 0
@@ -498,7 +505,7 @@ def load_mr(data_dir: str | os.PathLike[str] | None = None, val_size: int | None
     pos = _tokenise(read_lines(root / "rt-polarity.pos", empty_lines="skip"), root / "rt-polarity.pos", True, "none", None)
     neg = _tokenise(read_lines(root / "rt-polarity.neg", empty_lines="skip"), root / "rt-polarity.neg", True, "none", None)
     pos.labels, neg.labels = [1] * len(pos.tokens), [0] * len(neg.tokens)
-    test, rest = _seeded_split(_concat(pos, neg), [test_size], seed)
+    test, rest = _seeded_split(_concat(pos, neg), [test_size], seed, ("test_size",))
     return _labelled("mr", rest, None, test, 2, val_size, seed, _opts(max_vocab, min_count, max_len, over_length, all_unknown))
 
 
@@ -581,7 +588,7 @@ def load_user_text(data_dir: str | os.PathLike[str] | None = None, val_size: int
     tr = read(train)
     te = read(test) if test is not None else None
     if te is None:
-        te, tr = _seeded_split(tr, [max(1, len(tr.tokens) // 10)], seed)
+        te, tr = _seeded_split(tr, [max(1, len(tr.tokens) // 10)], seed, ("the test split (10 %)",))
     va = read(val) if val is not None else None
     if va is None and val_size:
         va, tr = _seeded_split(tr, [val_size], seed + 1)

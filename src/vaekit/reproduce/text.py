@@ -144,9 +144,17 @@ def _accuracy(model: Any, x: torch.Tensor, y: torch.Tensor, batch: int = 200) ->
 
 def ssl_run(data: str, method: str, seed: int, epochs: int, out_dir: str | Path, label_fraction: float = 0.1,
             batch_size: int = 32, alpha: float = 10.0, hidden: int = 128, embed: int = 128, latent_dim: int = 32,
-            word_keep: float = 0.75, max_vocab: int | None = 8000, log: Any = print) -> dict[str, Any]:
+            word_keep: float = 0.75, max_vocab: int | None = 8000, val_fraction: float = 0.1,
+            data_dir: str | Path | None = None, data_options: dict[str, Any] | None = None,
+            log: Any = print) -> dict[str, Any]:
     """Train one method on ``data`` with ``label_fraction`` of the training labels (balanced per class, drawn by
     ``seed``); returns the record (per-epoch validation/test accuracy, test accuracy at the best validation epoch).
+
+    Model selection needs a validation split: a data set without one (MR, TREC) holds out ``val_fraction`` of its
+    training sentences, drawn with seed 0 so that every method and seed sees the same split (as the test split of
+    MR is). Raises ``ValueError`` for an unknown method, a ``val_fraction`` outside (0, 1), or too few sentences of
+    a class for a balanced labelled subset (TREC's ABBR class has 86). ``data_dir`` and ``data_options`` (for
+    example MR's ``test_size``) go to :func:`vaekit.data.load_dataset`.
 
     Methods: ``sup`` (the LSTM classifier on the labelled sentences alone), ``enum`` (the semi-supervised VAE, y summed
     out), ``sample`` (y drawn, score-function gradient with a running-mean baseline), ``sample_tok`` (the same with a
@@ -163,9 +171,12 @@ def ssl_run(data: str, method: str, seed: int, epochs: int, out_dir: str | Path,
 
     if method not in ("sup", "enum", "sample", "sample_tok"):
         raise ValueError(f"method must be sup, enum, sample or sample_tok, got {method!r}")
-    ds = load_dataset(data, val_size=None, seed=0, max_vocab=max_vocab)
+    if not 0 < val_fraction < 1:
+        raise ValueError(f"val_fraction must lie in (0, 1), got {val_fraction}")
+    opts = {"max_vocab": max_vocab, **(data_options or {})}
+    ds = load_dataset(data, data_dir, val_size=None, seed=0, **opts)
     if ds.val is None:
-        raise ValueError(f"{data}: needs a validation split for model selection")
+        ds = load_dataset(data, data_dir, val_size=round(val_fraction * len(ds.train)), seed=0, **opts)
     k = ds.num_classes
     n = len(ds.train)
     n_lab = int(round(label_fraction * n / k)) * k
@@ -205,7 +216,7 @@ def ssl_run(data: str, method: str, seed: int, epochs: int, out_dir: str | Path,
 
     run_dir = Path(out_dir) / f"{data}_{method}_s{seed}"
     rec = {"data": data, "method": method, "seed": seed, "labelled": n_lab, "unlabelled": len(unl), "alpha": alpha,
-           "vocab": len(ds.vocab)}
+           "vocab": len(ds.vocab), "validation": len(ds.val), "test": len(ds.test)}
     state = fit_steps(model, steps, step_loss, epochs=epochs, run_dir=run_dir, spec={**rec, "model": spec},
                       lr=1e-3, seed=seed, log=log, after_epoch=after_epoch)
     hist = state["history"]
@@ -216,17 +227,40 @@ def ssl_run(data: str, method: str, seed: int, epochs: int, out_dir: str | Path,
     return out
 
 
-def ssl_table(out_dir: str | Path, out: str | Path, data: str = "sst2", force: bool = False) -> dict[str, Any]:
+def ssl_table(out_dir: str | Path, out: str | Path, data: str = "sst2", force: bool = False,
+              merge: str | Path | None = None) -> dict[str, Any]:
     """Collect the ``result.json`` of every semi-supervised run ``{data}_{method}_s{seed}`` in ``out_dir`` into
     ``out`` (JSON): per-method test accuracy over seeds (mean, sd) and the dashboard's claims for Xu et al. 2017
     (the VAE beats the classifier on the same labels; sampling within 1 point of enumeration), each verdict at
-    2 s.e. of the difference of seed means (unpaired). Raises ``FileNotFoundError`` naming ``out_dir`` if no run
-    has a result."""
+    2 s.e. of the difference of seed means (unpaired).
+
+    ``merge``: an earlier table of the same data set whose runs have no folder here; they are kept (a run found in
+    ``out_dir`` replaces its earlier record), so seeds trained on other machines add up.
+
+    Raises:
+        FileNotFoundError: no run under ``out_dir`` has a result (naming it).
+        ValueError: ``merge`` is not such a table, or is of another data set or label count.
+        OutputError: writing ``out`` would drop runs it holds (see :func:`refuse_to_drop`), unless ``force``.
+    """
     import statistics
 
-    rows = [json.loads(f.read_text()) for f in sorted(Path(out_dir).glob(f"{data}_*_s*/result.json"))]
-    if not rows:
+    found = {f"{r['method']}_s{r['seed']}": r for r in
+             (json.loads(f.read_text()) for f in sorted(Path(out_dir).glob(f"{data}_*_s*/result.json")))}
+    if not found:
         raise FileNotFoundError(f"no {data}_*_s*/result.json under {out_dir}")
+    earlier: dict[str, Any] = {}
+    if merge is not None:
+        try:
+            prior = json.loads(Path(merge).read_text())
+            earlier, prior_data = prior["runs"], prior["data"]
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            raise ValueError(f"--merge {merge}: not a table of this module ({e!r})") from e
+        if prior_data != data:
+            raise ValueError(f"--merge {merge}: a table of {prior_data!r}, not of {data!r}")
+        counts = {r.get("labelled") for r in (*earlier.values(), *found.values())}
+        if len(counts) > 1:
+            raise ValueError(f"--merge {merge}: runs with different numbers of labels ({sorted(counts)}) do not merge")
+    rows = [earlier[k] for k in sorted(earlier) if k not in found] + [found[k] for k in sorted(found)]
     by: dict[str, list[float]] = {}
     for r in rows:
         by.setdefault(r["method"], []).append(100 * r["test_acc"])
@@ -252,15 +286,19 @@ def ssl_table(out_dir: str | Path, out: str | Path, data: str = "sst2", force: b
                            "paper": "SSVAE above the supervised LSTM (from memory)", "holds": side(*d)})
     d = diff("sample_tok", "enum")
     if d:
-        claims.append({"claim": "sampling y (score function, per-token baseline) within 1 point of enumeration",
+        claims.append({"claim": f"sampling y (score function, per-token baseline) within 1 point of enumeration ({data})",
                        "ours": f"{d[0]:+.2f} ± {d[1]:.2f} points",
                        "paper": "sampling comparable to enumeration (from memory)",
                        "holds": True if abs(d[0]) + 2 * d[1] <= 1 else False if abs(d[0]) - 2 * d[1] > 1 else None})
     epochs = sorted({r["epochs"] for r in rows})
     refuse_to_drop(out, [f"{r['method']}_s{r['seed']}" for r in rows], field="runs", force=force)
+    seeds = sorted({m["seeds"] for m in methods.values()})
     res = {"data": data, "runs": {f"{r['method']}_s{r['seed']}": r for r in rows}, "methods": methods,
            "dashboard": {"budget": f"{data}, 10 % labels ({rows[0]['labelled']} labelled), {'/'.join(map(str, epochs))} "
-                                   "epochs, 2–3 seeds, one thread", "claims": claims}}
+                                   f"epochs, {'–'.join(map(str, (seeds[0], seeds[-1]) if len(seeds) > 1 else seeds))} "
+                                   "seeds, one thread", "claims": claims}}
+    if merge is not None:
+        res["merged_from"] = str(merge)
     write_output(out, json.dumps(res, indent=1) + "\n", payload=res)
     return res
 
@@ -277,10 +315,14 @@ def main(argv: list[str] | None = None) -> int:
                    help="pairs of run names to compare per sentence (paired s.e.), e.g. C_inputless:D_lm_inputless")
     b = sub.add_parser("ssl", help="semi-supervised classification runs")
     b.add_argument("--data", default="sst2", help="mr, trec, sst2 or short_yelp (default: sst2)")
-    b.add_argument("--methods", default="sup,enum,sample", help="comma-separated: sup, enum, sample (default: all)")
+    b.add_argument("--methods", default="sup,enum,sample",
+                   help="comma-separated: sup, enum, sample, sample_tok (default: sup,enum,sample)")
     b.add_argument("--seeds", default="0", help="comma-separated seeds (default: 0)")
     b.add_argument("--epochs", type=int, default=5, help="passes over the unlabelled sentences (default: 5)")
     b.add_argument("--alpha", type=float, default=10.0, help="classifier weight per labelled sentence (default: 10)")
+    b.add_argument("--val-fraction", type=float, default=0.1,
+                   help="training sentences held out for model selection where the data has no validation split "
+                        "(MR, TREC; default: 0.1)")
     b.add_argument("--out-dir", default="runs/text_ssl", help="folder of the run directories (default: runs/text_ssl)")
     b.add_argument("--threads", type=int, default=1, help="torch threads (default: 1)")
     t = sub.add_parser("ssl-table", help="collect the semi-supervised runs' results into one JSON")
@@ -289,6 +331,8 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--out", default="docs/results/text_ssl.json", help="JSON to write (default: docs/results/text_ssl.json)")
     t.add_argument("--threads", type=int, default=1, help=argparse.SUPPRESS)
     t.add_argument("--force", action="store_true", help="rewrite --out even if it drops runs it holds")
+    t.add_argument("--merge", type=Path, help="an earlier table of the same data set: its runs without a folder "
+                                             "here are kept")
     c = sub.add_parser("impute", help="Bowman et al.'s imputation test (last 20 %% of words) on PTB runs")
     c.add_argument("runs", help="comma-separated run directories sharing one vocabulary")
     c.add_argument("--n", type=int, default=2000, help="test sentences of >= 5 words (default: 2000)")
@@ -304,7 +348,10 @@ def main(argv: list[str] | None = None) -> int:
         ptb_table(args.runs_dir, args.out, compare=pairs, force=args.force)
         return 0
     if args.what == "ssl-table":
-        r = ssl_table(args.out_dir, args.out, args.data, force=args.force)
+        try:
+            r = ssl_table(args.out_dir, args.out, args.data, force=args.force, merge=args.merge)
+        except (FileNotFoundError, ValueError) as e:
+            p.error(str(e))
         print(json.dumps(r["dashboard"]))
         return 0
     if args.what == "impute":
@@ -321,7 +368,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     for seed in [int(s) for s in args.seeds.split(",")]:
         for method in args.methods.split(","):
-            r = ssl_run(args.data, method, seed, args.epochs, args.out_dir, alpha=args.alpha)
+            r = ssl_run(args.data, method, seed, args.epochs, args.out_dir, alpha=args.alpha, val_fraction=args.val_fraction)
             print(json.dumps({k: v for k, v in r.items() if k != "history"}), flush=True)
     return 0
 
