@@ -233,6 +233,30 @@ def test_labelled_subset_is_balanced_seeded_and_disjoint():
         labelled_subset(y, 105)
 
 
+def test_stratified_subset_keeps_each_class_share_and_is_seeded():
+    """TREC's coarse classes (86, 1162, 1250, 1223, 835, 896 questions): 545 labels (10 %) keep every class's share
+    to within one example, which a balanced draw cannot (91 ABBR questions asked, 86 exist)."""
+    from vaekit.data import stratified_subset
+
+    counts = [86, 1162, 1250, 1223, 835, 896]
+    y = torch.cat([torch.full((c,), k) for k, c in enumerate(counts)])[torch.randperm(sum(counts),
+                                                                              generator=torch.Generator().manual_seed(3))]
+    lab, unl = stratified_subset(y, 545, seed=0)
+    assert len(lab) == 545 and len(lab) + len(unl) == len(y)
+    assert torch.equal(torch.cat([lab, unl]).sort().values, torch.arange(len(y)))
+    got = torch.bincount(y[lab], minlength=6)
+    want = torch.tensor(counts, dtype=torch.float64) * 545 / sum(counts)
+    assert ((got - want).abs() < 1).all(), (got, want)
+    assert torch.equal(lab, stratified_subset(y, 545, seed=0)[0])
+    assert not torch.equal(lab, stratified_subset(y, 545, seed=1)[0])
+    with pytest.raises(ValueError, match="fewer than the 90 asked"):
+        labelled_subset(y, 540)
+    with pytest.raises(ValueError, match=r"n labels must lie in \[6, 5446\]"):
+        stratified_subset(y, 5)
+    with pytest.raises(ValueError, match="class 1 has a single example"):
+        stratified_subset(torch.tensor([0, 0, 0, 1, 2, 2]), 3)
+
+
 def test_masks_partition_the_image():
     quads = torch.stack([make_mask(f"quadrant{i}") for i in range(4)])
     assert quads.sum(1).tolist() == [196] * 4 and (quads.sum(0) == 1).all()

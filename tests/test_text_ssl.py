@@ -117,13 +117,14 @@ def test_running_baseline():
         RunningBaseline(decay=1.0)
 
 
-def _mr_dir(tmp_path, n=60):
+def _mr_dir(tmp_path, n=60, n_neg=None):
     """A tiny corpus in MR's file layout: positive lines use one word pool, negative lines another."""
     g = torch.Generator().manual_seed(1)
     pools = {"pos": ["good", "great", "fine", "lovely", "warm"], "neg": ["bad", "dull", "awful", "cold", "flat"]}
     for side, words in pools.items():
         lines = [" ".join(words[int(i)] for i in torch.randint(0, 5, (int(torch.randint(3, 7, (1,), generator=g)),),
-                                                               generator=g)) for _ in range(n)]
+                                                               generator=g))
+                 for _ in range(n if side == "pos" or n_neg is None else n_neg)]
         (tmp_path / f"rt-polarity.{side}").write_text("\n".join(lines) + "\n", encoding="utf-8")
     return tmp_path
 
@@ -149,6 +150,22 @@ def test_ssl_run_holds_out_one_validation_split_for_data_without_one(tmp_path):
         ssl_run("mr", "sup", 0, 1, tmp_path / "bad", val_fraction=1.0, **small)
     with pytest.raises(ValueError, match="method must be"):
         ssl_run("mr", "gibbs", 0, 1, tmp_path / "bad", **small)
+
+
+def test_ssl_run_stratified_labels_where_a_class_is_too_small_for_balanced(tmp_path):
+    """100 positive and 3 negative sentences: a balanced 10 % asks more negatives than exist and the error names the
+    way out; label_sampling='stratified' keeps the classes' proportions and is recorded."""
+    from vaekit.reproduce.text import ssl_run
+
+    d = _mr_dir(tmp_path, n=100, n_neg=3)
+    small = {"hidden": 8, "embed": 8, "latent_dim": 2, "batch_size": 8, "data_dir": d, "log": lambda *a: None,
+             "data_options": {"test_size": 10}, "val_fraction": 0.1}
+    with pytest.raises(ValueError, match=r"mr: class 0 has \d examples, fewer than the 4 asked; .*--labels stratified"):
+        ssl_run("mr", "sup", 0, 1, tmp_path / "runs", **small)
+    r = ssl_run("mr", "sup", 0, 1, tmp_path / "runs", label_sampling="stratified", **small)
+    assert r["label_sampling"] == "stratified" and r["labelled"] == 8  # round(0.1 * 84)
+    with pytest.raises(ValueError, match="label_sampling must be"):
+        ssl_run("mr", "sup", 0, 1, tmp_path / "runs", label_sampling="even", **small)
 
 
 def test_a_split_larger_than_the_corpus_is_refused_naming_the_option(tmp_path):

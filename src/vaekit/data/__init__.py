@@ -17,12 +17,13 @@ from .base import (
     static_binarize,
 )
 from .sources import download, downloadable
-from .conditional import MASKS, labelled_subset, make_mask, paired_batches
+from .conditional import MASKS, labelled_subset, make_mask, paired_batches, stratified_subset
 
 __all__ = [
     "DATASETS",
     "MASKS",
     "labelled_subset",
+    "stratified_subset",
     "make_mask",
     "paired_batches",
     "ENV_VAR",

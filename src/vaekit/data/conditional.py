@@ -3,6 +3,8 @@
 * :func:`labelled_subset` — ``n`` labelled examples balanced over the classes (``n / K`` each), chosen with a
   fixed seed; the rest of the training split is the unlabelled pool (Kingma et al. 2014's 100 / 600 / 1000 /
   3000-label MNIST settings).
+* :func:`stratified_subset` — ``n`` labelled examples in the classes' own proportions (scikit-learn's stratified
+  split), for data whose smallest class cannot give ``n / K`` (TREC's ABBR questions).
 * :func:`paired_batches` — one epoch of steps, each an unlabelled batch and a labelled batch of the same size
   (the labelled set is cycled in fresh random orders).
 * :data:`MASKS` / :func:`make_mask` — which pixels are observed: ``left``, ``right``, ``top``, ``bottom`` halves,
@@ -64,6 +66,29 @@ def labelled_subset(y: Tensor, n: int, seed: int = 0, n_classes: int | None = No
     keep = torch.ones(len(y), dtype=torch.bool)
     keep[lab] = False
     return lab, keep.nonzero().flatten()
+
+
+def stratified_subset(y: Tensor, n: int, seed: int = 0) -> tuple[Tensor, Tensor]:
+    """``(labelled_idx, unlabelled_idx)``: ``n`` examples drawn with ``seed`` so that each class keeps its share of
+    ``y`` (to within one example; scikit-learn's ``train_test_split(stratify=y)``, which allocates the rounding
+    remainder; used rather than our own rounding rule). Both index tensors are int64 and sorted; together they
+    cover ``range(len(y))`` once.
+
+    Raises:
+        ValueError: ``n`` not in [K, len(y) − K] for the K classes present (every class needs a labelled and an
+            unlabelled example), or a class with a single example.
+    """
+    from sklearn.model_selection import train_test_split
+
+    y_np = y.cpu().numpy()
+    counts = torch.bincount(y.long())
+    k = int((counts > 0).sum())
+    if not k <= n <= len(y) - k:
+        raise ValueError(f"n labels must lie in [{k}, {len(y) - k}] for {len(y)} examples of {k} classes, got {n}")
+    if int(counts[counts > 0].min()) < 2:
+        raise ValueError(f"class {int((counts == 1).nonzero()[0])} has a single example; it cannot be stratified")
+    lab, unl = train_test_split(torch.arange(len(y)).numpy(), train_size=n, stratify=y_np, random_state=seed)
+    return torch.as_tensor(lab, dtype=torch.long).sort().values, torch.as_tensor(unl, dtype=torch.long).sort().values
 
 
 def paired_batches(n_unlabelled: int, n_labelled: int, batch_size: int, generator: torch.Generator,

@@ -146,14 +146,17 @@ def ssl_run(data: str, method: str, seed: int, epochs: int, out_dir: str | Path,
             batch_size: int = 32, alpha: float = 10.0, hidden: int = 128, embed: int = 128, latent_dim: int = 32,
             word_keep: float = 0.75, max_vocab: int | None = 8000, val_fraction: float = 0.1,
             data_dir: str | Path | None = None, data_options: dict[str, Any] | None = None,
-            log: Any = print) -> dict[str, Any]:
-    """Train one method on ``data`` with ``label_fraction`` of the training labels (balanced per class, drawn by
-    ``seed``); returns the record (per-epoch validation/test accuracy, test accuracy at the best validation epoch).
+            label_sampling: str = "balanced", log: Any = print) -> dict[str, Any]:
+    """Train one method on ``data`` with ``label_fraction`` of the training labels, drawn by ``seed``: the same
+    number per class (``label_sampling="balanced"``, :func:`~vaekit.data.labelled_subset`) or in the classes' own
+    proportions (``"stratified"``, :func:`~vaekit.data.stratified_subset`; TREC's smallest class is too small for a
+    balanced 10 %). Returns the record (per-epoch validation/test accuracy, test accuracy at the best validation
+    epoch).
 
     Model selection needs a validation split: a data set without one (MR, TREC) holds out ``val_fraction`` of its
     training sentences, drawn with seed 0 so that every method and seed sees the same split (as the test split of
-    MR is). Raises ``ValueError`` for an unknown method, a ``val_fraction`` outside (0, 1), or too few sentences of
-    a class for a balanced labelled subset (TREC's ABBR class has 86). ``data_dir`` and ``data_options`` (for
+    MR is). Raises ``ValueError`` for an unknown method or ``label_sampling``, a ``val_fraction`` outside (0, 1), or
+    too few sentences of a class for a balanced labelled subset (naming ``--labels stratified``). ``data_dir`` and ``data_options`` (for
     example MR's ``test_size``) go to :func:`vaekit.data.load_dataset`.
 
     Methods: ``sup`` (the LSTM classifier on the labelled sentences alone), ``enum`` (the semi-supervised VAE, y summed
@@ -163,7 +166,7 @@ def ssl_run(data: str, method: str, seed: int, epochs: int, out_dir: str | Path,
     unlabelled sentences).
     """
     from ..data import load_dataset
-    from ..data.conditional import labelled_subset
+    from ..data.conditional import labelled_subset, stratified_subset
     from ..data.text import bucket_batches
     from ..models import build_model
     from ..objectives.text import RunningBaseline, ssvae_loss
@@ -171,6 +174,8 @@ def ssl_run(data: str, method: str, seed: int, epochs: int, out_dir: str | Path,
 
     if method not in ("sup", "enum", "sample", "sample_tok"):
         raise ValueError(f"method must be sup, enum, sample or sample_tok, got {method!r}")
+    if label_sampling not in ("balanced", "stratified"):
+        raise ValueError(f"label_sampling must be balanced or stratified, got {label_sampling!r}")
     if not 0 < val_fraction < 1:
         raise ValueError(f"val_fraction must lie in (0, 1), got {val_fraction}")
     opts = {"max_vocab": max_vocab, **(data_options or {})}
@@ -179,8 +184,16 @@ def ssl_run(data: str, method: str, seed: int, epochs: int, out_dir: str | Path,
         ds = load_dataset(data, data_dir, val_size=round(val_fraction * len(ds.train)), seed=0, **opts)
     k = ds.num_classes
     n = len(ds.train)
-    n_lab = int(round(label_fraction * n / k)) * k
-    lab, unl = labelled_subset(ds.train.y, n_lab, seed=seed, n_classes=k)
+    if label_sampling == "stratified":
+        n_lab = int(round(label_fraction * n))
+        lab, unl = stratified_subset(ds.train.y, n_lab, seed=seed)
+    else:
+        n_lab = int(round(label_fraction * n / k)) * k
+        try:
+            lab, unl = labelled_subset(ds.train.y, n_lab, seed=seed, n_classes=k)
+        except ValueError as e:
+            raise ValueError(f"{data}: {e}; draw the labels in the classes' proportions instead "
+                             "(label_sampling='stratified', --labels stratified)") from e
     xl, yl, xu = ds.train.x[lab], ds.train.y[lab], ds.train.x[unl]
     enc = {"hidden": hidden}
     if method == "sup":
@@ -216,7 +229,7 @@ def ssl_run(data: str, method: str, seed: int, epochs: int, out_dir: str | Path,
 
     run_dir = Path(out_dir) / f"{data}_{method}_s{seed}"
     rec = {"data": data, "method": method, "seed": seed, "labelled": n_lab, "unlabelled": len(unl), "alpha": alpha,
-           "vocab": len(ds.vocab), "validation": len(ds.val), "test": len(ds.test)}
+           "vocab": len(ds.vocab), "validation": len(ds.val), "test": len(ds.test), "label_sampling": label_sampling}
     state = fit_steps(model, steps, step_loss, epochs=epochs, run_dir=run_dir, spec={**rec, "model": spec},
                       lr=1e-3, seed=seed, log=log, after_epoch=after_epoch)
     hist = state["history"]
@@ -320,6 +333,8 @@ def main(argv: list[str] | None = None) -> int:
     b.add_argument("--seeds", default="0", help="comma-separated seeds (default: 0)")
     b.add_argument("--epochs", type=int, default=5, help="passes over the unlabelled sentences (default: 5)")
     b.add_argument("--alpha", type=float, default=10.0, help="classifier weight per labelled sentence (default: 10)")
+    b.add_argument("--labels", choices=("balanced", "stratified"), default="balanced",
+                   help="labelled sentences: the same number per class, or in the classes' proportions (TREC)")
     b.add_argument("--val-fraction", type=float, default=0.1,
                    help="training sentences held out for model selection where the data has no validation split "
                         "(MR, TREC; default: 0.1)")
@@ -368,7 +383,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     for seed in [int(s) for s in args.seeds.split(",")]:
         for method in args.methods.split(","):
-            r = ssl_run(args.data, method, seed, args.epochs, args.out_dir, alpha=args.alpha, val_fraction=args.val_fraction)
+            r = ssl_run(args.data, method, seed, args.epochs, args.out_dir, alpha=args.alpha,
+                        val_fraction=args.val_fraction, label_sampling=args.labels)
             print(json.dumps({k: v for k, v in r.items() if k != "history"}), flush=True)
     return 0
 
