@@ -153,3 +153,39 @@ def test_evaluation_reproduction_measures_ais_and_bdmc(tmp_path) -> None:
     assert "| ais:5 | 6 |" in text and "AIS − IWAE-8" in text and "BDMC gap by T: T=5:" in text
     with pytest.raises(ValueError, match="one run"):
         rep.run_spec("other")
+
+
+def test_write_doc_never_replaces_a_page_kept_by_hand_or_drops_runs(tmp_path) -> None:
+    """``--write-doc`` used to overwrite docs/results/latents.md and evaluation.md, pages kept by hand with every
+    session's results, and their JSON (the dashboard's evidence) with whatever the selected runs gave. Now it is
+    refused before any training: a page without the generated marker, or a JSON holding runs outside the
+    selection, names the file and the way out; a page it wrote itself is rewritten; ``force`` overrides."""
+    import dataclasses
+
+    from vaekit.reproduce import get_reproduction, reproduce
+    from vaekit.reproduce.runner import DOC_MARKER, Budget, EvalSettings
+    from vaekit.train.outputs import OutputError
+
+    doc = tmp_path / "docs" / "evaluation.md"
+    doc.parent.mkdir()
+    doc.write_text("# Kept by hand\n\nthree sessions of numbers\n")
+    tiny = Budget(epochs=1, eval=EvalSettings(iwae_k=4, n=6), runs=("vae_mnist",),
+                  extra={"iwae_ks": [1], "ais": [[3, 2]], "ais_chains": 2, "bdmc_n": 1, "bdmc_Ts": [3]})
+    rep = dataclasses.replace(get_reproduction("evaluation"), budgets={"small": tiny}, doc=str(doc))
+    kw = dict(overrides=["data.name=digits"], tensorboard=False, log=lambda s: None, write_doc=True)
+    with pytest.raises(OutputError, match=r"evaluation\.md was not written by `vaekit reproduce evaluation"):
+        reproduce(rep, out=tmp_path / "a", **kw)
+    assert not (tmp_path / "a" / "vae_mnist").exists()  # refused before training
+    assert doc.read_text().startswith("# Kept by hand")
+    reproduce(rep, out=tmp_path / "a", force=True, **kw)
+    assert doc.read_text().split("\n", 1)[0] == DOC_MARKER.format(name="evaluation")
+    assert [r["run"] for r in json.loads(doc.with_suffix(".json").read_text())["rows"]] == ["vae_mnist"]
+    reproduce(rep, out=tmp_path / "a", **kw)  # its own page, the same runs: rewritten without --force
+    data = json.loads(doc.with_suffix(".json").read_text())
+    data["rows"].append({"run": "vae_mnist_s1"})
+    doc.with_suffix(".json").write_text(json.dumps(data))
+    with pytest.raises(OutputError, match=r"holds the results of 1 run\(s\) outside this selection \(vae_mnist_s1\)"):
+        reproduce(rep, out=tmp_path / "a", **kw)
+    doc.with_suffix(".json").write_text(json.dumps({"runs": {"gaussian_d5": {}, "vae_mnist": {}}}))  # older format
+    with pytest.raises(OutputError, match=r"\(gaussian_d5\)"):
+        reproduce(rep, out=tmp_path / "a", **kw)

@@ -52,7 +52,10 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--out", default=None, help="output folder (default runs/reproduce/NAME-BUDGET; with --all, the "
                                                "parent of the NAME-BUDGET folders, default runs/reproduce)")
     p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads")
-    p.add_argument("--write-doc", action="store_true", help="also write docs/results/NAME.md and .json")
+    p.add_argument("--write-doc", action="store_true",
+                   help="also write docs/results/NAME.md and .json (refused where that would replace a page kept by "
+                        "hand or drop runs the JSON holds)")
+    p.add_argument("--force", action="store_true", help="with --write-doc, replace the page and JSON even so")
     p.set_defaults(func=run)
 
 
@@ -67,7 +70,8 @@ def run(args: argparse.Namespace) -> int:
         if args.name is not None:
             raise SystemExit(f"vaekit reproduce: --all runs every reproduction; drop NAME ({args.name!r})")
         per_run = {"--runs": args.runs, "--epochs": args.epochs, "--eval-k": args.eval_k, "--eval-n": args.eval_n,
-                   "--max-seconds": args.max_seconds, "--write-doc": args.write_doc or None}
+                   "--max-seconds": args.max_seconds, "--write-doc": args.write_doc or None,
+                   "--force": args.force or None}
         bad = [k for k, v in per_run.items() if v is not None]
         if bad:
             raise SystemExit(f"vaekit reproduce --all: {', '.join(bad)} apply to one reproduction; use the "
@@ -86,7 +90,7 @@ def run(args: argparse.Namespace) -> int:
                          f"{', '.join(REPRODUCTIONS)} or pass --all")
     summary = reproduce(args.name, args.budget or "small", args.runs, epochs=args.epochs, eval_k=args.eval_k, eval_n=args.eval_n,
                         max_seconds=args.max_seconds, out=args.out, overrides=args.overrides, threads=args.threads,
-                        write_doc=args.write_doc)
+                        write_doc=args.write_doc, force=args.force)
     print(Path(summary["table"]).read_text())
     print(json.dumps(summary))
     return 0

@@ -48,11 +48,11 @@ from ..pipeline import eval_data
 from ..progress import Progress, progress_mode
 from ..train import CheckpointError, LoadedRun, fit, load_run, read_checkpoint, resolve_device
 from ..train.checkpoint import checkpoint_path
-from ..train.outputs import check_folder, write_output
+from ..train.outputs import OutputError, check_folder, write_output
 
 __all__ = ["REPRODUCTIONS", "get_reproduction", "RunSpec", "EvalSettings", "Budget", "Report", "Reproduction",
            "run_config", "train_or_resume", "evaluate_checkpoint", "per_image", "mean_se", "paired", "md_table",
-           "write_results", "reproduce", "REPO_ROOT"]
+           "write_results", "reproduce", "REPO_ROOT", "DOC_MARKER", "check_doc_replaceable"]
 
 #: The repository root (configs and docs paths in the reproductions are relative to it).
 REPO_ROOT = Path(__file__).resolve().parents[3]
@@ -369,6 +369,49 @@ def md_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[str]:
     return [line(header), "|" + "---|" * len(header), *(line(r) for r in rows)]
 
 
+#: The first line of every docs page ``--write-doc`` writes: a page without it was written (or edited) by hand
+#: and is never replaced by a generated one (:func:`check_doc_replaceable`).
+DOC_MARKER = "<!-- written by `vaekit reproduce {name} --write-doc`; the next such run rewrites this page -->"
+
+
+def _doc_runs(data: Any) -> set[str]:
+    """The run names a results JSON holds: ``rows`` (this runner's format) or the keys of ``runs`` (older pages)."""
+    if not isinstance(data, dict):
+        return set()
+    if isinstance(data.get("rows"), list):
+        return {str(r["run"]) for r in data["rows"] if isinstance(r, dict) and "run" in r}
+    return set(data["runs"]) if isinstance(data.get("runs"), dict) else set()
+
+
+def check_doc_replaceable(name: str, doc: str | Path, runs: Sequence[str], force: bool = False) -> None:
+    """Refuse ``--write-doc`` where it would lose results, before any training: when the page ``doc`` exists and
+    does not start with :data:`DOC_MARKER` (a page kept by hand holds text and numbers no run here can
+    regenerate), or when the JSON beside it holds runs outside ``runs`` (a rebuild from this selection would
+    drop them). ``force`` skips both checks.
+
+    Raises:
+        OutputError: naming the file, what would be lost and the ways out.
+    """
+    if force:
+        return
+    page, data_file = Path(doc), Path(doc).with_suffix(".json")
+    if page.exists():
+        first = page.read_text(errors="replace").split("\n", 1)[0]
+        if first != DOC_MARKER.format(name=name):
+            raise OutputError(f"{page} was not written by `vaekit reproduce {name} --write-doc` (its first line is "
+                              "not the marker such pages carry), so rewriting it would lose what was written there "
+                              "by hand; drop --write-doc (the tables go to the --out folder), or pass --force", page)
+    try:
+        held = _doc_runs(json.loads(data_file.read_text()))
+    except (OSError, ValueError):
+        return
+    missing = sorted(held - set(runs))
+    if missing:
+        raise OutputError(f"{data_file} holds the results of {len(missing)} run(s) outside this selection "
+                          f"({', '.join(missing)}); rewriting it would drop them. Select them too (--runs), drop "
+                          "--write-doc, or pass --force", data_file)
+
+
 def write_results(out: str | Path, rows: Sequence[dict], report: Report, meta: dict[str, Any],
                   doc: str | None = None) -> dict[str, Any]:
     """Write ``out/table.md`` (the report's markdown) and ``out/results.json`` (meta, rows without their
@@ -380,7 +423,7 @@ def write_results(out: str | Path, rows: Sequence[dict], report: Report, meta: d
     pages = {"table": (out / "table.md", report.markdown),
              "results": (out / "results.json", json.dumps(results, indent=1) + "\n")}
     if doc is not None:
-        pages["doc"] = (REPO_ROOT / doc, report.markdown)
+        pages["doc"] = (REPO_ROOT / doc, DOC_MARKER.format(name=meta["reproduction"]) + "\n\n" + report.markdown)
         pages["doc_json"] = ((REPO_ROOT / doc).with_suffix(".json"), pages["results"][1])
     for path, text in pages.values():
         write_output(path, text, {"results": results, "table": report.markdown})
@@ -420,7 +463,7 @@ def _stderr(msg: str) -> None:
 def reproduce(name: str | Reproduction, budget: str = "small", runs: str | Sequence[str] | None = None, *,
               epochs: int | None = None, eval_k: int | None = None, eval_n: int | None = None,
               max_seconds: float | None = None, out: str | Path | None = None, overrides: Sequence[str] = (),
-              threads: int | None = None, write_doc: bool = False, tensorboard: bool = True,
+              threads: int | None = None, write_doc: bool = False, force: bool = False, tensorboard: bool = True,
               log: Callable[[str], None] = _stderr) -> dict[str, Any]:
     """Run reproduction ``name``: train every selected run, evaluate it, write the tables.
 
@@ -435,7 +478,9 @@ def reproduce(name: str | Reproduction, budget: str = "small", runs: str | Seque
             ``table.md``, ``results.json``.
         overrides: dotted config overrides applied to every run last (e.g. ``data.name=digits``).
         threads: ``torch.set_num_threads``.
-        write_doc: also write the reproduction's docs page (``Reproduction.doc``).
+        write_doc: also write the reproduction's docs page (``Reproduction.doc``) and the JSON beside it;
+            refused before training where that would lose results (:func:`check_doc_replaceable`).
+        force: with ``write_doc``, replace the page and JSON even so.
 
     Returns:
         :func:`write_results`'s summary (the files written, each run's epochs, ELBO and IWAE in brief).
@@ -444,8 +489,9 @@ def reproduce(name: str | Reproduction, budget: str = "small", runs: str | Seque
         ValueError: unknown reproduction, budget or run name, a run directory with more epochs than asked,
             ``write_doc`` for a reproduction without a generated page.
         FileNotFoundError: a run's config file is missing.
-        OutputError: ``out`` (or the docs folder) cannot take files, before any training; or a result could
-            not be written, naming the file, with the results in its ``payload``.
+        OutputError: ``out`` (or the docs folder) cannot take files, or ``write_doc`` would replace a page kept by
+            hand or drop runs its JSON holds, before any training; or a result could not be written, naming the
+            file, with the results in its ``payload``.
     """
     rep = get_reproduction(name) if isinstance(name, str) else name
     b = rep.budget(budget)
@@ -468,6 +514,7 @@ def reproduce(name: str | Reproduction, budget: str = "small", runs: str | Seque
     check_folder(out, "reproduction")  # and a folder that cannot take the results
     if write_doc:
         check_folder((REPO_ROOT / rep.doc).parent, "docs")
+        check_doc_replaceable(rep.name, REPO_ROOT / rep.doc, list(cfgs), force)
     share = None if max_seconds is None else max_seconds / len(names)
     t0 = time.perf_counter()
     started = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
