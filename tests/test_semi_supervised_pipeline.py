@@ -79,7 +79,7 @@ def test_the_objective_on_a_mixed_batch_is_m2_objective_on_its_two_parts():
     loss_u, m_u = obj(model, x, 0)
     torch.manual_seed(2)
     out = model(x, k=1)
-    assert float(-loss_u) == pytest.approx(float((out.log_likelihood.mean(0) - out.kl).mean()), rel=1e-6)
+    assert float(-loss_u.detach()) == pytest.approx(float((out.log_likelihood.mean(0) - out.kl).mean()), rel=1e-6)
     with pytest.raises(ValueError, match="alpha"):
         M2Objective()(model, x, 0, label=label)
 
@@ -166,3 +166,12 @@ def test_the_m2_table_pairs_each_run_with_a_classifier_on_the_same_labelled_rows
     assert t["sup_minus_m2"]["se"] == pytest.approx(statistics.stdev([5.0, 8.0, 2.0]) / 3 ** 0.5, abs=1e-3)
     with pytest.raises(SystemExit):
         main([str(tmp_path / "empty_nope")])
+    # --out never drops rows it holds from runs not found here (one run resumed to more epochs is another row)
+    out = tmp_path / "m2.json"
+    out.write_text(json.dumps({"rows": [{**rows[0], "epochs": 60}]}))
+    with pytest.raises(SystemExit) as e:
+        main([str(runs), "--out", str(out), "--sup-steps", "5"])
+    assert e.value.code == 2 and json.loads(out.read_text())["rows"][0]["epochs"] == 60
+    assert main([str(runs), "--out", str(out), "--sup-steps", "5", "--force"]) == 0
+    assert [r["epochs"] for r in json.loads(out.read_text())["rows"]] == [1]
+    assert main([str(runs), "--out", str(out), "--sup-steps", "5"]) == 0  # the same rows: rewritten

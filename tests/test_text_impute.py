@@ -89,3 +89,18 @@ def test_imputation_errors_name_the_problem():
         beam_decode(m, None, 1, template=[[4, EOS_ID]])
     with pytest.raises(ValueError, match="2 rows"):
         beam_decode(m, None, 1, template=[[4], [WILDCARD]])
+
+
+def test_impute_refuses_to_drop_runs_its_file_holds_before_any_work(tmp_path, capsys):
+    """``python -m vaekit.reproduce.text impute RUNS --out F``: F lists its runs by folder name; a rewrite from other
+    runs would drop them, so it is refused (exit 2, naming them) before the beam search starts."""
+    import json
+
+    from vaekit.reproduce.text import main
+
+    out = tmp_path / "impute.json"
+    out.write_text(json.dumps({"runs": {"V_vmf_k35": {}, "L_lm": {}}}))
+    with pytest.raises(SystemExit) as e:
+        main(["impute", str(tmp_path / "runs" / "L_lm"), "--out", str(out)])
+    assert e.value.code == 2 and "(V_vmf_k35)" in capsys.readouterr().err
+    assert json.loads(out.read_text()) == {"runs": {"V_vmf_k35": {}, "L_lm": {}}}

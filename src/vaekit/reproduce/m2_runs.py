@@ -24,7 +24,7 @@ from typing import Any, Sequence
 import torch
 import torch.nn.functional as F
 
-from ..train.outputs import write_output
+from ..train.outputs import OutputError, refuse_to_drop, write_output
 from .seed_pairs import seed_spread
 
 __all__ = ["run_rows", "supervised_baseline", "summarise", "main"]
@@ -105,10 +105,16 @@ def summarise(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
+def _row_key(row: dict[str, Any]) -> str:
+    """A row's name across run folders: one run resumed to more epochs is another result (m2_l100_s0 at 30 and 60)."""
+    return f"{row['run']}@{row['epochs']}"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m vaekit.reproduce.m2_runs", description=__doc__.split("\n")[0])
     p.add_argument("runs_dir", type=Path, nargs="+", help="folder(s) holding the M2 run directories")
-    p.add_argument("--out", type=Path, help="write the JSON here as well")
+    p.add_argument("--out", type=Path, help="write the JSON here as well (refused if that drops runs it holds)")
+    p.add_argument("--force", action="store_true", help="rewrite --out even if it drops runs it holds")
     p.add_argument("--sup-steps", type=int, default=2000, help="steps of the labels-only baseline (default 2000)")
     p.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     a = p.parse_args(argv)
@@ -126,6 +132,10 @@ def main(argv: Sequence[str] | None = None) -> int:
            "runs_dirs": [str(d) for d in a.runs_dir], "rows": rows, "by_labels": summarise(rows)}
     print(json.dumps(res))  # first: the figures reach the terminal even if the write fails
     if a.out:
+        try:
+            refuse_to_drop(a.out, map(_row_key, rows), names=lambda d: map(_row_key, d["rows"]), force=a.force)
+        except OutputError as e:
+            p.error(f"{e}; the results are printed above")
         write_output(a.out, json.dumps(res, indent=1) + "\n", payload=res)
     return 0
 

@@ -48,7 +48,7 @@ from ..pipeline import eval_data
 from ..progress import Progress, progress_mode
 from ..train import CheckpointError, LoadedRun, fit, load_run, read_checkpoint, resolve_device
 from ..train.checkpoint import checkpoint_path
-from ..train.outputs import OutputError, check_folder, write_output
+from ..train.outputs import OutputError, check_folder, refuse_to_drop, write_output
 
 __all__ = ["REPRODUCTIONS", "get_reproduction", "RunSpec", "EvalSettings", "Budget", "Report", "Reproduction",
            "run_config", "train_or_resume", "evaluate_checkpoint", "per_image", "mean_se", "paired", "md_table",
@@ -401,15 +401,7 @@ def check_doc_replaceable(name: str, doc: str | Path, runs: Sequence[str], force
             raise OutputError(f"{page} was not written by `vaekit reproduce {name} --write-doc` (its first line is "
                               "not the marker such pages carry), so rewriting it would lose what was written there "
                               "by hand; drop --write-doc (the tables go to the --out folder), or pass --force", page)
-    try:
-        held = _doc_runs(json.loads(data_file.read_text()))
-    except (OSError, ValueError):
-        return
-    missing = sorted(held - set(runs))
-    if missing:
-        raise OutputError(f"{data_file} holds the results of {len(missing)} run(s) outside this selection "
-                          f"({', '.join(missing)}); rewriting it would drop them. Select them too (--runs), drop "
-                          "--write-doc, or pass --force", data_file)
+    refuse_to_drop(data_file, runs, names=_doc_runs, how="select them too (--runs), drop --write-doc, or pass --force")
 
 
 def write_results(out: str | Path, rows: Sequence[dict], report: Report, meta: dict[str, Any],

@@ -24,7 +24,7 @@ from typing import Any, Iterator
 
 import torch
 
-from ..train.outputs import refuse_to_drop, write_output
+from ..train.outputs import OutputError, refuse_to_drop, write_output
 
 __all__ = ["ptb_table", "ssl_run", "ssl_table", "main"]
 
@@ -354,6 +354,7 @@ def main(argv: list[str] | None = None) -> int:
     c.add_argument("--beam", type=int, default=5, help="beam width (default: 5)")
     c.add_argument("--out", default="docs/results/text_impute.json", help="JSON to write (default: docs/results/text_impute.json)")
     c.add_argument("--threads", type=int, default=1, help="torch threads (default: 1)")
+    c.add_argument("--force", action="store_true", help="rewrite --out even if it drops runs it holds")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     if args.what == "ptb":
@@ -372,6 +373,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.what == "impute":
         from ..pipeline.text import imputation_benchmark
 
+        # before the benchmark (minutes of beam search): the file lists its runs by folder name
+        try:
+            refuse_to_drop(args.out, [Path(r).name for r in args.runs.split(",")], field="runs", force=args.force)
+        except OutputError as e:
+            p.error(str(e))
         t0 = time.perf_counter()
         r = imputation_benchmark(args.runs.split(","), n=args.n, beam=args.beam)
         r["command"] = "python -m vaekit.reproduce.text " + " ".join(argv if argv is not None else sys.argv[1:])

@@ -22,7 +22,7 @@ import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 from .checkpoint import atomic_write_bytes
 
@@ -129,13 +129,15 @@ def write_output(path: str | Path, data: str | bytes, payload: Any = None) -> Pa
 
 
 def refuse_to_drop(path: str | Path, present: Iterable[str], field: str | None = None,
-                   ignore: Iterable[str] = (), force: bool = False) -> None:
+                   ignore: Iterable[str] = (), force: bool = False,
+                   names: Callable[[Any], Iterable[str]] | None = None, how: str = "pass --force") -> None:
     """Refuse to rebuild a results file from run folders when that would drop results the file already holds.
 
     A summary such as ``docs/results/convdraw.json`` is rebuilt from the run folders found on this machine, and
     run folders are not committed: on another machine a rebuild would silently drop every run it cannot see.
     The runs the file holds are the keys of ``data[field]`` (or of the top level when ``field`` is None, less
-    ``ignore``); those not in ``present`` would be lost.
+    ``ignore``), or ``names(data)`` when given (for files that list their runs as rows); those not in ``present``
+    would be lost. ``how`` ends the message: the flag that overrides the check in the calling command.
 
     Raises:
         OutputError: naming the file and the runs it would drop, unless ``force`` (or the file is absent or not a
@@ -146,12 +148,20 @@ def refuse_to_drop(path: str | Path, present: Iterable[str], field: str | None =
         data = json.loads(path.read_text())
     except (OSError, ValueError):
         return
-    held = data.get(field) if isinstance(data, dict) and field is not None else data
-    if force or not isinstance(held, dict):
+    if force:
         return
+    if names is not None:
+        try:
+            held: Any = set(names(data))
+        except (KeyError, TypeError, AttributeError):
+            return  # not a file of this kind: nothing of ours to drop
+    else:
+        held = data.get(field) if isinstance(data, dict) and field is not None else data
+        if not isinstance(held, dict):
+            return
     missing = sorted(set(held) - set(present) - set(ignore))
     if missing:
         raise OutputError(f"{path} holds the results of {len(missing)} run(s) not found here ({', '.join(missing)}); "
-                          "rewriting it would drop them. Bring those run folders back, write elsewhere, or pass "
-                          "--force", path)
+                          f"rewriting it would drop them. Bring those run folders back, write elsewhere, or {how}",
+                          path)
 
