@@ -253,3 +253,32 @@ def test_report_refuses_to_drop_runs_the_results_file_holds(tmp_path, capsys):
     assert "m2_l100_s0" in err and "cvae_q0" not in err.split("(")[-1] and "--force" in err
     assert json.loads((docs / "conditional.json").read_text()) == held
     assert not (out / "table.md").exists()
+
+
+def test_ais_imputation_never_replaces_a_result_of_other_settings(tmp_path, capsys):
+    """``--ais-imputation`` wrote to docs/results/conditional_ais.json by default whatever its T, images or models,
+    so a T = 2000 run on 40-epoch models replaced the T = 100/500 study of 10-epoch ones. Now a --json file of other
+    settings is refused before any AIS (exit 2, naming the settings that differ); the same settings rewrite it."""
+    import json
+
+    from vaekit.reproduce.conditional import check_same_ais_settings, main
+    from vaekit.train.outputs import OutputError
+
+    out = tmp_path / "runs"
+    for d in ("vae_full", "cvae_q0"):
+        (out / d).mkdir(parents=True)
+        (out / d / "state.json").write_text(json.dumps({"epoch": 40}))
+    f = tmp_path / "ais.json"
+    f.write_text(json.dumps({"settings": {"n_images": 50, "T": [2000], "k": 100, "epochs": {"vae": 40, "cvae": 40},
+                                          "runs": {"vae": str(out / "vae_full"), "cvae": str(out / "cvae_q0")}}}))
+    check_same_ais_settings(f, out, 50, (2000,), 100)  # the same experiment again: allowed
+    with pytest.raises(OutputError, match=r"T: \[2000\] → \[500\]"):
+        check_same_ais_settings(f, out, 50, (500,), 100)
+    (out / "vae_full" / "state.json").write_text(json.dumps({"epoch": 100}))
+    with pytest.raises(OutputError, match=r"epochs: \{'vae': 40, 'cvae': 40\} → \{'vae': 100, 'cvae': 40\}"):
+        check_same_ais_settings(f, out, 50, (2000,), 100)
+    check_same_ais_settings(f, out, 50, (500,), 100, force=True)
+    check_same_ais_settings(tmp_path / "absent.json", out, 50, (500,), 100)
+    with pytest.raises(SystemExit) as e:  # refused before the models are even loaded (there are none here)
+        main(["--out", str(out), "--ais-imputation", "2000", "--eval-n", "50", "--json", str(f)])
+    assert e.value.code == 2 and "epochs:" in capsys.readouterr().err

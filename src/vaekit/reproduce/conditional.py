@@ -30,7 +30,7 @@ import re
 import sys
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -205,6 +205,30 @@ def train_run(name: str, out: Path, data_dir: str | None, epochs: int | None = N
                      max_seconds=max_seconds, log=lambda s: print(s, file=sys.stderr, flush=True), after_epoch=monitor)
 
 
+def check_same_ais_settings(path: Path, out: Path, n: int, Ts: Sequence[int], k: int, force: bool = False) -> None:
+    """Refuse to let ``--ais-imputation`` replace ``path`` when it holds the comparison at other settings (images,
+    AIS lengths, k, run folders or their epochs): each such file is its own result (conditional_ais.json,
+    conditional_ais_T2000.json and conditional_ais_T2000_e40.json differ only there), and the default ``--json``
+    once pointed every new setting at the first. ``force`` skips the check.
+
+    Raises:
+        OutputError: naming the file, the settings that differ (old → new) and the ways out.
+    """
+    if force:
+        return
+    try:
+        old = json.loads(path.read_text())["settings"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return
+    new = {"n_images": n, "T": list(Ts), "k": k,
+           "runs": {"vae": str(out / "vae_full"), "cvae": str(out / "cvae_q0")},
+           "epochs": {r: (read_state(out / d) or {}).get("epoch") for r, d in (("vae", "vae_full"), ("cvae", "cvae_q0"))}}
+    differ = [f"{key}: {old.get(key)} → {v}" for key, v in new.items() if old.get(key) != v]
+    if differ:
+        raise OutputError(f"{path} holds this comparison at other settings ({'; '.join(differ)}); replacing it would "
+                          "lose that result. Name another file with --json, or pass --force", path)
+
+
 def ais_imputation(out: Path, n: int = 100, Ts: tuple[int, ...] = (100, 500), k: int = 100, chains: int = 8,
                    leapfrog: int = 5, mask_name: str = "quadrant0", data_dir: str | None = None) -> dict[str, Any]:
     r"""The quadrant-completion comparison with AIS instead of importance sampling (``--ais-imputation``).
@@ -283,12 +307,17 @@ def main(argv: list[str] | None = None) -> None:
                     help="the folder --report writes conditional.json and the figures into (default: the repository's "
                          "docs/results)")
     ap.add_argument("--force", action="store_true",
-                    help="--report: write conditional.json even if it drops runs the existing one holds")
+                    help="--report: write conditional.json even if it drops runs the existing one holds; "
+                         "--ais-imputation: replace a --json file of other settings")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     out = Path(args.out)
     if args.ais_imputation:
         Ts = tuple(int(t) for t in args.ais_imputation.split(","))
+        try:  # before the AIS (minutes to hours): a file of other settings is another result, not an old copy
+            check_same_ais_settings(Path(args.json), out, args.eval_n, Ts, args.eval_k, args.force)
+        except OutputError as e:
+            ap.error(str(e))
         res = ais_imputation(out, args.eval_n, Ts, args.eval_k, data_dir=args.data_dir)
         print(json.dumps({k: v for k, v in res.items() if k != "per_image"}))  # first: survives a failed write
         write_output(args.json, json.dumps(res) + "\n", payload=res)
