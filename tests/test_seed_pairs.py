@@ -181,6 +181,32 @@ def test_family_pairs_merge_new_seeds_with_an_earlier_summary_as_if_all_were_run
               "--merge", str(old_summary)])
 
 
+def test_out_never_drops_seeds_it_holds(tmp_path, capsys):
+    """A summary rebuilt from a folder that lacks some of its seeds (run folders are not committed) used to replace
+    it silently; now it is refused (exit 2, naming the seeds, the new figures printed), --merge of the same file
+    keeps them, and --force replaces it."""
+    rng = np.random.default_rng(5)
+    for k, suffix in enumerate(("", "_s1", "_s2")):
+        ge = rng.normal(-100, 5, size=20)
+        for root in (tmp_path / "all", *((tmp_path / "part",) if k < 2 else ())):
+            _write_both(root / f"gaussian_d20{suffix}", 60, ge + 5, ge)
+            _write_both(root / f"iaf_d20{suffix}", 60, ge + 6, ge + 1)
+    out = tmp_path / "s.json"
+    args = ["--epochs", "60", "--dims", "20", "--pair", "gaussian:iaf", "--out", str(out)]
+    assert main([str(tmp_path / "all"), *args]) == 0
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as e:
+        main([str(tmp_path / "part"), *args])
+    captured = capsys.readouterr()
+    assert e.value.code == 2 and "(iaf_vs_gaussian/d20/s2)" in captured.err
+    assert json.loads(captured.out.strip().splitlines()[-1])["pairs"]["iaf_vs_gaussian"]["20"]["n_seeds"] == 2
+    assert json.loads(out.read_text())["pairs"]["iaf_vs_gaussian"]["20"]["n_seeds"] == 3
+    assert main([str(tmp_path / "part"), *args, "--merge", str(out)]) == 0
+    assert json.loads(out.read_text())["pairs"]["iaf_vs_gaussian"]["20"]["n_seeds"] == 3
+    assert main([str(tmp_path / "part"), *args, "--force"]) == 0
+    assert json.loads(out.read_text())["pairs"]["iaf_vs_gaussian"]["20"]["n_seeds"] == 2
+
+
 def test_a_failed_write_names_the_file_and_the_figures_still_reach_the_terminal(tmp_path, capsys):
     from vaekit.train.outputs import OutputError
 
@@ -213,3 +239,16 @@ def test_summaries_record_the_learning_rate_schedule_and_refuse_to_merge_across_
     with pytest.raises(SystemExit):
         main([str(tmp_path / "decay"), "--epochs", "30", "--dims", "20", "--pair", "gaussian:iaf", "--merge", str(const)])
     assert "exponential" in capsys.readouterr().err
+
+
+def test_seeds_held_reads_every_summary_format():
+    """The names --out guards: per comparison, d and seed; older S-VAE summaries list seeds 0, 1, ... unnamed."""
+    from vaekit.reproduce.seed_pairs import seeds_held
+
+    old = {"dims": {"2": {"ll_diff_by_seed": [{"mean": 1.6}, {"mean": 1.5}]}}}
+    assert seeds_held(old) == {"d2/s0", "d2/s1"}
+    new = {"dims": {"5": {"ll_diff_by_seed": [{"seed": 0, "mean": 1.0}, {"seed": 3, "mean": 0.2}]}}}
+    assert seeds_held(new) == {"d5/s0", "d5/s3"}
+    pairs = {"pairs": {"iaf_vs_gaussian": {"20": {"elbo_diff_by_seed": [{"seed": 4, "mean": -0.4}]}},
+                       "mixture_vs_gaussian": {"20": {"n_seeds": 3}}}}
+    assert seeds_held(pairs) == {"iaf_vs_gaussian/d20/s4", "mixture_vs_gaussian/d20"}

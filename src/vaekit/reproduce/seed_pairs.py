@@ -37,9 +37,9 @@ import statistics
 from pathlib import Path
 from typing import Any, Sequence
 
-from ..train.outputs import write_output
+from ..train.outputs import OutputError, refuse_to_drop, write_output
 
-__all__ = ["load_eval", "pair_difference", "summarise", "family_pairs", "seed_spread", "main"]
+__all__ = ["load_eval", "pair_difference", "summarise", "family_pairs", "seed_spread", "seeds_held", "main"]
 
 SEEDS = (("", 0), ("_s1", 1), ("_s2", 2))  # the seeds of the committed tables; others are found by name
 
@@ -238,12 +238,40 @@ def family_pairs(runs_dir: Path, epochs: int, base: str, other: str, dims: Seque
     return out
 
 
+def seeds_held(summary: dict[str, Any]) -> set[str]:
+    """The (comparison, d, seed) results a summary of this module holds, as ``"iaf_vs_gaussian/d20/s4"`` (``--pair``)
+    or ``"d2/s1"`` (S-VAE/N-VAE): what ``--out`` must not drop."""
+    def each(prefix: str, row: dict[str, Any], key: str) -> set[str]:
+        seeds = row.get(key)  # a row without its per-seed list counts as one result
+        if seeds is None:
+            return {prefix}
+        # older summaries list seeds 0, 1, ... in order, without naming them
+        return {f"{prefix}/s{r['seed'] if isinstance(r, dict) and 'seed' in r else i}" for i, r in enumerate(seeds)}
+
+    if "pairs" in summary:
+        return {n for name, by_d in summary["pairs"].items() for d, row in by_d.items()
+                for n in each(f"{name}/d{d}", row, "elbo_diff_by_seed")}
+    return {n for d, row in summary["dims"].items() for n in each(f"d{d}", row, "ll_diff_by_seed")}
+
+
+def _write(p: argparse.ArgumentParser, a: argparse.Namespace, res: dict[str, Any]) -> None:
+    print(json.dumps(res))  # first: the figures reach the terminal even if the write fails
+    if a.out:
+        try:
+            refuse_to_drop(a.out, seeds_held(res), names=seeds_held,
+                           how="keep them with --merge (the same file), or pass --force", force=a.force)
+        except OutputError as e:
+            p.error(f"{e}; the results are printed above")
+        write_output(a.out, json.dumps(res, indent=1) + "\n", payload=res)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m vaekit.reproduce.seed_pairs", description=__doc__.split("\n")[0])
     p.add_argument("runs_dir", type=Path, help="directory holding gaussian_d{d}[_s1|_s2] and vmf_d{d}[...] runs")
     p.add_argument("--epochs", type=int, required=True, help="use evaluations of the checkpoint at this epoch")
     p.add_argument("--dims", default="2,5,10", help="comma-separated d values (default 2,5,10)")
-    p.add_argument("--out", type=Path, help="write the JSON here as well")
+    p.add_argument("--out", type=Path, help="write the JSON here as well (refused if that drops seeds it holds)")
+    p.add_argument("--force", action="store_true", help="rewrite --out even if it drops seeds it holds")
     p.add_argument("--merge", type=Path, help="an earlier summary (of the same kind) whose seeds without runs here "
                                               "are kept (with --pair, also its pairs not compared here)")
     p.add_argument("--pair", help="comma list of BASE:OTHER families (e.g. gaussian:iaf,gaussian:mixture) compared "
@@ -284,9 +312,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                "pairs": {**{k: v for k, v in earlier_pairs.items() if k not in computed}, **computed}}
         if a.merge is not None:
             res["merged_from"] = str(a.merge)
-        print(json.dumps(res))  # first: the figures reach the terminal even if the write fails
-        if a.out:
-            write_output(a.out, json.dumps(res, indent=1) + "\n", payload=res)
+        _write(p, a, res)
         return 0
     earlier = None
     if a.merge is not None:
@@ -296,9 +322,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             p.error(f"--merge {a.merge}: not a summary of this module ({e})")
     res = {"what": f"S-VAE (vMF) vs N-VAE (Gaussian), paired test L_500 differences per training seed, {a.epochs} epochs",
            "epochs": a.epochs, "runs_dir": str(a.runs_dir), "dims": summarise(a.runs_dir, a.epochs, dims, earlier)}
-    print(json.dumps(res))  # first: the figures reach the terminal even if the write fails
-    if a.out:
-        write_output(a.out, json.dumps(res, indent=1) + "\n", payload=res)
+    _write(p, a, res)
     return 0
 
 
