@@ -100,3 +100,36 @@ def test_convdraw_report_refuses_to_drop_runs_its_summary_holds(tmp_path):
     with pytest.raises(OutputError, match="t1, t8"):
         report(tmp_path / "runs", tmp_path, ["t1", "t4", "t8"])
     assert json.loads((tmp_path / "convdraw.json").read_text()) == held
+
+
+def test_refuse_other_settings_names_each_difference(tmp_path):
+    """A results file of the same experiment at other settings is another result: refused with ``key: old → new``
+    for each difference; equal settings, an absent or non-JSON file, and ``force`` pass."""
+    import json
+
+    from vaekit.train.outputs import OutputError, refuse_other_settings
+
+    f = tmp_path / "r.json"
+    f.write_text(json.dumps({"settings": {"T": [2000], "epochs": {"vae": 40}}, "nll": 1.0}))
+    read = lambda d: d["settings"]  # noqa: E731
+    refuse_other_settings(f, {"T": [2000], "epochs": {"vae": 40}}, read)
+    with pytest.raises(OutputError, match=r"T: \[2000\] → \[500\]; epochs: \{'vae': 40\} → \{'vae': 100\}"):
+        refuse_other_settings(f, {"T": [500], "epochs": {"vae": 100}}, read)
+    with pytest.raises(OutputError, match=r"images: None → 50\).*or pass --force"):
+        refuse_other_settings(f, {"T": [2000], "images": 50}, read)
+    refuse_other_settings(f, {"T": [500]}, read, force=True)
+    refuse_other_settings(tmp_path / "absent.json", {"T": [500]}, read)
+    (tmp_path / "bad.json").write_text("{not json")
+    refuse_other_settings(tmp_path / "bad.json", {"T": [500]}, read)
+
+
+def test_variance_report_settings_tell_the_committed_files_apart():
+    """variance_layers.json (5 epochs) and variance_layers_e30.json are the same comparison at other epochs; the
+    settings --report guards differ between them and equal themselves."""
+    import json
+
+    from vaekit.reproduce.variance import _settings
+
+    five, thirty = (json.loads((Path(__file__).resolve().parents[1] / "docs" / "results" / f).read_text())
+                    for f in ("variance_layers.json", "variance_layers_e30.json"))
+    assert _settings(five) != _settings(thirty) and _settings(five)["epochs"] == {"variance": 5, "deterministic": 5}

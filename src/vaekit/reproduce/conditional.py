@@ -42,7 +42,7 @@ from ..models import build_from_spec
 from ..models.m2 import M1M2, standardised_active_features
 from ..pipeline.conditional import evaluate_steps_run
 from ..objectives.conditional import cvae_objective, m2_objective, paper_alpha
-from ..train.outputs import OutputError, refuse_to_drop, write_output
+from ..train.outputs import OutputError, refuse_other_settings, refuse_to_drop, write_output
 from ..train.steps import fit_steps, load_steps_run, read_state
 
 D = 784
@@ -214,19 +214,10 @@ def check_same_ais_settings(path: Path, out: Path, n: int, Ts: Sequence[int], k:
     Raises:
         OutputError: naming the file, the settings that differ (old → new) and the ways out.
     """
-    if force:
-        return
-    try:
-        old = json.loads(path.read_text())["settings"]
-    except (OSError, ValueError, KeyError, TypeError):
-        return
     new = {"n_images": n, "T": list(Ts), "k": k,
            "runs": {"vae": str(out / "vae_full"), "cvae": str(out / "cvae_q0")},
            "epochs": {r: (read_state(out / d) or {}).get("epoch") for r, d in (("vae", "vae_full"), ("cvae", "cvae_q0"))}}
-    differ = [f"{key}: {old.get(key)} → {v}" for key, v in new.items() if old.get(key) != v]
-    if differ:
-        raise OutputError(f"{path} holds this comparison at other settings ({'; '.join(differ)}); replacing it would "
-                          "lose that result. Name another file with --json, or pass --force", path)
+    refuse_other_settings(path, new, lambda d: d["settings"], force, "name another file with --json, or pass --force")
 
 
 def ais_imputation(out: Path, n: int = 100, Ts: tuple[int, ...] = (100, 500), k: int = 100, chains: int = 8,

@@ -43,7 +43,7 @@ from torch import Tensor, nn
 from ..data import load_dataset
 from ..nets import LinearVariance, set_noise
 from ..train.checkpoint import checkpoint_path, load_checkpoint, save_checkpoint
-from ..train.outputs import write_output
+from ..train.outputs import OutputError, refuse_other_settings, write_output
 
 
 class LeNet5(nn.Module):
@@ -242,13 +242,22 @@ def dashboard(res: dict[str, Any]) -> dict[str, Any]:
             ]}
 
 
+def _settings(res: dict[str, Any]) -> dict[str, Any]:
+    """What makes a ``--report`` file one experiment: both networks' epochs, the loss's and the test ensemble's
+    sample counts, the test images."""
+    return {"epochs": {"variance": res["variance"]["epochs"], "deterministic": res["deterministic"]["epochs"]},
+            "train_ens": res["train_ens"], "samples": res["samples"], "n_test": res["n_test"]}
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(prog="python -m vaekit.reproduce.variance", description=__doc__.split("\n")[0])
     p.add_argument("--out", default="runs/variance", help="folder of the two runs (default runs/variance)")
     p.add_argument("--epochs", type=int, default=5, help="training epochs of each network (default 5)")
     p.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     p.add_argument("--runs", default="variance,deterministic", help="which to train (default both)")
-    p.add_argument("--report", default=None, help="evaluate both runs and write this JSON (no training)")
+    p.add_argument("--report", default=None, help="evaluate both runs and write this JSON (no training; refused if "
+                                                  "the file holds the comparison at other epochs or settings)")
+    p.add_argument("--force", action="store_true", help="--report: replace a file of other settings")
     p.add_argument("--train-ens", type=int, default=10,
                    help="noise samples per example in the variance network's loss (default 10; 1 cannot learn, "
                         "see the module docstring)")
@@ -260,6 +269,10 @@ def main(argv: list[str] | None = None) -> None:
     if a.report:
         res = evaluate(out, train_ens=a.train_ens)
         print(json.dumps(res))  # first, one line: the figures reach the terminal even if the write fails
+        try:  # variance_layers.json (5 epochs) and variance_layers_e30.json differ only in these
+            refuse_other_settings(a.report, _settings(res), _settings, a.force)
+        except OutputError as e:
+            p.error(f"{e}; the results are printed above")
         write_output(a.report, json.dumps(res, indent=2) + "\n", payload=res)
         return
     for name in a.runs.split(","):

@@ -165,3 +165,28 @@ def refuse_to_drop(path: str | Path, present: Iterable[str], field: str | None =
                           f"rewriting it would drop them. Bring those run folders back, write elsewhere, or {how}",
                           path)
 
+
+def refuse_other_settings(path: str | Path, settings: dict[str, Any], read: Callable[[Any], dict[str, Any]],
+                          force: bool = False, how: str = "pass --force") -> None:
+    """Refuse to replace a results file that holds the same experiment at other settings (epochs, AIS lengths,
+    images, run folders...): such a file is another result, not an older copy of this one. ``read`` takes the
+    file's JSON to its settings (a missing key counts as different); a file that is absent or not JSON passes.
+
+    Raises:
+        OutputError: naming the file, each differing setting as ``key: old → new`` and ``how`` (the way out).
+    """
+    if force:
+        return
+    try:
+        data = json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return
+    try:
+        old = read(data)
+    except (KeyError, TypeError, AttributeError):
+        old = {}
+    differ = [f"{k}: {old.get(k)} → {v}" for k, v in settings.items() if old.get(k) != v]
+    if differ:
+        raise OutputError(f"{path} holds this experiment at other settings ({'; '.join(differ)}); replacing it "
+                          f"would lose that result. Write elsewhere, or {how}", Path(path))
+
