@@ -133,3 +133,17 @@ def test_variance_report_settings_tell_the_committed_files_apart():
     five, thirty = (json.loads((Path(__file__).resolve().parents[1] / "docs" / "results" / f).read_text())
                     for f in ("variance_layers.json", "variance_layers_e30.json"))
     assert _settings(five) != _settings(thirty) and _settings(five)["epochs"] == {"variance": 5, "deterministic": 5}
+
+
+def test_acn_and_sequential_report_settings_tell_results_apart():
+    """acn.json and acn_pixelcnn.json are the same comparison of other runs and epochs: their guarded settings
+    differ; the sequential report's settings hold each model's epochs and the IWAE sizes."""
+    import json
+
+    from vaekit.reproduce import acn, sequential
+
+    res = Path(__file__).resolve().parents[1] / "docs" / "results"
+    made, pixel = (json.loads((res / f).read_text()) for f in ("acn.json", "acn_pixelcnn.json"))
+    assert acn._settings(made) == {"acn": [10, 10000], "vae_made": [10, 10000]} != acn._settings(pixel)
+    seq = sequential._settings(json.loads((res / "sequential.json").read_text()))
+    assert seq["epochs"] == {"T1": 60, "T4": 60} and seq["iwae"]["T4"] == [2000, 100]

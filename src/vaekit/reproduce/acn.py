@@ -38,7 +38,7 @@ from torch import Tensor, nn
 from ..data import load_dataset
 from ..models import build_model
 from ..models.acn import ACN, CodeTable, build_acn
-from ..train.outputs import write_output
+from ..train.outputs import OutputError, refuse_other_settings, write_output
 from ..train.steps import fit_steps, load_weights, read_state
 
 BATCH = 100
@@ -210,6 +210,12 @@ def daydream_grid(out: Path, path: Path, chains: int = 8, steps: int = 9, seed: 
                        title=f"ACN daydreams ({state['epoch']} epochs): test image, then {steps} steps")
 
 
+def _settings(rep: dict[str, Any]) -> dict[str, Any]:
+    """What makes a ``--report`` file one comparison: its two runs and their epochs and test images."""
+    return {name: [v.get("epochs"), v.get("n_test")] for name, v in rep.items()
+            if isinstance(v, dict) and "epochs" in v}
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m vaekit.reproduce.acn", description=__doc__.split("\n\n")[0])
     p.add_argument("--runs", default="acn,vae_made", help="comma-separated runs (default: acn,vae_made)")
@@ -219,7 +225,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=1, help="torch threads (default: 1)")
     p.add_argument("--eval", action="store_true", help="evaluate the runs (eval.json) instead of training them")
     p.add_argument("--daydream", help="write the ACN run's daydream grid to this PNG")
-    p.add_argument("--report", help="write the comparison of the first two --runs (an ACN, then a VAE) to this JSON")
+    p.add_argument("--report", help="write the comparison of the first two --runs (an ACN, then a VAE) to this JSON "
+                                    "(refused if it holds the comparison of other runs or epochs)")
+    p.add_argument("--force", action="store_true", help="--report: replace a file of other runs or epochs")
     a = p.parse_args(argv)
     torch.set_num_threads(a.threads)
     out = Path(a.out)
@@ -237,6 +245,10 @@ def main(argv: list[str] | None = None) -> int:
                   f"{ev[0]['n_test']:,} test images")
         rep = report(ev[0], ev[1], budget, vae_name=names[1])
         print(json.dumps(rep["dashboard"]))  # first: the figures reach the terminal even if the write fails
+        try:  # acn.json and acn_pixelcnn.json are the same comparison with other runs and epochs
+            refuse_other_settings(a.report, _settings(rep), _settings, a.force)
+        except OutputError as e:
+            p.error(str(e))
         write_output(a.report, json.dumps(rep, indent=1) + "\n", payload=rep)
         return 0
     for n in names:

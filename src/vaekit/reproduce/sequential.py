@@ -41,7 +41,7 @@ from ..config import from_dict
 from ..data import load_dataset
 from ..evaluation import iwae_estimate
 from ..train import fit, load_run, read_checkpoint
-from ..train.outputs import write_output
+from ..train.outputs import OutputError, refuse_other_settings, write_output
 
 TOTAL_LATENT = 32
 STEPS = (1, 4)
@@ -221,6 +221,14 @@ def dashboard(results: dict[str, Any]) -> dict[str, Any]:
         ]}
 
 
+def _settings(results: dict[str, Any]) -> dict[str, Any]:
+    """What makes a ``--json`` file one experiment: the network sizes, each model's epochs and the evaluation sizes."""
+    runs = sorted(k for k in results if k[:1] == "T" and k[1:].isdigit())
+    return {"hidden": results.get("hidden"), "total_latent_dim": results.get("total_latent_dim"),
+            "epochs": {k: results[k].get("epochs_trained") for k in runs},
+            "iwae": {k: [results[k].get("iwae_n"), results[k].get("iwae_k")] for k in runs}}
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(prog="python -m vaekit.reproduce.sequential", description=__doc__.split("\n")[0])
     p.add_argument("--out", default="runs/sequential", help="folder of the two runs (default runs/sequential)")
@@ -230,7 +238,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--max-epochs", type=int, default=50, help="cap of the planned epochs (default 50)")
     p.add_argument("--hidden", type=int, default=200, help="hidden units per step's MLPs (default 200)")
     p.add_argument("--steps", default="1,4", help="which runs to train and measure (default 1,4)")
-    p.add_argument("--json", default=None, help="write the results here")
+    p.add_argument("--json", default=None, help="write the results here (refused if the file holds the "
+                                                "comparison at other epochs or sizes)")
+    p.add_argument("--force", action="store_true", help="--json: replace a file of other settings")
     p.add_argument("--figure", default=None, help="write the side-by-side sample grid here (.png)")
     p.add_argument("--iwae-n", type=int, default=2000, help="test images for the IWAE bound (default 2000)")
     p.add_argument("--iwae-k", type=int, default=100, help="IWAE samples (default 100)")
@@ -267,6 +277,10 @@ def main(argv: list[str] | None = None) -> None:
     results["dashboard"] = dashboard(results)
     print(json.dumps(results))  # first: the figures reach the terminal even if the write fails
     if a.json:
+        try:
+            refuse_other_settings(a.json, _settings(results), _settings, a.force)
+        except OutputError as e:
+            p.error(f"{e}; the results are printed above")
         write_output(a.json, json.dumps(results, indent=2) + "\n", payload=results)
 
 
