@@ -183,29 +183,33 @@ def test_a_split_larger_than_the_corpus_is_refused_naming_the_option(tmp_path):
 
 
 def test_ssl_table_verdicts_follow_the_seed_means(tmp_path):
-    """The table's claims are the difference of seed means with its unpaired s.e., held at 2 s.e.: a hand-built set
-    of results gives the verdicts and numbers computed here by hand."""
+    """The table's claims: the mean difference paired over the seeds both methods ran (a seed fixes both runs'
+    labelled sentences), held at 2 s.e.; methods with fewer than two shared seeds fall back to the difference of
+    seed means. Hand-built results give the verdicts and numbers computed here by hand."""
     import json
     import statistics
 
     from vaekit.reproduce.text import ssl_table
 
-    acc = {"sup": [0.60, 0.61, 0.59], "enum": [0.664, 0.665, 0.666], "sample_tok": [0.659, 0.66, 0.661],
-           "sample": [0.55, 0.50, 0.60]}
-    for m, a in acc.items():
-        for s, t in enumerate(a):
+    acc = {"sup": [0.60, 0.61, 0.59], "enum": [0.664, 0.665, 0.666], "sample_tok": [0.659, 0.66, 0.661]}
+    seeds = {"sample": ([5, 6, 7], [0.55, 0.50, 0.60])}  # no seed shared with sup: unpaired
+    for m, a in [*acc.items(), *((m, a) for m, (_, a) in seeds.items())]:
+        for i, t in enumerate(a):
+            s = seeds[m][0][i] if m in seeds else i
             f = tmp_path / f"mr_{m}_s{s}" / "result.json"
             f.parent.mkdir()
             f.write_text(json.dumps({"method": m, "seed": s, "test_acc": t, "epochs": 2, "labelled": 864}))
     res = ssl_table(tmp_path, tmp_path / "out.json", data="mr")
     claims = {c["claim"]: c for c in res["dashboard"]["claims"]}
-    d = 100 * (statistics.fmean(acc["enum"]) - statistics.fmean(acc["sup"]))
-    se = 100 * math.hypot(statistics.stdev(acc["enum"]) / 3 ** 0.5, statistics.stdev(acc["sup"]) / 3 ** 0.5)
+    d = [100 * (e - u) for e, u in zip(acc["enum"], acc["sup"])]  # +6.4, +5.5, +7.6
     c = claims["the semi-supervised VAE (enum) beats the classifier on the same 10 % of labels (mr)"]
-    assert c["holds"] is True and f"{d:+.2f} ± {se:.2f}" in c["ours"]
+    assert c["holds"] is True
+    assert f"{statistics.fmean(d):+.2f} ± {statistics.stdev(d) / 3 ** 0.5:.2f} points, paired over 3 seeds" in c["ours"]
     assert claims["sampling y (score function, per-token baseline) within 1 point of enumeration (mr)"]["holds"] is True
-    # 55 % (s.e. 2.9) against 60 % (s.e. 0.6): 5 points below with a combined s.e. of 2.9, inside 2 s.e.: unresolved
-    assert claims["the semi-supervised VAE (sample) beats the classifier on the same 10 % of labels (mr)"]["holds"] is None
+    # 55 % (s.e. 2.9) against 60 % (s.e. 0.6), unpaired: 5 points below with a combined s.e. of 2.9: unresolved
+    c = claims["the semi-supervised VAE (sample) beats the classifier on the same 10 % of labels (mr)"]
+    assert c["holds"] is None and "-5.00 ± 2.94 points, 3 vs 3 seeds, unpaired" in c["ours"]
+    assert res["methods"]["sample"]["by_seed"] == pytest.approx({"5": 55.0, "6": 50.0, "7": 60.0})
     assert json.loads((tmp_path / "out.json").read_text())["data"] == "mr"
     with pytest.raises(FileNotFoundError, match="trec"):
         ssl_table(tmp_path, tmp_path / "out2.json", data="trec")
