@@ -317,8 +317,10 @@ def ssl_table(out_dir: str | Path, out: str | Path, data: str = "sst2", force: b
     epochs = sorted({r["epochs"] for r in rows})
     refuse_to_drop(out, [f"{r['method']}_s{r['seed']}" for r in rows], field="runs", force=force)
     seeds = sorted({m["seeds"] for m in methods.values()})
+    sampling = sorted({r.get("label_sampling", "balanced") for r in rows})
     res = {"data": data, "runs": {f"{r['method']}_s{r['seed']}": r for r in rows}, "methods": methods,
-           "dashboard": {"budget": f"{data}, 10 % labels ({rows[0]['labelled']} labelled), {'/'.join(map(str, epochs))} "
+           "dashboard": {"budget": f"{data}, 10 % labels ({rows[0]['labelled']} labelled, {'/'.join(sampling)}), "
+                                   f"{'/'.join(map(str, epochs))} "
                                    f"epochs, {'–'.join(map(str, (seeds[0], seeds[-1]) if len(seeds) > 1 else seeds))} "
                                    "seeds, one thread", "claims": claims}}
     if merge is not None:
