@@ -513,7 +513,8 @@ def _cvae(results: Path) -> Evidence | None:
               f"{-cb['mean']:+.2f} ± {cb['se']:.2f} nats in the CVAE's favour", "Sohn et al. 2015: CVAE better",
               _side(-cb["mean"], cb["se"])),
         imputation,
-    ), "MLPs, 10–40 epochs, 1 seed", sources)
+    ), f"MLPs, 10–{max([30, *((ais['settings'].get('epochs') or {}).values() if ais else ())])} epochs, 1 seed",
+        sources)
 
 
 def _m2_config(results: Path) -> Evidence | None:
