@@ -175,7 +175,7 @@ def test_write_doc_never_replaces_a_page_kept_by_hand_or_drops_runs(tmp_path) ->
     kw = dict(overrides=["data.name=digits"], tensorboard=False, log=lambda s: None, write_doc=True)
     with pytest.raises(OutputError, match=r"evaluation\.md was not written by `vaekit reproduce evaluation"):
         reproduce(rep, out=tmp_path / "a", **kw)
-    assert not (tmp_path / "a" / "vae_mnist").exists()  # refused before training
+    assert not (tmp_path / "a").exists()  # refused before training, leaving no output folder
     assert doc.read_text().startswith("# Kept by hand")
     reproduce(rep, out=tmp_path / "a", force=True, **kw)
     assert doc.read_text().split("\n", 1)[0] == DOC_MARKER.format(name="evaluation")

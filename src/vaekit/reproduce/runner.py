@@ -503,10 +503,11 @@ def reproduce(name: str | Reproduction, budget: str = "small", runs: str | Seque
     out_given = out
     out = Path(out) if out is not None else Path("runs") / "reproduce" / f"{rep.name}-{budget}"
     cfgs = {n: run_config(rep, n, b.epochs, out, overrides) for n in names}  # a bad run or key fails before training
+    if write_doc:  # first, so that a refusal leaves no output folder behind
+        check_doc_replaceable(rep.name, REPO_ROOT / rep.doc, list(cfgs), force)
     check_folder(out, "reproduction")  # and a folder that cannot take the results
     if write_doc:
         check_folder((REPO_ROOT / rep.doc).parent, "docs")
-        check_doc_replaceable(rep.name, REPO_ROOT / rep.doc, list(cfgs), force)
     share = None if max_seconds is None else max_seconds / len(names)
     t0 = time.perf_counter()
     started = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
