@@ -37,9 +37,9 @@ def test_the_committed_results_give_one_row_per_seed_paper() -> None:
                 "acn"):
         assert by_key[key]["claims"] and all(c["ours"] and c["paper"] for c in by_key[key]["claims"]), key
     # one line per protocol of the IAF's claim (docs/results/latents.md): the annealed one held at 4 seeds and is
-    # unresolved at 6, so none holds and the row is not reproduced at this budget
+    # unresolved at 9, so none holds and the row is not reproduced at this budget
     assert [c["holds"] for c in by_key["iaf"]["claims"]] == [None, False, None]
-    assert "mean of 6 seeds" in by_key["iaf"]["claims"][2]["ours"]
+    assert "mean of 9 seeds" in by_key["iaf"]["claims"][2]["ours"]
     assert by_key["iaf"]["status"] == "not at this budget"
 
 
