@@ -79,7 +79,7 @@ def test_the_objective_on_a_mixed_batch_is_m2_objective_on_its_two_parts():
     loss_u, m_u = obj(model, x, 0)
     torch.manual_seed(2)
     out = model(x, k=1)
-    assert float(-loss_u.detach()) == pytest.approx(float((out.log_likelihood.mean(0) - out.kl).mean()), rel=1e-6)
+    assert float(-loss_u.detach()) == pytest.approx(float((out.log_likelihood.mean(0) - out.kl).mean().detach()), rel=1e-6)
     with pytest.raises(ValueError, match="alpha"):
         M2Objective()(model, x, 0, label=label)
 
