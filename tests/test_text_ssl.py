@@ -239,6 +239,11 @@ def test_ssl_table_merge_keeps_earlier_runs_and_refuses_other_tables(tmp_path):
     ssl_table(tmp_path / "old", tmp_path / "t.json")
     with pytest.raises(OutputError, match="enum_s0"):
         ssl_table(tmp_path / "new", tmp_path / "t.json")
+    from vaekit.reproduce.text import main
+
+    with pytest.raises(SystemExit) as e:  # the command line: a clear error, not a traceback
+        main(["ssl-table", "--out-dir", str(tmp_path / "new"), "--out", str(tmp_path / "t.json")])
+    assert e.value.code == 2
     merged = ssl_table(tmp_path / "new", tmp_path / "t.json", merge=tmp_path / "t.json")
     assert merged["methods"] == full["methods"] and merged["dashboard"] == full["dashboard"]
     assert sorted(merged["runs"]) == sorted(full["runs"]) and merged["merged_from"] == str(tmp_path / "t.json")

@@ -155,9 +155,9 @@ def ssl_run(data: str, method: str, seed: int, epochs: int, out_dir: str | Path,
 
     Model selection needs a validation split: a data set without one (MR, TREC) holds out ``val_fraction`` of its
     training sentences, drawn with seed 0 so that every method and seed sees the same split (as the test split of
-    MR is). Raises ``ValueError`` for an unknown method or ``label_sampling``, a ``val_fraction`` outside (0, 1), or
-    too few sentences of a class for a balanced labelled subset (naming ``--labels stratified``). ``data_dir`` and ``data_options`` (for
-    example MR's ``test_size``) go to :func:`vaekit.data.load_dataset`.
+    MR is). ``data_dir`` and ``data_options`` (for example MR's ``test_size``) go to :func:`vaekit.data.load_dataset`.
+    Raises ``ValueError`` for an unknown method or ``label_sampling``, a ``val_fraction`` outside (0, 1), or too few
+    sentences of a class for a balanced labelled subset (naming ``--labels stratified``).
 
     Methods: ``sup`` (the LSTM classifier on the labelled sentences alone), ``enum`` (the semi-supervised VAE, y summed
     out), ``sample`` (y drawn, score-function gradient with a running-mean baseline), ``sample_tok`` (the same with a
@@ -374,13 +374,22 @@ def main(argv: list[str] | None = None) -> int:
         pairs = [tuple(x.split(":", 1)) for x in args.compare.split(",") if x]
         if any(len(q) != 2 or not all(q) for q in pairs):
             p.error(f"--compare: expected A:B pairs separated by commas, got {args.compare!r}")
-        ptb_table(args.runs_dir, args.out, compare=pairs, force=args.force)
+        try:
+            ptb_table(args.runs_dir, args.out, compare=pairs, force=args.force)
+        except OutputError as e:
+            if e.payload is None:  # refused before writing: nothing computed is lost
+                p.error(str(e))
+            raise
         return 0
     if args.what == "ssl-table":
         try:
             r = ssl_table(args.out_dir, args.out, args.data, force=args.force, merge=args.merge)
         except (FileNotFoundError, ValueError) as e:
             p.error(str(e))
+        except OutputError as e:
+            if e.payload is None:  # refused before writing: nothing computed is lost
+                p.error(str(e))
+            raise
         print(json.dumps(r["dashboard"]))
         return 0
     if args.what == "impute":
