@@ -235,7 +235,7 @@ def test_labelled_subset_is_balanced_seeded_and_disjoint():
 
 def test_stratified_subset_keeps_each_class_share_and_is_seeded():
     """TREC's coarse classes (86, 1162, 1250, 1223, 835, 896 questions): 545 labels (10 %) keep every class's share
-    to within one example, which a balanced draw cannot (91 ABBR questions asked, 86 exist)."""
+    to within one example, which a balanced draw cannot (90 ABBR questions asked for 540 labels, 86 exist)."""
     from vaekit.data import stratified_subset
 
     counts = [86, 1162, 1250, 1223, 835, 896]

@@ -252,3 +252,13 @@ def test_seeds_held_reads_every_summary_format():
     pairs = {"pairs": {"iaf_vs_gaussian": {"20": {"elbo_diff_by_seed": [{"seed": 4, "mean": -0.4}]}},
                        "mixture_vs_gaussian": {"20": {"n_seeds": 3}}}}
     assert seeds_held(pairs) == {"iaf_vs_gaussian/d20/s4", "mixture_vs_gaussian/d20"}
+
+
+def test_an_empty_runs_folder_is_an_error_not_an_empty_summary(tmp_path, capsys):
+    """A folder without evaluated pairs wrote an empty summary (exit 0), or, over a committed one, a refusal that
+    spoke of dropped seeds; now it says what it looked for and where."""
+    for argv in (["--pair", "gaussian:iaf", "--dims", "20"], ["--dims", "2,5"]):
+        with pytest.raises(SystemExit) as e:
+            main([str(tmp_path), "--epochs", "60", *argv, "--out", str(tmp_path / "s.json")])
+        assert e.value.code == 2 and "no evaluated run pairs" in capsys.readouterr().err
+    assert not (tmp_path / "s.json").exists()

@@ -44,6 +44,25 @@ def test_fit_steps_resumes_exactly(tmp_path):
     assert all(torch.equal(a, b) for a, b in zip(loaded.state_dict().values(), straight.state_dict().values()))
 
 
+def test_fit_steps_names_the_settings_a_folder_holds_and_refuses_zero_epochs(tmp_path):
+    """A folder trained under other settings is refused naming each differing key (it said only 'another spec'), and
+    epochs < 1 is refused before the folder is made (it crashed on max() of an empty history, leaving the folder)."""
+    import pytest
+
+    from vaekit.train.steps import spec_differences
+
+    _train(tmp_path / "a", 1)
+    other = {**SPEC, "alpha": 10.0, "model": {**SPEC["model"], "latent": {"type": "gaussian", "dim": 3}}}
+    model = build_model(other["model"], data_dim=784)
+    with pytest.raises(ValueError, match=r"other settings \(alpha: None → 10\.0; model\.latent\.dim: 2 → 3\); "
+                                         r"resuming it would mix the two: use another folder"):
+        fit_steps(model, _steps, _loss, epochs=2, run_dir=tmp_path / "a", spec=other, log=lambda s: None)
+    with pytest.raises(ValueError, match="epochs must be >= 1, got 0"):
+        fit_steps(model, _steps, _loss, epochs=0, run_dir=tmp_path / "b", spec=SPEC, log=lambda s: None)
+    assert not (tmp_path / "b").exists()
+    assert spec_differences({"a": [1, 2]}, {"a": [1, 2]}) == [] and spec_differences(1, 2) == ["spec: 1 → 2"]
+
+
 def test_sample_command_needs_and_uses_the_condition(tmp_path, capsys):
     _train(tmp_path / "run", 1)
     assert main(["sample", str(tmp_path / "run"), "--condition", "label=3", "--n", "4",

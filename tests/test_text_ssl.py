@@ -252,8 +252,64 @@ def test_ssl_table_merge_keeps_earlier_runs_and_refuses_other_tables(tmp_path):
     with pytest.raises(ValueError, match="a table of 'sst2', not of 'mr'"):
         ssl_table(tmp_path / "mr", tmp_path / "x.json", data="mr", merge=tmp_path / "t.json")
     put(tmp_path / "other", "sup", 2, 0.7, labelled=100)
-    with pytest.raises(ValueError, match=r"different numbers of labels \(\[100, 692\]\)"):
+    with pytest.raises(ValueError, match=r"different labelled subsets do not make one table \(100 labels, balanced: sup_s2; 692"):
         ssl_table(tmp_path / "other", tmp_path / "y.json", merge=tmp_path / "t.json")
     (tmp_path / "junk.json").write_text("[1, 2]")
     with pytest.raises(ValueError, match="not a table of this module"):
         ssl_table(tmp_path / "new", tmp_path / "z.json", merge=tmp_path / "junk.json")
+
+
+def test_ssl_table_refuses_mixed_subsets_and_tables_of_other_settings(tmp_path, capsys):
+    """Found by a newcomer: a folder with balanced and stratified runs made one table whose seeds paired different
+    labelled subsets, and a 1-epoch smoke test with the same run names silently replaced a 2-epoch table; the
+    default --out was the SST-2 table whatever --data said. Now each is refused, naming what differs."""
+    import json
+
+    from vaekit.reproduce.text import main, ssl_table
+    from vaekit.train.outputs import OutputError
+
+    def put(root, m, s, epochs=2, sampling="stratified", labelled=491):
+        f = root / f"trec_{m}_s{s}" / "result.json"
+        f.parent.mkdir(parents=True)
+        f.write_text(json.dumps({"method": m, "seed": s, "test_acc": 0.6, "epochs": epochs, "labelled": labelled,
+                                 "label_sampling": sampling}))
+
+    for s in (0, 1):
+        put(tmp_path / "two", "sup", s)
+        put(tmp_path / "smoke", "sup", s, epochs=1)
+    put(tmp_path / "mixed", "sup", 0)
+    put(tmp_path / "mixed", "enum", 0, sampling="balanced", labelled=492)
+    with pytest.raises(ValueError, match=r"492 labels, balanced: enum_s0; 491 labels, stratified: sup_s0|"
+                                         r"491 labels, stratified: sup_s0; 492 labels, balanced: enum_s0"):
+        ssl_table(tmp_path / "mixed", tmp_path / "m.json", data="trec")
+    out = tmp_path / "t.json"
+    ssl_table(tmp_path / "two", out, data="trec")
+    with pytest.raises(OutputError, match=r"epochs: \[2\] → \[1\]"):
+        ssl_table(tmp_path / "smoke", out, data="trec")
+    assert json.loads(out.read_text())["dashboard"]["budget"].endswith("2 epochs, 2 seeds, one thread")
+    assert "1 epoch, " in ssl_table(tmp_path / "smoke", out, data="trec", force=True)["dashboard"]["budget"]
+    # the command line: the default --out follows --data, and refusals are usage errors, not tracebacks
+    with pytest.raises(SystemExit) as e:
+        main(["ssl-table", "--data", "trec", "--out-dir", str(tmp_path / "mixed"), "--out", str(tmp_path / "x.json")])
+    assert e.value.code == 2 and "different labelled subsets" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--methods", "sup,gibbs"], "--methods: unknown 'gibbs'"),
+    (["--methods", "sup,,enum"], "--methods: unknown ''"),
+    (["--seeds", "a"], "--seeds: comma-separated integers"),
+    (["--data", "mnist"], "--data: 'mnist' is not a labelled text data set"),
+    (["--epochs", "0"], "--epochs: must be >= 1, got 0"),
+    (["--val-fraction", "1.5"], "--val-fraction: must be in (0, 1), got 1.5"),
+    (["--alpha", "-5"], "--alpha: must be >= 0, got -5.0"),
+    (["--threads", "0"], "--threads: must be >= 1, got 0"),
+])
+def test_ssl_command_checks_every_setting_before_training(tmp_path, capsys, args, message):
+    """Each bad setting is a usage error (exit 2, naming the flag) before any run trains or any folder is made."""
+    from vaekit.reproduce.text import main
+
+    with pytest.raises(SystemExit) as e:
+        main(["ssl", "--data", "trec", "--methods", "sup", "--epochs", "1", "--out-dir", str(tmp_path / "o"), *args])
+    assert e.value.code == 2 and message in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
+

@@ -305,6 +305,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                         f"{a.runs_dir} with {schedules}; seeds of different protocols do not merge")
         computed = {f"{o}_vs_{b}": family_pairs(a.runs_dir, a.epochs, b, o, dims, earlier_pairs.get(f"{o}_vs_{b}"))
                     for b, o in pairs}
+        if not any(computed.values()):
+            p.error(f"no evaluated run pairs ({', '.join(f'{b}_d{{d}}[_sN] with {o}_d{{d}}[_sN]' for b, o in pairs)}, "
+                    f"d in {dims}, checkpoint of epoch {a.epochs}) under {a.runs_dir}")
         res = {"what": f"posterior families against each other, paired test ELBO and L_K differences (OTHER - BASE) "
                        f"per training seed, then over seeds; {a.epochs} epochs",
                "epochs": a.epochs, "runs_dir": str(a.runs_dir), "lr_schedules": schedules,
@@ -320,8 +323,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             earlier = json.loads(a.merge.read_text())["dims"]
         except (OSError, ValueError, KeyError) as e:
             p.error(f"--merge {a.merge}: not a summary of this module ({e})")
+    summary = summarise(a.runs_dir, a.epochs, dims, earlier)
+    if not summary:
+        p.error(f"no evaluated run pairs (gaussian_d{{d}}[_sN] with vmf_d{{d}}[_sN], d in {dims}, checkpoint of epoch "
+                f"{a.epochs}) under {a.runs_dir}")
     res = {"what": f"S-VAE (vMF) vs N-VAE (Gaussian), paired test L_500 differences per training seed, {a.epochs} epochs",
-           "epochs": a.epochs, "runs_dir": str(a.runs_dir), "dims": summarise(a.runs_dir, a.epochs, dims, earlier)}
+           "epochs": a.epochs, "runs_dir": str(a.runs_dir), "dims": summary}
     _write(p, a, res)
     return 0
 

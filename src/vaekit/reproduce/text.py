@@ -24,7 +24,7 @@ from typing import Any, Iterator
 
 import torch
 
-from ..train.outputs import OutputError, refuse_to_drop, write_output
+from ..train.outputs import OutputError, refuse_other_settings, refuse_to_drop, write_output
 
 __all__ = ["ptb_table", "ssl_run", "ssl_table", "main"]
 
@@ -172,7 +172,7 @@ def ssl_run(data: str, method: str, seed: int, epochs: int, out_dir: str | Path,
     from ..objectives.text import RunningBaseline, ssvae_loss
     from ..train.steps import fit_steps
 
-    if method not in ("sup", "enum", "sample", "sample_tok"):
+    if method not in SSL_METHODS:
         raise ValueError(f"method must be sup, enum, sample or sample_tok, got {method!r}")
     if label_sampling not in ("balanced", "stratified"):
         raise ValueError(f"label_sampling must be balanced or stratified, got {label_sampling!r}")
@@ -240,6 +240,13 @@ def ssl_run(data: str, method: str, seed: int, epochs: int, out_dir: str | Path,
     return out
 
 
+def _table_settings(data: str, rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """What makes an ``ssl-table`` file one experiment: the data set, the labelled subsets and the epochs."""
+    return {"data": data, "labelled": sorted({r.get("labelled") for r in rows}, key=str),
+            "label_sampling": sorted({r.get("label_sampling", "balanced") for r in rows}),
+            "epochs": sorted({r.get("epochs") for r in rows}, key=str)}
+
+
 def ssl_table(out_dir: str | Path, out: str | Path, data: str = "sst2", force: bool = False,
               merge: str | Path | None = None) -> dict[str, Any]:
     """Collect the ``result.json`` of every semi-supervised run ``{data}_{method}_s{seed}`` in ``out_dir`` into
@@ -253,8 +260,10 @@ def ssl_table(out_dir: str | Path, out: str | Path, data: str = "sst2", force: b
 
     Raises:
         FileNotFoundError: no run under ``out_dir`` has a result (naming it).
-        ValueError: ``merge`` is not such a table, or is of another data set or label count.
-        OutputError: writing ``out`` would drop runs it holds (see :func:`refuse_to_drop`), unless ``force``.
+        ValueError: ``merge`` is not such a table or is of another data set; the runs (with ``merge``'s) come
+            from different labelled subsets (label counts or sampling), so seeds cannot be paired.
+        OutputError: writing ``out`` would drop runs it holds, or replace a table of another data set, labelled
+            subset or epoch count (:func:`refuse_to_drop`, :func:`refuse_other_settings`), unless ``force``.
     """
     import statistics
 
@@ -271,10 +280,16 @@ def ssl_table(out_dir: str | Path, out: str | Path, data: str = "sst2", force: b
             raise ValueError(f"--merge {merge}: not a table of this module ({e!r})") from e
         if prior_data != data:
             raise ValueError(f"--merge {merge}: a table of {prior_data!r}, not of {data!r}")
-        counts = {r.get("labelled") for r in (*earlier.values(), *found.values())}
-        if len(counts) > 1:
-            raise ValueError(f"--merge {merge}: runs with different numbers of labels ({sorted(counts)}) do not merge")
     rows = [earlier[k] for k in sorted(earlier) if k not in found] + [found[k] for k in sorted(found)]
+    # one table is one labelled subset per seed: runs of other label counts or sampling cannot be paired
+    kinds: dict[tuple[Any, str], list[str]] = {}
+    for r in rows:
+        kinds.setdefault((r.get("labelled"), r.get("label_sampling", "balanced")), []).append(
+            f"{r['method']}_s{r['seed']}")
+    if len(kinds) > 1:
+        where = "; ".join(f"{n} labels, {smp}: {', '.join(runs)}" for (n, smp), runs in sorted(kinds.items(), key=str))
+        raise ValueError(f"{out_dir}{' and --merge ' + str(merge) if merge is not None else ''}: runs of different "
+                         f"labelled subsets do not make one table ({where})")
     by: dict[str, dict[int, float]] = {}
     for r in rows:
         by.setdefault(r["method"], {})[int(r["seed"])] = 100 * r["test_acc"]
@@ -316,17 +331,25 @@ def ssl_table(out_dir: str | Path, out: str | Path, data: str = "sst2", force: b
                        "holds": True if abs(d[0]) + 2 * d[1] <= 1 else False if abs(d[0]) - 2 * d[1] > 1 else None})
     epochs = sorted({r["epochs"] for r in rows})
     refuse_to_drop(out, [f"{r['method']}_s{r['seed']}" for r in rows], field="runs", force=force)
+    # the same run names trained at other settings (a 1-epoch smoke test, another data set) are another result
+    refuse_other_settings(out, _table_settings(data, rows), lambda d: _table_settings(d["data"], list(d["runs"].values())),
+                          force)
     seeds = sorted({m["seeds"] for m in methods.values()})
     sampling = sorted({r.get("label_sampling", "balanced") for r in rows})
     res = {"data": data, "runs": {f"{r['method']}_s{r['seed']}": r for r in rows}, "methods": methods,
            "dashboard": {"budget": f"{data}, 10 % labels ({rows[0]['labelled']} labelled, {'/'.join(sampling)}), "
                                    f"{'/'.join(map(str, epochs))} "
-                                   f"epochs, {'–'.join(map(str, (seeds[0], seeds[-1]) if len(seeds) > 1 else seeds))} "
+                                   f"epoch{'s' if epochs != [1] else ''}, {'–'.join(map(str, (seeds[0], seeds[-1]) if len(seeds) > 1 else seeds))} "
                                    "seeds, one thread", "claims": claims}}
     if merge is not None:
         res["merged_from"] = str(merge)
     write_output(out, json.dumps(res, indent=1) + "\n", payload=res)
     return res
+
+
+#: What ``ssl`` trains: the labelled text data sets and the methods of :func:`ssl_run`.
+SSL_DATA = ("sst2", "mr", "trec", "short_yelp")
+SSL_METHODS = ("sup", "enum", "sample", "sample_tok")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -344,10 +367,12 @@ def main(argv: list[str] | None = None) -> int:
     b.add_argument("--methods", default="sup,enum,sample",
                    help="comma-separated: sup, enum, sample, sample_tok (default: sup,enum,sample)")
     b.add_argument("--seeds", default="0", help="comma-separated seeds (default: 0)")
-    b.add_argument("--epochs", type=int, default=5, help="passes over the unlabelled sentences (default: 5)")
+    b.add_argument("--epochs", type=int, default=5,
+                   help="passes over the unlabelled sentences (default: 5; docs/results/text.md used 2)")
     b.add_argument("--alpha", type=float, default=10.0, help="classifier weight per labelled sentence (default: 10)")
     b.add_argument("--labels", choices=("balanced", "stratified"), default="balanced",
-                   help="labelled sentences: the same number per class, or in the classes' proportions (TREC)")
+                   help="labelled sentences: the same number per class (default), or in the classes' proportions "
+                        "(TREC)")
     b.add_argument("--val-fraction", type=float, default=0.1,
                    help="training sentences held out for model selection where the data has no validation split "
                         "(MR, TREC; default: 0.1)")
@@ -356,7 +381,8 @@ def main(argv: list[str] | None = None) -> int:
     t = sub.add_parser("ssl-table", help="collect the semi-supervised runs' results into one JSON")
     t.add_argument("--data", default="sst2", help="data set of the runs (default: sst2)")
     t.add_argument("--out-dir", default="runs/text_ssl", help="folder of the run directories (default: runs/text_ssl)")
-    t.add_argument("--out", default="docs/results/text_ssl.json", help="JSON to write (default: docs/results/text_ssl.json)")
+    t.add_argument("--out", default=None, help="JSON to write (default: docs/results/text_ssl.json for sst2, "
+                                               "docs/results/text_ssl_DATA.json otherwise)")
     t.add_argument("--threads", type=int, default=1, help=argparse.SUPPRESS)
     t.add_argument("--force", action="store_true", help="rewrite --out even if it drops runs it holds")
     t.add_argument("--merge", type=Path, help="an earlier table of the same data set: its runs without a folder "
@@ -369,6 +395,8 @@ def main(argv: list[str] | None = None) -> int:
     c.add_argument("--threads", type=int, default=1, help="torch threads (default: 1)")
     c.add_argument("--force", action="store_true", help="rewrite --out even if it drops runs it holds")
     args = p.parse_args(argv)
+    if args.threads < 1:
+        p.error(f"--threads: must be >= 1, got {args.threads}")
     torch.set_num_threads(args.threads)
     if args.what == "ptb":
         pairs = [tuple(x.split(":", 1)) for x in args.compare.split(",") if x]
@@ -382,8 +410,9 @@ def main(argv: list[str] | None = None) -> int:
             raise
         return 0
     if args.what == "ssl-table":
+        out = args.out or f"docs/results/text_ssl{'' if args.data == 'sst2' else '_' + args.data}.json"
         try:
-            r = ssl_table(args.out_dir, args.out, args.data, force=args.force, merge=args.merge)
+            r = ssl_table(args.out_dir, out, args.data, force=args.force, merge=args.merge)
         except (FileNotFoundError, ValueError) as e:
             p.error(str(e))
         except OutputError as e:
@@ -409,10 +438,29 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             print(json.dumps(r))  # the results reach the terminal even if the write fails
         return 0
-    for seed in [int(s) for s in args.seeds.split(",")]:
-        for method in args.methods.split(","):
-            r = ssl_run(args.data, method, seed, args.epochs, args.out_dir, alpha=args.alpha,
-                        val_fraction=args.val_fraction, label_sampling=args.labels)
+    # every setting is checked before the first run trains, so a typo in the last method costs nothing
+    methods = [m.strip() for m in args.methods.split(",")]
+    bad = [m for m in methods if m not in SSL_METHODS]
+    if bad:
+        p.error(f"--methods: unknown {', '.join(map(repr, bad))}; choose from {', '.join(SSL_METHODS)}")
+    try:
+        seeds = [int(x) for x in args.seeds.split(",")]
+    except ValueError:
+        p.error(f"--seeds: comma-separated integers, got {args.seeds!r}")
+    if args.data not in SSL_DATA:
+        p.error(f"--data: {args.data!r} is not a labelled text data set; choose from {', '.join(SSL_DATA)}")
+    for flag, v, ok, allowed in (("--epochs", args.epochs, args.epochs >= 1, ">= 1"),
+                                 ("--val-fraction", args.val_fraction, 0 < args.val_fraction < 1, "in (0, 1)"),
+                                 ("--alpha", args.alpha, args.alpha >= 0, ">= 0")):
+        if not ok:
+            p.error(f"{flag}: must be {allowed}, got {v}")
+    for seed in seeds:
+        for method in methods:
+            try:
+                r = ssl_run(args.data, method, seed, args.epochs, args.out_dir, alpha=args.alpha,
+                            val_fraction=args.val_fraction, label_sampling=args.labels)
+            except (ValueError, FileNotFoundError) as e:  # a missing data file, a run folder of other settings
+                p.error(str(e))
             print(json.dumps({k: v for k, v in r.items() if k != "history"}), flush=True)
     return 0
 

@@ -63,6 +63,14 @@ def load_weights(model: nn.Module, run_dir: str | Path) -> nn.Module:
     return model.eval()
 
 
+def spec_differences(old: Any, new: Any, prefix: str = "") -> list[str]:
+    """``"key: old → new"`` for every dotted key where two JSON specs differ (a key missing on one side reads None)."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        return [d for k in sorted(set(old) | set(new), key=str)
+                for d in spec_differences(old.get(k), new.get(k), f"{prefix}{k}.")]
+    return [] if old == new else [f"{prefix[:-1] or 'spec'}: {old!r} → {new!r}"]
+
+
 def fit_steps(model: nn.Module, steps: Callable[[int, torch.Generator], Iterable[Any]], step_loss: Step, *,
               epochs: int, run_dir: str | Path, spec: dict[str, Any], lr: float = 1e-3, seed: int = 0,
               max_seconds: float | None = None, log: Callable[[str], None] = print,
@@ -85,14 +93,18 @@ def fit_steps(model: nn.Module, steps: Callable[[int, torch.Generator], Iterable
         ValueError: the run directory holds a different spec or more epochs than asked.
     """
     from safetensors.torch import load_file
+    if epochs < 1:  # before the folder is made: a refused run leaves nothing behind
+        raise ValueError(f"epochs must be >= 1, got {epochs}")
     run_dir = Path(run_dir)
+    old = read_state(run_dir)
+    if old is not None and json.loads(json.dumps(spec)) != old["spec"]:
+        differ = "; ".join(spec_differences(old["spec"], json.loads(json.dumps(spec))))
+        raise ValueError(f"{run_dir} holds a run of other settings ({differ}); resuming it would mix the two: "
+                         "use another folder (--out-dir) or the same settings")
     run_dir.mkdir(parents=True, exist_ok=True)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     state: dict[str, Any] = {"epoch": 0, "step": 0, "elapsed": 0.0, "spec": spec, "seed": seed, "lr": lr, "history": []}
-    old = read_state(run_dir)
     if old is not None:
-        if json.loads(json.dumps(spec)) != old["spec"]:
-            raise ValueError(f"{run_dir} holds a run of another spec; use another folder")
         if old["epoch"] > epochs:
             raise ValueError(f"{run_dir} holds {old['epoch']} epochs, more than the {epochs} asked")
         load_weights(model, run_dir).train()
