@@ -62,6 +62,28 @@ def supervised_baseline(cfg: Any, steps: int = 2000, batch_size: int = 100, lr: 
     return classification_error(clf, xt, yt)["error"]
 
 
+def finished_runs(runs_dir: Path) -> list[Path]:
+    """The ``config.json`` of every M2 run under ``runs_dir`` (objective ``m2`` with ``data.labels``) that has a last
+    checkpoint."""
+    from ..config import load_config_json
+
+    found = []
+    for cfg_file in sorted(runs_dir.glob("*/config.json")):
+        cfg = load_config_json(cfg_file)
+        if (cfg.train.objective or {}).get("type") == "m2" and cfg.data.labels is not None \
+                and (cfg_file.parent / "checkpoints" / "last.json").is_file():
+            found.append(cfg_file)
+    return found
+
+
+def _planned_keys(runs_dirs: Sequence[Path]) -> list[str]:
+    """The row keys (:func:`_row_key`) the runs would give, from their last checkpoints' JSON alone: what ``--out``
+    is checked against before any evaluation or baseline training."""
+    return [_row_key({"run": f.parent.name,
+                      "epochs": json.loads((f.parent / "checkpoints" / "last.json").read_text())["epoch"]})
+            for d in runs_dirs for f in finished_runs(d)]
+
+
 def run_rows(runs_dir: Path, sup_steps: int = 2000) -> list[dict[str, Any]]:
     """One row per finished M2 run under ``runs_dir`` (``labels``, ``seed``, ``epochs``, ``m2_error``,
     ``sup_error``, ``train_seconds``); runs without a last checkpoint are skipped."""
@@ -71,12 +93,8 @@ def run_rows(runs_dir: Path, sup_steps: int = 2000) -> list[dict[str, Any]]:
     from ..train import load_run
 
     rows = []
-    for cfg_file in sorted(runs_dir.glob("*/config.json")):
+    for cfg_file in finished_runs(runs_dir):
         cfg = load_config_json(cfg_file)
-        if (cfg.train.objective or {}).get("type") != "m2" or cfg.data.labels is None:
-            continue
-        if not (cfg_file.parent / "checkpoints" / "last.json").is_file():
-            continue
         run = load_run(cfg_file.parent, "last")
         xt, yt, _ = eval_data(run.config, "test")
         rows.append({"run": cfg_file.parent.name, "labels": cfg.data.labels, "seed": cfg.seed,
@@ -124,6 +142,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if a.sup_steps < 1:
         p.error(f"--sup-steps must be >= 1, got {a.sup_steps}")
     torch.set_num_threads(a.threads)
+    if a.out:  # before the evaluations and the baselines' training (minutes per run)
+        try:
+            refuse_to_drop(a.out, _planned_keys(a.runs_dir), names=lambda d: map(_row_key, d["rows"]), force=a.force)
+        except OutputError as e:
+            p.error(str(e))
     rows = [r for d in a.runs_dir for r in run_rows(d, a.sup_steps)]
     if not rows:
         p.error(f"no finished M2 run (train.objective.type m2 with data.labels) under {', '.join(map(str, a.runs_dir))}")
@@ -132,10 +155,6 @@ def main(argv: Sequence[str] | None = None) -> int:
            "runs_dirs": [str(d) for d in a.runs_dir], "rows": rows, "by_labels": summarise(rows)}
     print(json.dumps(res))  # first: the figures reach the terminal even if the write fails
     if a.out:
-        try:
-            refuse_to_drop(a.out, map(_row_key, rows), names=lambda d: map(_row_key, d["rows"]), force=a.force)
-        except OutputError as e:
-            p.error(f"{e}; the results are printed above")
         write_output(a.out, json.dumps(res, indent=1) + "\n", payload=res)
     return 0
 
