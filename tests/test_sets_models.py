@@ -263,3 +263,17 @@ def test_vhe_variable_support_size_keeps_supports_and_scored_items_apart(seed):
     assert set(sizes) == {1, 2, 3, 4, 5}
     with pytest.raises(ValueError, match="model.min_support_size"):
         build_model(small_spec("homoencoder", class_size=20, support_size=5, min_support_size=6), data_dim=10)
+
+
+@pytest.mark.parametrize("kind", ["neural_statistician", "homoencoder"])
+def test_conv_item_networks_take_the_data_image_shape(seed, kind):
+    # the image shape reached no network of a model of sets: a conv encoder assumed 28x28 and refused 8x8 data
+    extra = {"class_size": 4, "support_size": 2} if kind == "homoencoder" else {}
+    spec = small_spec(kind, encoder={"type": "conv", "channels": [4, 8], "out_features": 16},
+                      decoder={"type": "deconv", "channels": [8, 4]}, **extra)
+    model = build_model(spec, data_dim=64, image_shape=(1, 8, 8))
+    assert model.item_encoder.image_shape == (1, 8, 8) and model.decoder.image_shape == (1, 8, 8)
+    bound, _ = model.training_bound(torch.bernoulli(torch.full((3, 4, 64), 0.3)))
+    assert torch.isfinite(bound).all()
+    with pytest.raises(ValueError, match="784 values but in_features is 64"):
+        build_model(spec, data_dim=64)  # no shape given: the default 28x28 is refused, not used

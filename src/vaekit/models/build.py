@@ -35,6 +35,9 @@ def build_net(spec: dict[str, Any], path: str, in_features: int, out_features: i
     params = inspect.signature(fn).parameters
     if out_features is not None:
         fixed["out_features"] = out_features
+        # the model reads this net's output as parameters (logits), not features: no activation after it
+        if "final_activation" in params and "final_activation" not in spec:
+            fixed["final_activation"] = False
     elif "out_features" in params and params["out_features"].default is inspect.Parameter.empty:
         raise ConfigError(f"{path}: network type {spec['type']!r} needs out_features")
     if "image_shape" in params and image_shape is not None and "image_shape" not in spec:

@@ -29,7 +29,7 @@ def build_cvae(data_dim: int, image_shape: Sequence[int] | None, encoder: dict, 
     lik = build(LIKELIHOODS, likelihood, "model.likelihood", data_dim=data_dim)
     enc = build_net(encoder, "model.encoder", data_dim + cond.dim, None, None)
     lat = build(LATENTS, latent, "model.latent", in_features=enc.out_features)
-    dec = build_net(decoder, "model.decoder", lat.dim + cond.dim, lik.out_features, None)
+    dec = build_net(decoder, "model.decoder", lat.dim + cond.dim, lik.out_features, image_shape)
     pnet = plat = None
     if prior_net is not None:
         pnet = build_net(prior_net, "model.prior_net", cond.dim, None, None)
@@ -45,10 +45,10 @@ def build_m2(data_dim: int, image_shape: Sequence[int] | None, classifier: dict,
     """``model: {type: m2, classifier: {type: mlp, ...}, encoder, latent, decoder, likelihood, n_classes: 10,
     y_treatment: enumerate | relaxed, temperature: 0.5}`` (Kingma et al. 2014)."""
     lik = build(LIKELIHOODS, likelihood, "model.likelihood", data_dim=data_dim)
-    clf = build_net(classifier, "model.classifier", data_dim, n_classes, None)
+    clf = build_net(classifier, "model.classifier", data_dim, n_classes, image_shape)
     enc = build_net(encoder, "model.encoder", data_dim + n_classes, None, None)
     lat = build(LATENTS, latent, "model.latent", in_features=enc.out_features)
-    dec = build_net(decoder, "model.decoder", lat.dim + n_classes, lik.out_features, None)
+    dec = build_net(decoder, "model.decoder", lat.dim + n_classes, lik.out_features, image_shape)
     return M2(clf, enc, lat, dec, lik, n_classes, y_treatment, temperature)
 
 

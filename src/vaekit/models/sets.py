@@ -405,8 +405,12 @@ class HomoEncoder(NeuralStatistician):
 def build_set_model(kind: str, data_dim: int, encoder: dict, pool: dict, context: dict, z_encoder: dict,
                     latent: dict, prior_net: dict, decoder: dict, likelihood: dict,
                     class_size: int | None = None, support_size: int = 5, disjoint: bool = True,
-                    min_support_size: int | None = None) -> NeuralStatistician:
+                    min_support_size: int | None = None,
+                    image_shape: Sequence[int] | None = None) -> NeuralStatistician:
     """Build a :class:`NeuralStatistician` (``kind="ns"``) or :class:`HomoEncoder` (``"vhe"``) from config specs.
+
+    ``image_shape`` ``(C, H, W)`` reaches the per-item encoder and the decoder, the networks that see images
+    (``{type: conv}`` / ``{type: deconv}``), unless their spec names its own.
 
     Raises:
         ConfigError: naming the dotted key (``model.context.dim``, ...).
@@ -417,14 +421,14 @@ def build_set_model(kind: str, data_dim: int, encoder: dict, pool: dict, context
     from .build import build_net
 
     lik = build(LIKELIHOODS, likelihood, "model.likelihood", data_dim=data_dim)
-    enc = build_net(encoder, "model.encoder", data_dim, None, None)
+    enc = build_net(encoder, "model.encoder", data_dim, None, image_shape)
     pool_net = build_net(pool, "model.pool", enc.out_features, None, None)
     ctx = build(LATENTS, context, "model.context", in_features=pool_net.out_features)
     zenc = build_net(z_encoder, "model.z_encoder", enc.out_features + ctx.dim, None, None)
     lat = build(LATENTS, latent, "model.latent", in_features=zenc.out_features)
     pnet = build_net(prior_net, "model.prior_net", ctx.dim, None, None)
     plat = build(LATENTS, latent, "model.latent", in_features=pnet.out_features)
-    dec = build_net(decoder, "model.decoder", lat.dim + ctx.dim, lik.out_features, None)
+    dec = build_net(decoder, "model.decoder", lat.dim + ctx.dim, lik.out_features, image_shape)
     parts = (enc, pool_net, ctx, zenc, lat, pnet, plat, dec, lik)
     if kind == "ns":
         return NeuralStatistician(*parts)
@@ -448,7 +452,7 @@ def _register() -> None:
         """``model: {type: neural_statistician, encoder, pool, context: {type: gaussian, dim: 64}, z_encoder,
         latent: {type: gaussian, dim: 16}, prior_net, decoder, likelihood}`` (networks: ``{type: mlp, ...}``)."""
         return build_set_model("ns", data_dim, encoder, pool, context, z_encoder, latent, prior_net, decoder,
-                               likelihood)
+                               likelihood, image_shape=image_shape)
 
     @MODELS.register("homoencoder")
     def build_homoencoder(data_dim: int, image_shape: Sequence[int] | None, encoder: dict, pool: dict,
@@ -458,7 +462,7 @@ def _register() -> None:
         """As ``neural_statistician`` plus ``class_size`` (``|X|``), ``support_size`` (``|D|``) and ``disjoint``
         (``D`` never holds the scored item): the VHE."""
         return build_set_model("vhe", data_dim, encoder, pool, context, z_encoder, latent, prior_net, decoder,
-                               likelihood, class_size, support_size, disjoint, min_support_size)
+                               likelihood, class_size, support_size, disjoint, min_support_size, image_shape)
 
 
 _register()

@@ -25,12 +25,15 @@ def _flat_batch(x: Tensor, n_trailing: int) -> tuple[Tensor, torch.Size]:
 class ConvEncoder(nn.Module):
     """Flattened ``(…, C*28*28)`` images -> ``(…, out_features)`` features.
 
-    Two stride-2 convolutions (28 -> 14 -> 7) then a linear layer.
-    ``image_shape`` is supplied by the model builder from the data set.
+    Two stride-2 convolutions (28 -> 14 -> 7) then a linear layer, followed by the activation when the net
+    extracts features (``final_activation``). ``image_shape`` is supplied by the model builder from the data
+    set; where the model dictates ``out_features`` (an output layer: a classifier's logits) the builder sets
+    ``final_activation=False``, as an MLP's last layer is linear.
     """
 
     def __init__(self, in_features: int, image_shape: ImageShape = (1, 28, 28), channels: Channels = (32, 64),
-                 out_features: PositiveInt = 256, activation: Activation = "relu") -> None:
+                 out_features: PositiveInt = 256, activation: Activation = "relu",
+                 final_activation: bool = True) -> None:
         super().__init__()
         c, h, w = image_shape
         if c * h * w != in_features:
@@ -43,7 +46,8 @@ class ConvEncoder(nn.Module):
             nn.Conv2d(c, c1, 4, stride=2, padding=1), make_activation(activation),
             nn.Conv2d(c1, c2, 4, stride=2, padding=1), make_activation(activation),
             nn.Flatten(),
-            nn.Linear(c2 * (h // 4) * (w // 4), out_features), make_activation(activation),
+            nn.Linear(c2 * (h // 4) * (w // 4), out_features),
+            *([make_activation(activation)] if final_activation else []),
         )
         self.in_features = in_features
         self.out_features = out_features
