@@ -27,16 +27,21 @@ def _loss(m, idx):
     return cvae_objective(m, torch.bernoulli(X[idx]), label=Y[idx])
 
 
-def _train(run_dir, epochs):
+def _train(run_dir, epochs, log=lambda s: None):
     torch.manual_seed(0)
     model = build_model(SPEC["model"], data_dim=784)
-    return fit_steps(model, _steps, _loss, epochs=epochs, run_dir=run_dir, spec=SPEC, log=lambda s: None), model
+    return fit_steps(model, _steps, _loss, epochs=epochs, run_dir=run_dir, spec=SPEC, log=log), model
 
 
 def test_fit_steps_resumes_exactly(tmp_path):
     _, straight = _train(tmp_path / "a", 2)
     _train(tmp_path / "b", 1)
-    state, resumed = _train(tmp_path / "b", 2)
+    said: list[str] = []
+    state, resumed = _train(tmp_path / "b", 2, said.append)
+    assert said[0] == "[b] resuming at epoch 1 of 2"
+    said.clear()
+    _train(tmp_path / "b", 2, said.append)  # a finished run is not 'resumed': nothing trains
+    assert said == ["[b] already trained for 2 epochs"]
     assert state["epoch"] == 2 and read_state(tmp_path / "b")["step"] == 8
     for (k, a), b in zip(straight.state_dict().items(), resumed.state_dict().values()):
         assert torch.equal(a, b), k

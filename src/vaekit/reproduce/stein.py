@@ -33,7 +33,7 @@ from ..evaluation import ais, iwae_estimate
 from ..objectives.stein import fitted_gaussian_log_weights
 from ..pipeline import eval_data
 from ..train import load_run
-from ..train.outputs import write_output
+from ..train.outputs import OutputError, refuse_other_settings, write_output
 
 
 @torch.no_grad()
@@ -152,6 +152,31 @@ def report(evals: dict[str, Any], stein: str, gauss_time: str, gauss_epochs: str
     return out
 
 
+def eval_settings(entry: dict[str, Any]) -> dict[str, Any]:
+    """What makes two evaluations of one run the same measurement: images, AIS settings, importance samples."""
+    return {"n": entry["n"], "ais_settings": entry["ais_settings"],
+            "k": entry.get("iwae_k", entry.get("fitted_gaussian_k"))}
+
+
+def read_evaluations(path: Path) -> dict[str, Any]:
+    """The run-name -> evaluation entries of an ``--out`` file (``{}`` when absent).
+
+    Raises:
+        OutputError: the file is not such a file (not JSON, or a report such as ``docs/results/stein.json``, whose
+            summary adding run entries would corrupt).
+    """
+    if not path.is_file():
+        return {}
+    try:
+        data = json.loads(path.read_text())
+    except ValueError as e:
+        raise OutputError(f"{path}: not JSON ({e}); --out takes a file of run evaluations", path) from e
+    if not isinstance(data, dict) or any(not isinstance(v, dict) or "ais_settings" not in v for v in data.values()):
+        raise OutputError(f"{path} is not a file of run evaluations (one entry per run with its 'ais_settings'); "
+                          "write them elsewhere", path)
+    return data
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m vaekit.reproduce.stein", description=__doc__.split("\n\n")[0])
     p.add_argument("runs", nargs="+", help="run directories")
@@ -161,11 +186,26 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--leapfrog", type=int, default=10, help="HMC leapfrog steps (default: 10)")
     p.add_argument("--k", type=int, default=5000, help="importance samples of the IWAE bounds (default: 5000)")
     p.add_argument("--threads", type=int, default=1, help="torch threads (default: 1)")
-    p.add_argument("--out", required=True, help="JSON file: one entry per run, per-image values included")
+    p.add_argument("--out", required=True, help="JSON file: one entry per run, per-image values included; a run "
+                   "already in it at other settings is refused (another result), unless --force")
+    p.add_argument("--force", action="store_true", help="replace entries evaluated at other settings")
     a = p.parse_args(argv)
-    torch.set_num_threads(a.threads)
+    for key in ("n", "T", "chains", "leapfrog", "k", "threads"):
+        if getattr(a, key) < 1:
+            p.error(f"--{key} must be >= 1, got {getattr(a, key)}")
     path = Path(a.out)
-    results = json.loads(path.read_text()) if path.is_file() else {}
+    wanted = {"n": a.n, "ais_settings": {"T": a.T, "chains": a.chains, "leapfrog": a.leapfrog, "seed": 0}, "k": a.k}
+    try:
+        results = read_evaluations(path)
+        # every run is checked before any AIS runs: an hour of evaluation is not spent to be refused at the end
+        for r in a.runs:
+            name = Path(r).name
+            if name in results:
+                refuse_other_settings(path, wanted, lambda data, name=name: eval_settings(data[name]), a.force,
+                                      f"pass --force to replace run {name!r}")
+    except OutputError as e:
+        p.error(str(e))
+    torch.set_num_threads(a.threads)
     for r in a.runs:
         res = evaluate_run(r, a.n, a.T, a.chains, a.leapfrog, a.k)
         results[Path(r).name] = res

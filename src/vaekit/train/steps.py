@@ -115,7 +115,8 @@ def fit_steps(model: nn.Module, steps: Callable[[int, torch.Generator], Iterable
             st.setdefault(int(i), {})[name] = v
         opt.load_state_dict({"state": st, "param_groups": old.pop("param_groups")})
         state = old
-        log(f"[{run_dir.name}] resuming at epoch {state['epoch']}")
+        log(f"[{run_dir.name}] already trained for {epochs} epochs" if state["epoch"] == epochs
+            else f"[{run_dir.name}] resuming at epoch {state['epoch']} of {epochs}")
     model.train()
     t_call = time.perf_counter()
     while state["epoch"] < epochs:
