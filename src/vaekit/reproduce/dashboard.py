@@ -428,9 +428,15 @@ def _sets(results: Path, which: str) -> Evidence | None:
         best = max((k for k in d if k.startswith("omni_") and "fewshot" in d[k]), key=lambda k: fs(d[k])["accuracy"],
                    default=None)
         if best:
-            acc, se = fs(d[best])["accuracy"], fs(d[best])["se"]
+            fresh = d[best].get("fewshot_fresh", {}).get("5way1shot")
+            n_runs = sum(1 for k in d if k.startswith("omni_") and "fewshot" in d[k])
+            if fresh is None:  # evaluated before fresh episodes existed: the selecting episodes, said so
+                acc, se, how = fs(d[best])["accuracy"], fs(d[best])["se"], f"{best}, best of {n_runs} runs on these episodes"
+            else:
+                acc, se = fresh["accuracy"], fresh["se"]
+                how = f"{best}, picked as the best of {n_runs} runs on other episodes; {fresh['episodes']} fresh ones"
             claims.append(Claim("Omniglot 5-way 1-shot ≥ 85 % for the better model (first bar of the issue)",
-                                f"{100 * acc:.2f} ± {100 * se:.2f} % ({best})", "98.1 % (paper), 95.7 % (re-impl.)",
+                                f"{100 * acc:.2f} ± {100 * se:.2f} % ({how})", "98.1 % (paper), 95.7 % (re-impl.)",
                                 _at_least(acc, se, 0.85)))
     else:
         ns, vhe = d.get("omni_ns_made"), d.get("omni_vhe_made")
@@ -446,7 +452,8 @@ def _sets(results: Path, which: str) -> Evidence | None:
                                 _side(a["accuracy"] - b["accuracy"], math.hypot(a["se"], b["se"]))))
     if not claims:
         return None
-    return Evidence(tuple(claims), "Omniglot 28×28 background set, MLP nets, 20–30 epochs, 1 seed; 1,000 episodes",
+    return Evidence(tuple(claims), "Omniglot 28×28 background set, MLP or two-layer conv nets, 20–30 epochs, 1 seed; "
+                    "1,000 episodes",
                     "sets.json")
 
 

@@ -12,9 +12,10 @@
 * ``omni_ns_made`` / ``omni_vhe_made`` — the same with an autoregressive (MADE) decoder, issue 17's
   ``made_bernoulli`` likelihood;
 * ``omni_ns_conv`` / ``omni_vhe_conv`` — convolutional per-item encoder and decoder (two stride-2 layers each);
-* ``omni_ns_var`` / ``omni_vhe_var`` — sets of 1 to 5 items in training.
+* ``omni_ns_var`` / ``omni_vhe_var`` — sets of 1 to 5 items in training; ``omni_vhe_conv_var`` both.
 
-Omniglot runs are evaluated by 5/20-way 1/5-shot accuracy (1000 episodes of the evaluation set each),
+Omniglot runs are evaluated by 5/20-way 1/5-shot accuracy (1000 episodes of the evaluation set each, and 5-way
+1-shot again on 1000 other episodes, ``fewshot_fresh``, to judge the best run without selection bias),
 the IWAE-100 bound of one evaluation image per character given 5 others, and the final context KL.
 """
 
@@ -88,6 +89,9 @@ _CONV_DEC = {"type": "deconv", "channels": [64, 32], "image_shape": [1, 28, 28]}
 for _k in ("ns", "vhe"):
     RUNS[f"omni_{_k}_conv"] = json.loads(json.dumps(RUNS[f"omni_{_k}"]))
     RUNS[f"omni_{_k}_conv"]["model"].update(encoder=_CONV_ENC, decoder=_CONV_DEC)
+# both changes that helped the VHE's 1-shot accuracy: conv nets and supports of 1..5 items in training
+RUNS["omni_vhe_conv_var"] = json.loads(json.dumps(RUNS["omni_vhe_conv"]))
+RUNS["omni_vhe_conv_var"]["model"]["min_support_size"] = 1
 
 
 def spec_of(name: str, epochs: int | None = None) -> dict[str, Any]:
@@ -130,6 +134,9 @@ def evaluate_run(name: str, out: Path = OUT, data_dir: str | None = None, episod
         res["fewshot_kl_query_support"] = {
             f"{w}way{s}shot": fewshot_accuracy(model, data.test, w, s, episodes, seed=1, rule="kl_query_support")
             for w in (5, 20) for s in (1, 5)}
+        # the first bar is judged on the best of several runs, picked by the seed-1 episodes; a pick scored on the
+        # episodes that picked it is biased upwards, so the claim reads fresh episodes (seed 2)
+        res["fewshot_fresh"] = {"5way1shot": fewshot_accuracy(model, data.test, 5, 1, episodes, seed=2)}
         res["support_nll"] = support_nll(model, data.test, shot=5, k=100)
         res["test_kl_c"] = test_context_kl(model, data.test)
     res["eval_seconds"] = round(time.perf_counter() - t0, 1)
