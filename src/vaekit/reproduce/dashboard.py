@@ -410,12 +410,33 @@ def _xu_durrett(results: Path) -> Evidence | None:
     return Evidence(claims, budget + "; κ = 35, d = 32, no annealing", source)
 
 
+def _fewshot_evidence(d: dict[str, Any], prefix: str) -> tuple[str, str, bool | None]:
+    """(ours, paper, holds) of "5-way 1-shot ≥ 85 %" for the best run whose name starts with ``prefix``, picked on the
+    seed-1 episodes and judged on its fresh ones (seed 2) where it has them: the best of several runs scored on the
+    episodes that picked it is biased upwards."""
+    runs = [k for k in d if k.startswith(prefix) and "fewshot" in d[k]]
+    best = max(runs, key=lambda k: d[k]["fewshot"]["5way1shot"]["accuracy"])
+    fresh = d[best].get("fewshot_fresh", {}).get("5way1shot")
+    if fresh is None:  # evaluated before fresh episodes existed: the selecting episodes, said so
+        r, how = d[best]["fewshot"]["5way1shot"], f"{best}, best of {len(runs)} runs on these episodes"
+    else:
+        r = fresh
+        how = f"{best}, picked as the best of {len(runs)} runs on other episodes; {fresh['episodes']} fresh ones"
+    return (f"{100 * r['accuracy']:.2f} ± {100 * r['se']:.2f} % ({how})", "98.1 % (paper), 95.7 % (re-impl.)",
+            _at_least(r["accuracy"], r["se"], 0.85))
+
+
 def _sets(results: Path, which: str) -> Evidence | None:
     d = _load(results, "sets.json")
     if not d:
         return None
     claims: list[Claim] = []
     fs = lambda r: r["fewshot"]["5way1shot"]  # noqa: E731
+    omni = [k for k in d if k.startswith("omni_") and "fewshot" in d[k]]
+    # the issue's first bar is for the better of the two models: it sits in the row of the model that is better
+    best_is_vhe = bool(omni) and "_vhe" in max(omni, key=lambda k: fs(d[k])["accuracy"])
+    first_bar = Claim("Omniglot 5-way 1-shot ≥ 85 % for the better of NS and VHE (first bar of the issue)",
+                      *_fewshot_evidence(d, "omni_")) if omni else None
     if which == "ns":
         for run, how in (("syn_ns", ""), ("syn_ns_aux", ", trained with the paper's early up-weighting of the "
                                                       "reconstruction, z 32, 50 epochs"),
@@ -425,19 +446,12 @@ def _sets(results: Path, which: str) -> Evidence | None:
                 claims.append(Claim("synthetic sets: k-means (4) on the context means recovers the families (purity "
                                     f"≥ 0.9){how}", f"purity {pur:.3f} ({d[run]['synthetic']['n_sets']} sets)",
                                     "clusters by family", pur >= 0.9))
-        best = max((k for k in d if k.startswith("omni_") and "fewshot" in d[k]), key=lambda k: fs(d[k])["accuracy"],
-                   default=None)
-        if best:
-            fresh = d[best].get("fewshot_fresh", {}).get("5way1shot")
-            n_runs = sum(1 for k in d if k.startswith("omni_") and "fewshot" in d[k])
-            if fresh is None:  # evaluated before fresh episodes existed: the selecting episodes, said so
-                acc, se, how = fs(d[best])["accuracy"], fs(d[best])["se"], f"{best}, best of {n_runs} runs on these episodes"
-            else:
-                acc, se = fresh["accuracy"], fresh["se"]
-                how = f"{best}, picked as the best of {n_runs} runs on other episodes; {fresh['episodes']} fresh ones"
-            claims.append(Claim("Omniglot 5-way 1-shot ≥ 85 % for the better model (first bar of the issue)",
-                                f"{100 * acc:.2f} ± {100 * se:.2f} % ({how})", "98.1 % (paper), 95.7 % (re-impl.)",
-                                _at_least(acc, se, 0.85)))
+        if best_is_vhe:
+            claims.append(Claim("Omniglot 5-way 1-shot ≥ 85 % for the NS alone (the issue's bar for the better "
+                                "model, applied to the NS; the VHE's row holds the bar itself)",
+                                *_fewshot_evidence(d, "omni_ns")))
+        elif first_bar:
+            claims.append(first_bar)
     else:
         ns, vhe = d.get("omni_ns_made"), d.get("omni_vhe_made")
         if ns and vhe:
@@ -450,6 +464,8 @@ def _sets(results: Path, which: str) -> Evidence | None:
                                 f"VHE {100 * a['accuracy']:.2f} % vs NS {100 * b['accuracy']:.2f} %",
                                 "VHE higher (from memory)",
                                 _side(a["accuracy"] - b["accuracy"], math.hypot(a["se"], b["se"]))))
+        if best_is_vhe:
+            claims.append(first_bar)
     if not claims:
         return None
     return Evidence(tuple(claims), "Omniglot 28×28 background set, MLP or two-layer conv nets, 20–30 epochs, 1 seed; "
