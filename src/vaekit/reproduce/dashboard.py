@@ -615,8 +615,8 @@ PAPERS: tuple[Paper, ...] = (
     Paper("ns", "Edwards & Storkey 2016, Neural Statistician", "Neural Statistician",
           _need("vaekit.models:NeuralStatistician"), lambda r: _sets(r, "ns"), "sets.md"),
     Paper("ssvae_text", "Xu, Sun, Deng & Tan 2017, semi-supervised VAE for text", "semi-supervised text classification",
-          _need("vaekit.models.text:TextM2"), _together(_generic("text_ssl.json"), _generic("text_ssl_mr.json"),
-                                                     _generic("text_ssl_trec.json")),
+          _need("vaekit.models.text:TextM2"), _together(*(_generic(f"text_ssl{d}{e}.json") for e in ("", "_e10")
+                                                       for d in ("", "_mr", "_trec"))),
           "text.md"),
     Paper("bowman", "Bowman et al. 2016, sentence VAE", "sentence VAE", _need("vaekit.models:TextVAE"),
           _bowman, "text.md"),
