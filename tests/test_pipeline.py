@@ -52,6 +52,16 @@ def test_write_plots_draws_the_decoded_latent_plot_of_the_geometry(tmp_path, dig
     assert all(p.parent == tmp_path / "plots" and p.stat().st_size > 0 for p in paths)
 
 
+def test_write_plots_of_m2_with_a_2d_latent_leaves_out_the_decoded_grid(tmp_path, digits):
+    # M2's label is a latent (no data condition) but its decoder reads one: the manifold grid raised KeyError 'label'
+    # in the pre-training plot check, so a 2-D M2 run could not start
+    m2 = build_model({"type": "m2", "classifier": {"type": "mlp", "hidden": [16]},
+                      "encoder": {"type": "mlp", "hidden": [16]}, "latent": {"type": "gaussian", "dim": 2},
+                      "decoder": {"type": "mlp", "hidden": [16]}, "likelihood": {"type": "bernoulli"}}, 64, (1, 8, 8))
+    paths = write_plots(tmp_path, m2, digits.test.x[:50], digits.test.y[:50], (1, 8, 8), seed=0)
+    assert {p.name for p in paths} == {"samples.png", "reconstructions.png", "latent_scatter.png"}
+
+
 def test_write_plots_of_non_image_data_draws_the_scatter_only(tmp_path, digits):
     paths = write_plots(tmp_path, vae({"type": "vmf", "dim": 2}), digits.test.x[:50], None, None)
     assert [p.name for p in paths] == ["latent_scatter.png"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 import torch
 
 from vaekit.cli.main import main
@@ -39,14 +40,30 @@ def test_fit_steps_resumes_exactly(tmp_path):
     said: list[str] = []
     state, resumed = _train(tmp_path / "b", 2, said.append)
     assert said[0] == "[b] resuming at epoch 1 of 2"
-    said.clear()
-    _train(tmp_path / "b", 2, said.append)  # a finished run is not 'resumed': nothing trains
-    assert said == ["[b] already trained for 2 epochs"]
     assert state["epoch"] == 2 and read_state(tmp_path / "b")["step"] == 8
     for (k, a), b in zip(straight.state_dict().items(), resumed.state_dict().values()):
         assert torch.equal(a, b), k
     loaded = load_steps_run(tmp_path / "b")
     assert all(torch.equal(a, b) for a, b in zip(loaded.state_dict().values(), straight.state_dict().values()))
+    said.clear()
+    _train(tmp_path / "b", 2, said.append)  # a finished run is not 'resumed': nothing trains
+    assert said == ["[b] already trained for 2 epochs"]
+    from vaekit.train.steps import RunFolderError
+    with pytest.raises(RunFolderError, match=r"holds 2 epochs, more than the 1 asked; use another folder"):
+        _train(tmp_path / "b", 1)
+
+
+def test_the_conditional_command_reports_a_folder_of_more_epochs_as_a_usage_error(tmp_path, capsys):
+    """It was a traceback; every command training through fit_steps reports it by its parser (exit 2)."""
+    from vaekit.reproduce import conditional
+    run = tmp_path / "cvae_label"
+    run.mkdir()
+    (run / "state.json").write_text(json.dumps({"epoch": 5, "spec": {}}))  # another run's folder
+    with pytest.raises(SystemExit) as e:
+        conditional.main(["--runs", "cvae_label", "--epochs", "1", "--out", str(tmp_path), "--no-eval"])
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert "cvae_label holds" in err and "Traceback" not in err
 
 
 def test_fit_steps_names_the_settings_a_folder_holds_and_refuses_zero_epochs(tmp_path):

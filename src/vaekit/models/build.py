@@ -22,8 +22,12 @@ LATENTS.constrain(dim=at.Ge(1))
 
 
 def build_net(spec: dict[str, Any], path: str, in_features: int, out_features: int | None,
-              image_shape: Sequence[int] | None) -> nn.Module:
+              image_shape: Sequence[int] | None, not_image: str | None = None) -> nn.Module:
     """Build a network from ``spec`` with the widths the model dictates.
+
+    ``image_shape`` reaches nets that take one (``conv`` reads an image, ``deconv`` writes one). ``not_image`` says
+    what this slot reads (an encoder) or writes (a decoder) instead of one image, e.g. "reads the image joined with
+    the condition": an image net there is refused with that reason, instead of assuming a 28x28 default.
 
     Raises:
         ConfigError: naming the dotted key under ``path`` (see :func:`vaekit.registry.build`).
@@ -33,6 +37,9 @@ def build_net(spec: dict[str, Any], path: str, in_features: int, out_features: i
     fixed: dict[str, Any] = {"in_features": in_features}
     fn = NETS.get(spec["type"], path)
     params = inspect.signature(fn).parameters
+    if "image_shape" in params and "image_shape" not in spec and not_image is not None:
+        raise ConfigError(f"{path}: a {spec['type']!r} net works on images, but this network {not_image}, not one "
+                          "image; use an MLP here ({type: mlp, hidden: [...]})")
     if out_features is not None:
         fixed["out_features"] = out_features
         # the model reads this net's output as parameters (logits), not features: no activation after it
@@ -40,7 +47,7 @@ def build_net(spec: dict[str, Any], path: str, in_features: int, out_features: i
             fixed["final_activation"] = False
     elif "out_features" in params and params["out_features"].default is inspect.Parameter.empty:
         raise ConfigError(f"{path}: network type {spec['type']!r} needs out_features")
-    if "image_shape" in params and image_shape is not None and "image_shape" not in spec:
+    if "image_shape" in params and "image_shape" not in spec and image_shape is not None and not_image is None:
         fixed["image_shape"] = tuple(image_shape)
     return build(NETS, spec, path, **fixed)
 

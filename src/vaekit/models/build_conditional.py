@@ -27,12 +27,14 @@ def build_cvae(data_dim: int, image_shape: Sequence[int] | None, encoder: dict, 
     layer of the latent family (``latent``'s spec) turns them into the prior."""
     cond = build_condition(condition, data_dim)
     lik = build(LIKELIHOODS, likelihood, "model.likelihood", data_dim=data_dim)
-    enc = build_net(encoder, "model.encoder", data_dim + cond.dim, None, None)
+    enc = build_net(encoder, "model.encoder", data_dim + cond.dim, None, None,
+                    not_image=f"reads the image joined with the condition ({data_dim} + {cond.dim} values)")
     lat = build(LATENTS, latent, "model.latent", in_features=enc.out_features)
     dec = build_net(decoder, "model.decoder", lat.dim + cond.dim, lik.out_features, image_shape)
     pnet = plat = None
     if prior_net is not None:
-        pnet = build_net(prior_net, "model.prior_net", cond.dim, None, None)
+        pnet = build_net(prior_net, "model.prior_net", cond.dim, None, None,
+                         not_image=f"reads the condition's {cond.dim} features")
         plat = build(LATENTS, latent, "model.latent", in_features=pnet.out_features)
     return ConditionalVAE(enc, lat, dec, lik, cond, pnet, plat)
 
@@ -46,7 +48,8 @@ def build_m2(data_dim: int, image_shape: Sequence[int] | None, classifier: dict,
     y_treatment: enumerate | relaxed, temperature: 0.5}`` (Kingma et al. 2014)."""
     lik = build(LIKELIHOODS, likelihood, "model.likelihood", data_dim=data_dim)
     clf = build_net(classifier, "model.classifier", data_dim, n_classes, image_shape)
-    enc = build_net(encoder, "model.encoder", data_dim + n_classes, None, None)
+    enc = build_net(encoder, "model.encoder", data_dim + n_classes, None, None,
+                    not_image=f"reads the image joined with the one-hot label ({data_dim} + {n_classes} values)")
     lat = build(LATENTS, latent, "model.latent", in_features=enc.out_features)
     dec = build_net(decoder, "model.decoder", lat.dim + n_classes, lik.out_features, image_shape)
     return M2(clf, enc, lat, dec, lik, n_classes, y_treatment, temperature)

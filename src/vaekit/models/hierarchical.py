@@ -269,7 +269,8 @@ def build_hvae(data_dim: int, image_shape: Sequence[int] | None, layers: list, l
     encoders, posteriors, decoders, priors = [], [], [], []
     width = data_dim
     for i, spec in enumerate(layers):
-        enc = build_net(spec["encoder"], f"model.layers[{i}].encoder", width, None, image_shape if i == 0 else None)
+        enc = build_net(spec["encoder"], f"model.layers[{i}].encoder", width, None, image_shape,
+                        not_image=None if i == 0 else f"reads the layer-{i - 1} latent")
         lat = build(LATENTS, spec["latent"], f"model.layers[{i}].latent", in_features=enc.out_features)
         encoders.append(enc)
         posteriors.append(lat)
@@ -278,7 +279,8 @@ def build_hvae(data_dim: int, image_shape: Sequence[int] | None, layers: list, l
         if i == 0:
             dec = build_net(spec["decoder"], "model.layers[0].decoder", posteriors[0].dim, lik.out_features, image_shape)
         else:
-            dec = build_net(spec["decoder"], f"model.layers[{i}].decoder", posteriors[i].dim, None, None)
+            dec = build_net(spec["decoder"], f"model.layers[{i}].decoder", posteriors[i].dim, None, None,
+                            not_image=f"writes the features of the layer-{i - 1} prior")
             below = layers[i - 1]
             pspec = below.get("prior", below["latent"])
             prior = build(LATENTS, pspec, f"model.layers[{i - 1}].prior", in_features=dec.out_features)

@@ -271,11 +271,12 @@ def build_sequential_vae(data_dim: int, image_shape: Sequence[int] | None, steps
     encoders, latents, decoders = [], [], []
     for t in range(steps):
         first = t == 0
-        enc = build_net(encoder, "model.encoder", data_dim if first else 2 * data_dim, None,
-                        image_shape if first else None)
+        enc = build_net(encoder, "model.encoder", data_dim if first else 2 * data_dim, None, image_shape,
+                        not_image=None if first else "reads the image joined with the previous step's output")
         lat = build(LATENTS, latent, "model.latent", in_features=enc.out_features)
+        # every step's decoder writes the image, whatever it reads
         dec = build_net(decoder, "model.decoder", lat.dim if first else lat.dim + data_dim, lik.out_features,
-                        image_shape if first else None)
+                        image_shape)
         encoders.append(enc)
         latents.append(lat)
         decoders.append(dec)

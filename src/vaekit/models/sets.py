@@ -422,11 +422,12 @@ def build_set_model(kind: str, data_dim: int, encoder: dict, pool: dict, context
 
     lik = build(LIKELIHOODS, likelihood, "model.likelihood", data_dim=data_dim)
     enc = build_net(encoder, "model.encoder", data_dim, None, image_shape)
-    pool_net = build_net(pool, "model.pool", enc.out_features, None, None)
+    pool_net = build_net(pool, "model.pool", enc.out_features, None, None, not_image="reads the pooled item features")
     ctx = build(LATENTS, context, "model.context", in_features=pool_net.out_features)
-    zenc = build_net(z_encoder, "model.z_encoder", enc.out_features + ctx.dim, None, None)
+    zenc = build_net(z_encoder, "model.z_encoder", enc.out_features + ctx.dim, None, None,
+                     not_image="reads the item's features joined with the context")
     lat = build(LATENTS, latent, "model.latent", in_features=zenc.out_features)
-    pnet = build_net(prior_net, "model.prior_net", ctx.dim, None, None)
+    pnet = build_net(prior_net, "model.prior_net", ctx.dim, None, None, not_image="reads the context")
     plat = build(LATENTS, latent, "model.latent", in_features=pnet.out_features)
     dec = build_net(decoder, "model.decoder", lat.dim + ctx.dim, lik.out_features, image_shape)
     parts = (enc, pool_net, ctx, zenc, lat, pnet, plat, dec, lik)

@@ -1,4 +1,4 @@
-"""A small convolutional encoder/decoder pair for 28x28 images (flattened in, flattened out)."""
+"""A small convolutional encoder/decoder pair for images whose sides divide by 4 (flattened in, flattened out)."""
 
 from __future__ import annotations
 
@@ -23,12 +23,12 @@ def _flat_batch(x: Tensor, n_trailing: int) -> tuple[Tensor, torch.Size]:
 
 @NETS.register("conv")
 class ConvEncoder(nn.Module):
-    """Flattened ``(…, C*28*28)`` images -> ``(…, out_features)`` features.
+    """Flattened ``(…, C*H*W)`` images -> ``(…, out_features)`` features.
 
-    Two stride-2 convolutions (28 -> 14 -> 7) then a linear layer, followed by the activation when the net
-    extracts features (``final_activation``). ``image_shape`` is supplied by the model builder from the data
-    set; where the model dictates ``out_features`` (an output layer: a classifier's logits) the builder sets
-    ``final_activation=False``, as an MLP's last layer is linear.
+    Two stride-2 convolutions (H -> H/2 -> H/4; 28 -> 14 -> 7 for MNIST) then a linear layer, followed by the
+    activation when the net extracts features (``final_activation``). ``image_shape`` is supplied by the model
+    builder from the data set; where the model dictates ``out_features`` (an output layer: a classifier's
+    logits) the builder sets ``final_activation=False``, as an MLP's last layer is linear.
     """
 
     def __init__(self, in_features: int, image_shape: ImageShape = (1, 28, 28), channels: Channels = (32, 64),
@@ -62,8 +62,8 @@ class ConvEncoder(nn.Module):
 class ConvDecoder(nn.Module):
     """``(…, in_features)`` latents -> ``(…, out_features)`` flattened image parameters.
 
-    A linear layer to a 7x7 map, then two stride-2 transposed convolutions
-    (7 -> 14 -> 28). The output has ``params_per_value * C`` channels, laid out
+    A linear layer to an (H/4)x(W/4) map, then two stride-2 transposed convolutions
+    (7 -> 14 -> 28 for MNIST). The output has ``params_per_value * C`` channels, laid out
     as ``params_per_value`` blocks of ``C*H*W`` (the layout every likelihood reads).
     """
 

@@ -118,7 +118,8 @@ def write_plots(run_dir: str | Path, model: nn.Module, x: Tensor, y: Tensor | No
     its condition: a label-conditioned one's ``samples.png`` has one row of 8 draws per class
     (:func:`conditional_samples`), a mask-conditioned one's shows 8 completions of each of the first 8 rows of
     ``x`` (observed pixels copied), and its reconstructions and latent scatter use each row's own condition;
-    the decoded latent grids, which would need one fixed condition, are left out.
+    the decoded latent grids, which would need one fixed condition, are left out (for M2 too, whose label is a
+    latent but whose decoder reads one).
 
     Args:
         run_dir: the run directory.
@@ -157,7 +158,9 @@ def write_plots(run_dir: str | Path, model: nn.Module, x: Tensor, y: Tensor | No
             xs = x[:32]
             out.append(viz.reconstruction_grid(xs.cpu(), model.reconstruct(xs, **cond(0, 32)).cpu(), image_shape,
                                                plots / "reconstructions.png", n=32, title=caption("reconstructions")))
-            if conditions is not None:
+            if getattr(model, "condition", None) is not None:
+                # one fixed condition per grid is not what the model draws from; M2's label is a latent whose
+                # conditions are None here, and its decoder needs a label all the same
                 kinds = tuple(k for k in kinds if k == "scatter")
             dec = decode_mean(model)
             if "manifold" in kinds:

@@ -175,7 +175,9 @@ def support_nll(model: NeuralStatistician, classes: Tensor, shot: int = 5, k: in
     r"""Mean ``-L_k`` (IWAE-k bound, nats) of one held-out image per class given ``shot`` other images of its class.
 
     :math:`-\log \frac1k\sum_i w_i`, with ``w_i`` from ``model.log_weights(x, k, support=D)``: a bound on
-    :math:`-\log\int p(x|z,c)p(z|c)q(c|D)`. ``classes`` are binarised once with ``seed``.
+    :math:`-\log\int p(x|z,c)p(z|c)q(c|D)`. ``classes`` are binarised once with ``seed``, and the importance
+    samples are drawn from torch's generator seeded with ``seed`` (restored afterwards), so the figure is
+    reproducible.
 
     Returns:
         ``nll`` (mean over images), ``se``, ``k``, ``shot``, ``n``.
@@ -186,9 +188,11 @@ def support_nll(model: NeuralStatistician, classes: Tensor, shot: int = 5, k: in
     x = classes[torch.arange(len(classes)), perm[:, 0]]
     support = classes[torch.arange(len(classes))[:, None], perm[:, 1:shot + 1]]
     out = []
-    for i in range(0, len(x), 50):
-        lw = model.log_weights(x[i:i + 50], k, support=support[i:i + 50])
-        out.append(torch.logsumexp(lw, 0) - math.log(k))
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        for i in range(0, len(x), 50):
+            lw = model.log_weights(x[i:i + 50], k, support=support[i:i + 50])
+            out.append(torch.logsumexp(lw, 0) - math.log(k))
     s = _interval(-torch.cat(out))
     return {"nll": s["mean"], "se": s["se"], "k": k, "shot": shot, "n": s["n"]}
 

@@ -39,7 +39,7 @@ from ..data import load_dataset
 from ..models import build_model
 from ..models.acn import ACN, CodeTable, build_acn
 from ..train.outputs import OutputError, refuse_other_settings, write_output
-from ..train.steps import fit_steps, load_weights, read_state
+from ..train.steps import RunFolderError, fit_steps, load_weights, read_state
 
 BATCH = 100
 K = 5
@@ -255,7 +255,10 @@ def main(argv: list[str] | None = None) -> int:
         if a.eval:
             print(n, json.dumps(eval_run(n, out, a.data_dir)), flush=True)
         else:
-            train_run(n, out, a.epochs, a.data_dir)
+            try:
+                train_run(n, out, a.epochs, a.data_dir)
+            except RunFolderError as e:
+                p.error(str(e))
     return 0
 
 

@@ -43,7 +43,7 @@ from ..models.m2 import M1M2, standardised_active_features
 from ..pipeline.conditional import evaluate_steps_run
 from ..objectives.conditional import cvae_objective, m2_objective, paper_alpha
 from ..train.outputs import OutputError, refuse_other_settings, refuse_to_drop, write_output
-from ..train.steps import fit_steps, load_steps_run, read_state
+from ..train.steps import RunFolderError, fit_steps, load_steps_run, read_state
 
 D = 784
 BATCH = 100
@@ -332,7 +332,10 @@ def main(argv: list[str] | None = None) -> None:
         write_output(docs / "conditional.json", json.dumps(rep["data"], indent=1) + "\n", payload=rep["data"])
         return
     for name in [r.strip() for r in args.runs.split(",") if r.strip()]:
-        train_run(name, out, args.data_dir, args.epochs)
+        try:
+            train_run(name, out, args.data_dir, args.epochs)
+        except RunFolderError as e:
+            ap.error(str(e))
         if not args.no_eval:
             r = evaluate_steps_run(out / name, args.data_dir, args.eval_n, args.eval_k)
             print(json.dumps({k: v for k, v in r.items() if k not in ("per_image", "imputation_per_image", "history", "spec")}),

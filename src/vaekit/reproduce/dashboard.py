@@ -422,8 +422,8 @@ def _fewshot_evidence(d: dict[str, Any], prefix: str) -> tuple[str, str, bool | 
     else:
         r = fresh
         how = f"{best}, picked as the best of {len(runs)} runs on other episodes; {fresh['episodes']} fresh ones"
-    return (f"{100 * r['accuracy']:.2f} ± {100 * r['se']:.2f} % ({how})", "98.1 % (paper), 95.7 % (re-impl.)",
-            _at_least(r["accuracy"], r["se"], 0.85))
+    return (f"{100 * r['accuracy']:.2f} ± {100 * r['se']:.2f} % ({how})",
+            "85 % (the issue's bar); NS paper 98.1 %, its re-impl. 95.7 %", _at_least(r["accuracy"], r["se"], 0.85))
 
 
 def _sets(results: Path, which: str) -> Evidence | None:

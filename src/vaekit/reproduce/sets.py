@@ -32,6 +32,7 @@ import torch
 from ..models import build_model
 from ..pipeline.sets import fewshot_accuracy, load_set_data, load_sets_run, support_nll, train_sets
 from ..train.outputs import write_output
+from ..train.steps import RunFolderError
 
 OUT = Path("runs/sets")
 
@@ -256,7 +257,10 @@ def main(argv: list[str] | None = None) -> None:
         spec_of(name)
     for name in args.runs.split(","):
         if not args.eval_only:
-            state = train_run(name, args.out, args.data_dir, args.epochs, args.max_seconds)
+            try:
+                state = train_run(name, args.out, args.data_dir, args.epochs, args.max_seconds)
+            except RunFolderError as e:
+                p.error(str(e))
             print(f"[{name}] trained {state['epoch']} epochs, {state['elapsed']:.0f} s")
         res = evaluate_run(name, args.out, args.data_dir, args.episodes)
         res.get("synthetic", {}).pop("context_means", None)

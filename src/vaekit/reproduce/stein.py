@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import sys
 import time
 from pathlib import Path
@@ -153,8 +154,9 @@ def report(evals: dict[str, Any], stein: str, gauss_time: str, gauss_epochs: str
 
 
 def eval_settings(entry: dict[str, Any]) -> dict[str, Any]:
-    """What makes two evaluations of one run the same measurement: images, AIS settings, importance samples."""
-    return {"n": entry["n"], "ais_settings": entry["ais_settings"],
+    """What makes two evaluations of one run the same measurement: the run folder, images, AIS settings,
+    importance samples."""
+    return {"run_dir": os.path.normpath(entry["run_dir"]), "n": entry["n"], **entry["ais_settings"],
             "k": entry.get("iwae_k", entry.get("fitted_gaussian_k"))}
 
 
@@ -194,13 +196,23 @@ def main(argv: list[str] | None = None) -> int:
         if getattr(a, key) < 1:
             p.error(f"--{key} must be >= 1, got {getattr(a, key)}")
     path = Path(a.out)
-    wanted = {"n": a.n, "ais_settings": {"T": a.T, "chains": a.chains, "leapfrog": a.leapfrog, "seed": 0}, "k": a.k}
+    # everything is checked before any AIS runs: an hour of evaluation is not spent to be refused at the end
+    if path.is_dir():
+        p.error(f"--out {path} is a folder; give the JSON file to write")
+    names = [Path(r).name for r in a.runs]
+    if len(set(names)) < len(names):
+        p.error(f"run folders of the same name {sorted(n for n in set(names) if names.count(n) > 1)}: --out keys "
+                "its entries by folder name")
+    for r in a.runs:
+        if not (Path(r) / "checkpoints" / "last.json").is_file():
+            p.error(f"{r}: not a trained run folder (no checkpoints/last.json)")
     try:
         results = read_evaluations(path)
-        # every run is checked before any AIS runs: an hour of evaluation is not spent to be refused at the end
         for r in a.runs:
             name = Path(r).name
             if name in results:
+                wanted = {"run_dir": os.path.normpath(r), "n": a.n, "T": a.T, "chains": a.chains,
+                          "leapfrog": a.leapfrog, "seed": 0, "k": a.k}
                 refuse_other_settings(path, wanted, lambda data, name=name: eval_settings(data[name]), a.force,
                                       f"pass --force to replace run {name!r}")
     except OutputError as e:
@@ -209,7 +221,12 @@ def main(argv: list[str] | None = None) -> int:
     for r in a.runs:
         res = evaluate_run(r, a.n, a.T, a.chains, a.leapfrog, a.k)
         results[Path(r).name] = res
-        write_output(path, json.dumps(results), payload=results)
+        try:
+            write_output(path, json.dumps(results), payload=results)
+        except OutputError as e:  # computed but not written: the results go to stdout rather than nowhere
+            print(json.dumps(e.payload))
+            print(f"error: {e}; the results are printed above", file=sys.stderr)
+            return 1
         print(Path(r).name, res["epoch"], res["train_seconds"], json.dumps(summary(res)), res["ais_seconds"], flush=True)
     return 0
 

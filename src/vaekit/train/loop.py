@@ -648,7 +648,11 @@ def _set_up(model: RunConfig | nn.Module, data: Any, cfg: RunConfig, binarize: s
     if cfg.train.init_weights != "default" and not resume:
         init_weights(net, cfg.train.init_weights)
     if cfg.train.init_output_bias and not resume:
-        init_output_bias(net, raw_train)
+        try:
+            init_output_bias(net, raw_train)
+        except ValueError as e:  # a conv output layer has one bias per channel, not per pixel
+            raise ConfigError(f"train.init_output_bias: {e}; set train.init_output_bias=false for this "
+                              "model") from e
     optimizer = build_optimizer(net, cfg)
     record = {"model_spec": cfg.model, "data_dim": prepared.dim, "image_shape": prepared.image_shape}
     state, saved = TrainState(), {}

@@ -71,6 +71,11 @@ def spec_differences(old: Any, new: Any, prefix: str = "") -> list[str]:
     return [] if old == new else [f"{prefix[:-1] or 'spec'}: {old!r} → {new!r}"]
 
 
+class RunFolderError(ValueError):
+    """A run folder that cannot be resumed with the settings asked (other settings, more epochs than asked): a usage
+    error the commands report by their parser, naming the folder."""
+
+
 def fit_steps(model: nn.Module, steps: Callable[[int, torch.Generator], Iterable[Any]], step_loss: Step, *,
               epochs: int, run_dir: str | Path, spec: dict[str, Any], lr: float = 1e-3, seed: int = 0,
               max_seconds: float | None = None, log: Callable[[str], None] = print,
@@ -90,7 +95,8 @@ def fit_steps(model: nn.Module, steps: Callable[[int, torch.Generator], Iterable
         the state: ``epoch``, ``step``, ``elapsed`` (training seconds, cumulative), ``history``.
 
     Raises:
-        ValueError: the run directory holds a different spec or more epochs than asked.
+        ValueError: ``epochs`` < 1.
+        RunFolderError: the run directory holds a different spec or more epochs than asked (a ValueError).
     """
     from safetensors.torch import load_file
     if epochs < 1:  # before the folder is made: a refused run leaves nothing behind
@@ -99,14 +105,15 @@ def fit_steps(model: nn.Module, steps: Callable[[int, torch.Generator], Iterable
     old = read_state(run_dir)
     if old is not None and json.loads(json.dumps(spec)) != old["spec"]:
         differ = "; ".join(spec_differences(old["spec"], json.loads(json.dumps(spec))))
-        raise ValueError(f"{run_dir} holds a run of other settings ({differ}); resuming it would mix the two: "
+        raise RunFolderError(f"{run_dir} holds a run of other settings ({differ}); resuming it would mix the two: "
                          "use another folder (--out-dir) or the same settings")
     run_dir.mkdir(parents=True, exist_ok=True)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     state: dict[str, Any] = {"epoch": 0, "step": 0, "elapsed": 0.0, "spec": spec, "seed": seed, "lr": lr, "history": []}
     if old is not None:
         if old["epoch"] > epochs:
-            raise ValueError(f"{run_dir} holds {old['epoch']} epochs, more than the {epochs} asked")
+            raise RunFolderError(f"{run_dir} holds {old['epoch']} epochs, more than the {epochs} asked; use another "
+                                 "folder or at least as many epochs")
         load_weights(model, run_dir).train()
         flat = load_file(str(run_dir / "optim.safetensors"))
         st: dict[int, dict[str, Tensor]] = {}
@@ -115,7 +122,7 @@ def fit_steps(model: nn.Module, steps: Callable[[int, torch.Generator], Iterable
             st.setdefault(int(i), {})[name] = v
         opt.load_state_dict({"state": st, "param_groups": old.pop("param_groups")})
         state = old
-        log(f"[{run_dir.name}] already trained for {epochs} epochs" if state["epoch"] == epochs
+        log(f"[{run_dir.name}] already trained for {epochs} epoch{'s' * (epochs != 1)}" if state["epoch"] == epochs
             else f"[{run_dir.name}] resuming at epoch {state['epoch']} of {epochs}")
     model.train()
     t_call = time.perf_counter()
