@@ -77,7 +77,7 @@ def test_fit_steps_names_the_settings_a_folder_holds_and_refuses_zero_epochs(tmp
     other = {**SPEC, "alpha": 10.0, "model": {**SPEC["model"], "latent": {"type": "gaussian", "dim": 3}}}
     model = build_model(other["model"], data_dim=784)
     with pytest.raises(ValueError, match=r"other settings \(alpha: None → 10\.0; model\.latent\.dim: 2 → 3\); "
-                                         r"resuming it would mix the two: use another folder"):
+                                         r"resuming it would mix the two: use another output folder"):
         fit_steps(model, _steps, _loss, epochs=2, run_dir=tmp_path / "a", spec=other, log=lambda s: None)
     with pytest.raises(ValueError, match="epochs must be >= 1, got 0"):
         fit_steps(model, _steps, _loss, epochs=0, run_dir=tmp_path / "b", spec=SPEC, log=lambda s: None)

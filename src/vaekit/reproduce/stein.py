@@ -70,7 +70,8 @@ def evaluate_run(run_dir: str | Path, n: int, T: int, chains: int, leapfrog: int
         ses.append(r.stderr)
         acc.append(r.acceptance)
     out["ais"] = torch.cat(vals).tolist()
-    out["ais_mc_se"] = torch.cat(ses).tolist()
+    # one chain has no Monte Carlo s.e. (NaN), which strict JSON cannot hold
+    out["ais_mc_se"] = [v if math.isfinite(v) else None for v in torch.cat(ses).tolist()]
     out["ais_acceptance"] = sum(acc) / len(acc)
     out["ais_seconds"] = round(time.perf_counter() - t0, 1)
     t0 = time.perf_counter()

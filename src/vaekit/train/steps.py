@@ -106,7 +106,7 @@ def fit_steps(model: nn.Module, steps: Callable[[int, torch.Generator], Iterable
     if old is not None and json.loads(json.dumps(spec)) != old["spec"]:
         differ = "; ".join(spec_differences(old["spec"], json.loads(json.dumps(spec))))
         raise RunFolderError(f"{run_dir} holds a run of other settings ({differ}); resuming it would mix the two: "
-                             "use another folder (--out-dir) or the same settings")
+                             "use another output folder or the same settings")
     run_dir.mkdir(parents=True, exist_ok=True)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     state: dict[str, Any] = {"epoch": 0, "step": 0, "elapsed": 0.0, "spec": spec, "seed": seed, "lr": lr, "history": []}
