@@ -64,6 +64,10 @@ def test_the_conditional_command_reports_a_folder_of_more_epochs_as_a_usage_erro
     assert e.value.code == 2
     err = capsys.readouterr().err
     assert "cvae_label holds" in err and "Traceback" not in err
+    with pytest.raises(SystemExit) as e:  # an unknown run among known ones: refused before any trains
+        conditional.main(["--runs", "vae_full,bogus", "--out", str(tmp_path / "other"), "--no-eval"])
+    assert e.value.code == 2 and "--runs: unknown run 'bogus'" in capsys.readouterr().err
+    assert not (tmp_path / "other").exists()
 
 
 def test_fit_steps_names_the_settings_a_folder_holds_and_refuses_zero_epochs(tmp_path):

@@ -279,21 +279,24 @@ def ais_imputation(out: Path, n: int = 100, Ts: tuple[int, ...] = (100, 500), k:
 
 
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description="Train and evaluate issue 13's conditional runs (see the module doc).")
-    ap.add_argument("--runs", default="")
+    ap = argparse.ArgumentParser(prog="python -m vaekit.reproduce.conditional",
+                                 description="Train and evaluate issue 13's conditional runs (see the module doc).")
+    ap.add_argument("--runs", default="", help="comma-separated runs: cvae_label, cvae_q<i>[_hybrid], baseline_q<i>, "
+                    "vae_full, m1, ... (an unknown name lists them all)")
     ap.add_argument("--report", action="store_true", help="write docs/results/conditional.json, the tables "
                     "(OUT/table.md) and the figures from the evaluated runs under --out")
-    ap.add_argument("--out", default="runs/conditional")
-    ap.add_argument("--data-dir", default=None)
-    ap.add_argument("--epochs", type=int, default=None)
-    ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--eval-n", type=int, default=1000)
-    ap.add_argument("--eval-k", type=int, default=100)
-    ap.add_argument("--no-eval", action="store_true")
+    ap.add_argument("--out", default="runs/conditional", help="folder of the run folders (default: runs/conditional)")
+    ap.add_argument("--data-dir", default=None, help="data root (default: the loaders' search path)")
+    ap.add_argument("--epochs", type=int, default=None, help="training epochs (default: each run's own)")
+    ap.add_argument("--threads", type=int, default=1, help="torch threads (default: 1)")
+    ap.add_argument("--eval-n", type=int, default=1000, help="test images evaluated (default: 1000)")
+    ap.add_argument("--eval-k", type=int, default=100, help="importance samples of the IWAE bounds (default: 100)")
+    ap.add_argument("--no-eval", action="store_true", help="train only")
     ap.add_argument("--ais-imputation", default=None, metavar="T1,T2",
                     help="compare the CVAE with the VAE's imputation using AIS (the trained cvae_q0 and vae_full under "
                          "--out) at these AIS lengths on the first --eval-n test images; writes --json")
-    ap.add_argument("--json", default="docs/results/conditional_ais.json")
+    ap.add_argument("--json", default="docs/results/conditional_ais.json",
+                    help="--ais-imputation's output (default: docs/results/conditional_ais.json)")
     ap.add_argument("--docs", type=Path, default=Path(__file__).resolve().parents[3] / "docs" / "results",
                     help="the folder --report writes conditional.json and the figures into (default: the repository's "
                          "docs/results)")
@@ -331,7 +334,13 @@ def main(argv: list[str] | None = None) -> None:
         write_output(out / "table.md", rep["markdown"] + "\n", payload=rep["markdown"])
         write_output(docs / "conditional.json", json.dumps(rep["data"], indent=1) + "\n", payload=rep["data"])
         return
-    for name in [r.strip() for r in args.runs.split(",") if r.strip()]:
+    names = [r.strip() for r in args.runs.split(",") if r.strip()]
+    for name in names:  # every name before any training
+        try:
+            spec_of(name)
+        except ValueError as e:
+            ap.error(f"--runs: {e}")
+    for name in names:
         try:
             train_run(name, out, args.data_dir, args.epochs)
         except RunFolderError as e:
