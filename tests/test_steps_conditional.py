@@ -99,3 +99,11 @@ def test_sample_command_needs_and_uses_the_condition(tmp_path, capsys):
     assert main(["sample", str(tmp_path / "run"), "--condition", "label=10", "--out", str(tmp_path / "u.png")]) == 2
     assert "label out of range" in capsys.readouterr().err
     assert json.loads((tmp_path / "run" / "state.json").read_text())["spec"] == SPEC
+
+
+@pytest.mark.parametrize("module,runs", [("sets", "syn_ns,bogus"), ("acn", "acn,bogus")])
+def test_the_other_commands_refuse_an_unknown_run_as_a_usage_error(module, runs, capsys):
+    import importlib
+    with pytest.raises(SystemExit) as e:
+        importlib.import_module(f"vaekit.reproduce.{module}").main(["--runs", runs])
+    assert e.value.code == 2 and "unknown run 'bogus'" in capsys.readouterr().err

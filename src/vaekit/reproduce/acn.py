@@ -233,7 +233,10 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(a.out)
     names = [n for n in a.runs.split(",") if n]
     for n in names:
-        spec_of(n)
+        try:
+            spec_of(n)
+        except ValueError as e:
+            p.error(f"--runs: {e}")
     if a.daydream:
         print(daydream_grid(out, Path(a.daydream), data_dir=a.data_dir))
         return 0

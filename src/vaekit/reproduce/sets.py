@@ -259,8 +259,11 @@ def main(argv: list[str] | None = None) -> None:
         res = report(args.out, data_dir=args.data_dir)
         print(f"docs/results/sets.json: {sorted(res)}")
         return
-    for name in args.runs.split(","):
-        spec_of(name)
+    for name in args.runs.split(","):  # every name before any training
+        try:
+            spec_of(name)
+        except ValueError as e:
+            p.error(str(e))
     for name in args.runs.split(","):
         if not args.eval_only:
             try:
