@@ -32,7 +32,9 @@ global RNG states, restored on resume, for user code that draws from them).
 SIGINT (Ctrl-C) or SIGTERM stops training at the next batch boundary (all ranks at the
 same one): ``last`` is written there with the batch reached and the binarisation and
 noise streams' states, and :class:`TrainingInterrupted` names the resume command. A
-single process resumes from it bit for bit too. A second signal interrupts at once,
+single process resumes from it bit for bit too. A signal that lands after an epoch's last
+batch waits for that epoch's validation (minutes on a large validation split), so that
+``best`` is chosen as in an uninterrupted run. A second signal interrupts at once,
 leaving the previous checkpoint. A non-finite loss or gradient is never stepped into
 Adam (``train.nonfinite``), and a run that took no step is an error.
 """
