@@ -34,6 +34,8 @@ def test_another_ais_length_is_refused_before_any_evaluation(run_dir, tmp_path, 
     assert first["r1"]["n"] == 3 and first["r1"]["ais_settings"]["T"] == 4 and len(first["r1"]["ais"]) == 3
     assert first["r1"]["ais_mc_se"] == [None] * 3  # one chain: no s.e.; the file is strict JSON (no NaN)
     json.loads(out.read_text(), parse_constant=lambda c: pytest.fail(f"non-JSON constant {c}"))
+    line = json.loads(capsys.readouterr().out.strip().splitlines()[-1])  # the summary: one JSON object per run
+    assert line["run"] == "r1" and line["epoch"] == 1 and "ais" in line
     assert _main(run_dir, out) == 0  # the same measurement again: replaced, as before
     with pytest.raises(SystemExit) as e:
         _main(run_dir, out, "--T", "9")

@@ -228,7 +228,9 @@ def main(argv: list[str] | None = None) -> int:
             print(json.dumps(e.payload))
             print(f"error: {e}; the results are printed above", file=sys.stderr)
             return 1
-        print(Path(r).name, res["epoch"], res["train_seconds"], json.dumps(summary(res)), res["ais_seconds"], flush=True)
+        # one JSON object per run: its summary, named
+        print(json.dumps({"run": Path(r).name, "epoch": res["epoch"], "train_seconds": res["train_seconds"],
+                          **summary(res), "ais_seconds": res["ais_seconds"]}), flush=True)
     return 0
 
 
