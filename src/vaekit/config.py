@@ -25,6 +25,7 @@ the run directory.
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import importlib.resources
 import json
@@ -40,7 +41,7 @@ from .registry import ConfigError, check_value
 
 __all__ = ["ConfigError", "DataConfig", "TrainConfig", "EvalConfig", "RunConfig", "load_config", "from_dict",
            "to_dict", "apply_overrides", "parse_override", "yaml_load", "save_config_json", "load_config_json",
-           "config_file", "shipped_config", "shipped_configs"]
+           "config_file", "shipped_config", "shipped_configs", "int_list"]
 
 
 class _Yaml12Loader(yaml.SafeLoader):
@@ -405,3 +406,19 @@ def load_config_json(path: str | Path) -> RunConfig:
     except json.JSONDecodeError as e:
         raise ConfigError(f"{p}: not valid JSON: {e}") from None
     return from_dict(raw)
+
+
+def int_list(text: str) -> list[int]:
+    """``"0,1,2"`` -> ``[0, 1, 2]``: the argparse ``type`` of every comma-separated integer option (``--seeds``,
+    ``--dims``, ``--bdmc-T``, ...); empty items are skipped.
+
+    Raises:
+        argparse.ArgumentTypeError: no integer, or an item that is not one (argparse names the option).
+    """
+    try:
+        out = [int(t) for t in text.split(",") if t.strip()]
+    except ValueError:
+        out = []
+    if not out:
+        raise argparse.ArgumentTypeError(f"comma-separated integers, got {text!r}")
+    return out

@@ -10,15 +10,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-
-def _int_list(text: str) -> list[int]:
-    try:
-        out = [int(t) for t in text.split(",") if t.strip()]
-    except ValueError:
-        out = []
-    if not out:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}")
-    return out
+from ..config import int_list
 
 
 def _iwae_k(spec: str | None) -> int:
@@ -56,7 +48,7 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--bdmc", action="store_true",
                    help="also run bidirectional Monte Carlo on data simulated from the model (Wu et al. 2017)")
     p.add_argument("--bdmc-n", type=int_at_least(1), default=16, help="simulated examples for --bdmc (default: 16)")
-    p.add_argument("--bdmc-T", type=_int_list, default=[100, 1000],
+    p.add_argument("--bdmc-T", type=int_list, default=[100, 1000],
                    help="comma-separated AIS lengths for --bdmc (default: 100,1000)")
     p.set_defaults(func=run)
 

@@ -37,6 +37,7 @@ import statistics
 from pathlib import Path
 from typing import Any, Sequence
 
+from ..config import int_list
 from ..train.outputs import OutputError, refuse_to_drop, write_output
 
 __all__ = ["load_eval", "pair_difference", "summarise", "family_pairs", "seed_spread", "seeds_held", "main"]
@@ -269,7 +270,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m vaekit.reproduce.seed_pairs", description=__doc__.split("\n")[0])
     p.add_argument("runs_dir", type=Path, help="directory holding gaussian_d{d}[_s1|_s2] and vmf_d{d}[...] runs")
     p.add_argument("--epochs", type=int, required=True, help="use evaluations of the checkpoint at this epoch")
-    p.add_argument("--dims", default="2,5,10", help="comma-separated d values (default 2,5,10)")
+    p.add_argument("--dims", type=int_list, default="2,5,10", help="comma-separated d values (default 2,5,10)")
     p.add_argument("--out", type=Path, help="write the JSON here as well (refused if that drops seeds it holds)")
     p.add_argument("--force", action="store_true", help="rewrite --out even if it drops seeds it holds")
     p.add_argument("--merge", type=Path, help="an earlier summary (of the same kind) whose seeds without runs here "
@@ -279,10 +280,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     a = p.parse_args(argv)
     if not a.runs_dir.is_dir():
         p.error(f"runs directory {a.runs_dir} does not exist")
-    try:
-        dims = [int(x) for x in a.dims.split(",")]
-    except ValueError:
-        p.error(f"--dims must be comma-separated integers, got {a.dims!r}")
+    dims = a.dims
     if a.pair is not None:
         pairs = [t.split(":") for t in a.pair.split(",")]
         if any(len(t) != 2 or not all(t) for t in pairs):

@@ -37,7 +37,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ..config import from_dict
+from ..config import from_dict, int_list
 from ..data import load_dataset
 from ..evaluation import iwae_estimate
 from ..train import fit, load_run, read_checkpoint
@@ -237,7 +237,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--minutes", type=float, default=40.0, help="training budget of all runs together (default 40)")
     p.add_argument("--max-epochs", type=int, default=50, help="cap of the planned epochs (default 50)")
     p.add_argument("--hidden", type=int, default=200, help="hidden units per step's MLPs (default 200)")
-    p.add_argument("--steps", default="1,4", help="which runs to train and measure (default 1,4)")
+    p.add_argument("--steps", type=int_list, default="1,4", help="which runs to train and measure (default 1,4)")
     p.add_argument("--json", default=None, help="write the results here (refused if the file holds the "
                                                 "comparison at other epochs or sizes)")
     p.add_argument("--force", action="store_true", help="--json: replace a file of other settings")
@@ -249,7 +249,7 @@ def main(argv: list[str] | None = None) -> None:
     a = p.parse_args(argv)
     torch.set_num_threads(a.threads)
     out = Path(a.out)
-    wanted = [int(s) for s in a.steps.split(",")]
+    wanted = a.steps
     runs: dict[int, Path] = {}
     epochs = a.epochs
     if epochs is None:

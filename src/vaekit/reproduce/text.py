@@ -24,6 +24,7 @@ from typing import Any, Iterator
 
 import torch
 
+from ..config import int_list
 from ..train.outputs import OutputError, refuse_other_settings, refuse_to_drop, write_output
 
 __all__ = ["ptb_table", "ssl_run", "ssl_table", "main"]
@@ -368,7 +369,7 @@ def main(argv: list[str] | None = None) -> int:
     b.add_argument("--data", default="sst2", help="mr, trec, sst2 or short_yelp (default: sst2)")
     b.add_argument("--methods", default="sup,enum,sample",
                    help="comma-separated: sup, enum, sample, sample_tok (default: sup,enum,sample)")
-    b.add_argument("--seeds", default="0", help="comma-separated seeds (default: 0)")
+    b.add_argument("--seeds", type=int_list, default="0", help="comma-separated seeds (default: 0)")
     b.add_argument("--epochs", type=int, default=5,
                    help="passes over the unlabelled sentences (default: 5; docs/results/text.md used 2)")
     b.add_argument("--alpha", type=float, default=10.0, help="classifier weight per labelled sentence (default: 10)")
@@ -445,10 +446,7 @@ def main(argv: list[str] | None = None) -> int:
     bad = [m for m in methods if m not in SSL_METHODS]
     if bad:
         p.error(f"--methods: unknown {', '.join(map(repr, bad))}; choose from {', '.join(SSL_METHODS)}")
-    try:
-        seeds = [int(x) for x in args.seeds.split(",")]
-    except ValueError:
-        p.error(f"--seeds: comma-separated integers, got {args.seeds!r}")
+    seeds = args.seeds
     if args.data not in SSL_DATA:
         p.error(f"--data: {args.data!r} is not a labelled text data set; choose from {', '.join(SSL_DATA)}")
     for flag, v, ok, allowed in (("--epochs", args.epochs, args.epochs >= 1, ">= 1"),
