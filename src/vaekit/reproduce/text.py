@@ -318,7 +318,8 @@ def ssl_table(out_dir: str | Path, out: str | Path, data: str = "sst2", force: b
 
     epochs = sorted({r["epochs"] for r in rows})
     # the same claim measured at several budgets is one line per budget on the dashboard
-    at = f"{data}, {'/'.join(map(str, epochs))} epoch{'s' if epochs != [1] else ''}"
+    ep = f"{'/'.join(map(str, epochs))} epoch{'s' if epochs != [1] else ''}"
+    at = f"{data}, {ep}"
     claims = []
     for m in ("enum", "sample_tok", "sample"):
         d = diff(m, "sup")
@@ -341,8 +342,7 @@ def ssl_table(out_dir: str | Path, out: str | Path, data: str = "sst2", force: b
     sampling = sorted({r.get("label_sampling", "balanced") for r in rows})
     res = {"data": data, "runs": {f"{r['method']}_s{r['seed']}": r for r in rows}, "methods": methods,
            "dashboard": {"budget": f"{data}, 10 % labels ({rows[0]['labelled']} labelled, {'/'.join(sampling)}), "
-                                   f"{'/'.join(map(str, epochs))} "
-                                   f"epoch{'s' if epochs != [1] else ''}, {'–'.join(map(str, (seeds[0], seeds[-1]) if len(seeds) > 1 else seeds))} "
+                                   f"{ep}, {'–'.join(map(str, (seeds[0], seeds[-1]) if len(seeds) > 1 else seeds))} "
                                    "seeds, one thread", "claims": claims}}
     if merge is not None:
         res["merged_from"] = str(merge)
@@ -446,7 +446,6 @@ def main(argv: list[str] | None = None) -> int:
     bad = [m for m in methods if m not in SSL_METHODS]
     if bad:
         p.error(f"--methods: unknown {', '.join(map(repr, bad))}; choose from {', '.join(SSL_METHODS)}")
-    seeds = args.seeds
     if args.data not in SSL_DATA:
         p.error(f"--data: {args.data!r} is not a labelled text data set; choose from {', '.join(SSL_DATA)}")
     for flag, v, ok, allowed in (("--epochs", args.epochs, args.epochs >= 1, ">= 1"),
@@ -454,7 +453,7 @@ def main(argv: list[str] | None = None) -> int:
                                  ("--alpha", args.alpha, args.alpha >= 0, ">= 0")):
         if not ok:
             p.error(f"{flag}: must be {allowed}, got {v}")
-    for seed in seeds:
+    for seed in args.seeds:
         for method in methods:
             try:
                 r = ssl_run(args.data, method, seed, args.epochs, args.out_dir, alpha=args.alpha,
