@@ -313,3 +313,42 @@ def test_ssl_command_checks_every_setting_before_training(tmp_path, capsys, args
     assert e.value.code == 2 and message in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
 
+
+
+def test_a_shared_embedding_lets_the_reconstruction_train_the_classifier_and_survives_a_resume(tmp_path):
+    """share_embedding (Xu et al.'s released code): one word embedding for q(y|x), q(z|x,y) and p(x|y,z). The
+    labelled bound L(x, y) alone (no classifier term) then moves the classifier's word vectors, which it cannot
+    with separate embeddings. The step trainer saves the tied weights once and a resumed run equals an
+    uninterrupted one, with the tie intact (safetensors' save_file refuses tensors that share storage)."""
+    from vaekit.reproduce.text import ssl_run
+    from vaekit.train.steps import load_weights, read_state
+
+    x, y = batch(4), torch.tensor([0, 1, 2, 0])
+    for shared in (False, True):
+        torch.manual_seed(0)
+        m = build_model({"type": "text_m2", "vocab_size": 12, "num_classes": 3, "embed_dim": 8,
+                         "latent": {"type": "gaussian", "dim": 2}, "classifier": {"hidden": 8},
+                         "encoder": {"hidden": 8}, "decoder": {"hidden": 8}, "share_embedding": shared}, data_dim=6)
+        m.elbo(x, y)[0].sum().backward()
+        g = m.classifier.encoder.embedding.weight.grad
+        assert (g is not None and bool(g.abs().sum() > 0)) == shared
+        assert (m.classifier.encoder.embedding is m.encoder.embedding is m.decoder.embedding) == shared
+
+    (tmp_path / "mr").mkdir()
+    d = _mr_dir(tmp_path / "mr")
+    small = {"hidden": 8, "embed": 8, "latent_dim": 2, "batch_size": 8, "data_dir": d, "log": lambda *a: None,
+             "data_options": {"test_size": 12}, "val_fraction": 0.2}
+    straight = ssl_run("mr", "enum_shared", 0, 2, tmp_path / "a", **small)
+    ssl_run("mr", "enum_shared", 0, 1, tmp_path / "b", **small)
+    resumed = ssl_run("mr", "enum_shared", 0, 2, tmp_path / "b", **small)
+    assert [r["test_acc"] for r in straight["history"]] == [r["test_acc"] for r in resumed["history"]]
+    run_a, run_b = tmp_path / "a" / "mr_enum_shared_s0", tmp_path / "b" / "mr_enum_shared_s0"
+    assert read_state(run_b)["spec"]["model"]["share_embedding"] is True
+    models = []
+    for run in (run_a, run_b):
+        torch.manual_seed(1)  # another initialisation: every value below comes from the file
+        m = build_model(read_state(run)["spec"]["model"], data_dim=6)
+        models.append(load_weights(m, run))
+        assert m.classifier.encoder.embedding is m.decoder.embedding
+    for (k, a), b in zip(models[0].state_dict().items(), models[1].state_dict().values()):
+        assert torch.equal(a, b), k

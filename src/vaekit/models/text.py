@@ -591,10 +591,11 @@ class TextM2(_Decoding):
         validate_tokens(x, self.vocab_size, name)
 
 
-def _classifier(spec: dict, vocab_size: int, embed_dim: int, n_classes: int) -> TextClassifier:
+def _classifier(spec: dict, vocab_size: int, embed_dim: int, n_classes: int,
+                embedding: nn.Embedding | None = None) -> TextClassifier:
     spec = dict(spec or {})
     dropout = spec.pop("dropout", 0.0)
-    return TextClassifier(_encoder(spec, vocab_size, embed_dim, None), n_classes, dropout)
+    return TextClassifier(_encoder(spec, vocab_size, embed_dim, embedding), n_classes, dropout)
 
 
 @MODELS.register("text_classifier")
@@ -608,11 +609,20 @@ def build_text_classifier(data_dim: int, image_shape: Any, num_classes: Positive
 def build_text_m2(data_dim: int, image_shape: Any, latent: dict, num_classes: PositiveInt,
                   vocab_size: PositiveInt | None = None, embed_dim: PositiveInt = 128, classifier: dict | None = None,
                   encoder: dict | None = None, decoder: dict | None = None, word_keep: Fraction = 1.0,
-                  max_decode_len: PositiveInt = 50) -> TextM2:
-    """``model: {type: text_m2, latent: {...}, classifier: {hidden: 128}, encoder: {...}, decoder: {condition: both}}``."""
+                  share_embedding: bool = False, max_decode_len: PositiveInt = 50) -> TextM2:
+    """``model: {type: text_m2, latent: {...}, classifier: {hidden: 128}, encoder: {...}, decoder: {condition: both},
+    share_embedding: false}``.
+
+    ``share_embedding: true`` gives q(y|x), q(z|x,y) and p(x|y,z) one word embedding, as in Xu et al.'s released
+    code (wead-hsu/ssvae, one ``EmbeddingLayer`` read by the classifier, the encoder and the decoder): the
+    reconstruction of the unlabelled sentences then trains the word vectors the classifier reads, the most direct
+    path by which unlabelled text reaches q(y|x). With separate embeddings (the default) that path runs only
+    through the gradient of U(x) with respect to q(y|x).
+    """
     v = _need_vocab(vocab_size)
-    clf = _classifier(classifier or {}, v, embed_dim, num_classes)
-    enc = _encoder(encoder or {}, v, embed_dim, None)
+    emb = nn.Embedding(v, embed_dim) if share_embedding else None
+    clf = _classifier(classifier or {}, v, embed_dim, num_classes, emb)
+    enc = _encoder(encoder or {}, v, embed_dim, emb)
     lat = build(LATENTS, latent, "model.latent", in_features=enc.out_features + num_classes)
-    dec = _decoder({"condition": "both", **(decoder or {})}, v, embed_dim, lat.dim + num_classes, None)
+    dec = _decoder({"condition": "both", **(decoder or {})}, v, embed_dim, lat.dim + num_classes, emb)
     return TextM2(clf, enc, lat, dec, v, num_classes, word_keep, max_decode_len)

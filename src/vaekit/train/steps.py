@@ -33,11 +33,13 @@ def _atomic(path: Path, write: Callable[[str], None]) -> None:
 
 
 def _save(run_dir: Path, model: nn.Module, opt: torch.optim.Optimizer, state: dict[str, Any]) -> None:
-    from safetensors.torch import save_file
+    # save_model (not save_file) because tied weights (one embedding shared by several modules) appear under
+    # several state-dict keys with one storage, which save_file refuses; save_model stores them once
+    from safetensors.torch import save_file, save_model
     sd = opt.state_dict()
     flat = {f"{i}.{k}": (v if torch.is_tensor(v) else torch.tensor(v)).contiguous()
             for i, s in sd["state"].items() for k, v in s.items()}
-    _atomic(run_dir / "model.safetensors", lambda p: save_file({k: v.contiguous() for k, v in model.state_dict().items()}, p))
+    _atomic(run_dir / "model.safetensors", lambda p: save_model(model, p))
     _atomic(run_dir / "optim.safetensors", lambda p: save_file(flat, p))
     state = {**state, "param_groups": sd["param_groups"]}
     _atomic(run_dir / "state.json", lambda p: Path(p).write_text(json.dumps(state, indent=1)))
@@ -55,11 +57,11 @@ def load_weights(model: nn.Module, run_dir: str | Path) -> nn.Module:
     Raises:
         FileNotFoundError: naming the missing file.
     """
-    from safetensors.torch import load_file
+    from safetensors.torch import load_model
     p = Path(run_dir) / "model.safetensors"
     if not p.is_file():
         raise FileNotFoundError(f"{p} does not exist: the run has not finished an epoch")
-    model.load_state_dict(load_file(str(p)))
+    load_model(model, str(p), strict=True)  # restores tied weights saved once by save_model
     return model.eval()
 
 
