@@ -399,3 +399,31 @@ def test_every_token_model_type_builds():
     for name, make in TOKEN_MODEL_SPECS.items():
         m = build_model(make({"type": "gaussian", "dim": 2}), data_dim=6)
         assert type(m).__name__ in ("TextVAE", "LanguageModel", "TextM2", "TextClassifier"), name
+
+
+def test_a_shared_embedding_is_one_tensor_through_training_checkpoints_and_resume(tmp_path):
+    """share_embedding: true ties the encoder's and the decoder's word vectors; the trainer's checkpoint and a
+    resume keep them one tensor (not two copies drifting apart), and the resumed run equals an uninterrupted one."""
+    from vaekit.cli.main import main
+    from vaekit.train.run import load_run
+
+    tr = write(tmp_path / "train.txt", SENTS * 4)
+    va = write(tmp_path / "val.txt", SENTS[:3])
+    cfg = tmp_path / "t.yaml"
+    cfg.write_text(f"""
+data: {{name: text, binarize: none, options: {{train: {tr}, val: {va}, test: {va}}}}}
+model: {{type: text_vae, embed_dim: 8, encoder: {{hidden: 8}}, latent: {{type: gaussian, dim: 2}},
+        decoder: {{hidden: 8}}, share_embedding: true, max_decode_len: 8}}
+train: {{epochs: 2, batch_size: 8}}
+eval: {{estimators: "elbo", batch_size: 4}}
+device: cpu
+""")
+    out = f"out_dir={tmp_path / 'runs'}"
+    assert main(["train", "--config", str(cfg), out, "run_name=straight", "--no-final-eval"]) == 0
+    assert main(["train", "--config", str(cfg), out, "run_name=cut", "train.epochs=1", "--no-final-eval"]) == 0
+    assert main(["train", "--resume", str(tmp_path / "runs" / "cut"), "train.epochs=2", "--no-final-eval"]) == 0
+    models = [load_run(tmp_path / "runs" / name, checkpoint="last").model for name in ("straight", "cut")]
+    for m in models:
+        assert m.encoder.embedding.weight is m.decoder.embedding.weight
+    for (k, a), b in zip(models[0].state_dict().items(), models[1].state_dict().values()):
+        assert torch.equal(a, b), k
