@@ -468,3 +468,15 @@ def test_eval_ais_on_a_sphere_latent_through_the_cli(tmp_path, capsys, family):
     ais, iw = est["ais:100"], est["iwae:500"]
     assert np.isfinite(ais["mean"]) and ais["n"] == 8
     assert abs(ais["mean"] - iw["mean"]) < 0.5, (ais, iw)
+
+
+@pytest.mark.parametrize("flag", ["--epochs", "--eval-k", "--eval-n"])
+def test_reproduce_refuses_a_zero_count_instead_of_using_the_budget(flag, tmp_path, capsys) -> None:
+    """``--epochs 0`` used to read as "not given" (``epochs or budget.epochs``) and trained the budget's 10 epochs;
+    every count below 1 is now a usage error, before any folder is made."""
+    from vaekit.cli.main import main
+
+    out = tmp_path / "out"
+    assert main(["reproduce", "latents", "--runs", "gaussian_d2", flag, "0", "--out", str(out)]) == 2
+    assert f"{flag[2:].replace('-', '_')} must be >= 1, got 0" in capsys.readouterr().err
+    assert not out.exists()

@@ -478,7 +478,8 @@ def reproduce(name: str | Reproduction, budget: str = "small", runs: str | Seque
         :func:`write_results`'s summary (the files written, each run's epochs, ELBO and IWAE in brief).
 
     Raises:
-        ValueError: unknown reproduction, budget or run name, a run directory with more epochs than asked,
+        ValueError: unknown reproduction, budget or run name, ``epochs``, ``eval_k`` or ``eval_n`` below 1 (0 is not
+            "the budget's"), a run directory with more epochs than asked,
             ``write_doc`` for a reproduction without a generated page.
         FileNotFoundError: a run's config file is missing.
         OutputError: ``out`` (or the docs folder) cannot take files, or ``write_doc`` would replace a page kept by
@@ -487,9 +488,14 @@ def reproduce(name: str | Reproduction, budget: str = "small", runs: str | Seque
     """
     rep = get_reproduction(name) if isinstance(name, str) else name
     b = rep.budget(budget)
+    # an explicit 0 is a bad value, not "use the budget's" (it used to train the budget's epochs)
+    for flag, v in (("epochs", epochs), ("eval_k", eval_k), ("eval_n", eval_n)):
+        if v is not None and v < 1:
+            raise ValueError(f"{flag} must be >= 1, got {v}")
     if epochs is not None or eval_k is not None or eval_n is not None:
-        ev = dataclasses.replace(b.eval, iwae_k=eval_k or b.eval.iwae_k, n=eval_n if eval_n is not None else b.eval.n)
-        b = dataclasses.replace(b, epochs=epochs or b.epochs, eval=ev)
+        ev = dataclasses.replace(b.eval, iwae_k=eval_k if eval_k is not None else b.eval.iwae_k,
+                                 n=eval_n if eval_n is not None else b.eval.n)
+        b = dataclasses.replace(b, epochs=epochs if epochs is not None else b.epochs, eval=ev)
     if max_seconds is not None and max_seconds <= 0:
         raise ValueError(f"max_seconds must be > 0 or None, got {max_seconds}")
     if write_doc and rep.doc is None:
