@@ -228,10 +228,10 @@ def test_ssl_table_merge_keeps_earlier_runs_and_refuses_other_tables(tmp_path):
     from vaekit.reproduce.text import ssl_table
     from vaekit.train.outputs import OutputError
 
-    def put(root, m, s, t, labelled=692, data="sst2"):
+    def put(root, m, s, t, labelled=692, data="sst2", epochs=2):
         f = root / f"{data}_{m}_s{s}" / "result.json"
         f.parent.mkdir(parents=True)
-        f.write_text(json.dumps({"data": data, "method": m, "seed": s, "test_acc": t, "epochs": 2,
+        f.write_text(json.dumps({"data": data, "method": m, "seed": s, "test_acc": t, "epochs": epochs,
                                  "labelled": labelled}))
 
     runs = {("sup", 0): 0.60, ("sup", 1): 0.61, ("enum", 0): 0.62, ("enum", 1): 0.63, ("enum", 2): 0.64}
@@ -256,8 +256,14 @@ def test_ssl_table_merge_keeps_earlier_runs_and_refuses_other_tables(tmp_path):
     with pytest.raises(ValueError, match="a table of 'sst2', not of 'mr'"):
         ssl_table(tmp_path / "mr", tmp_path / "x.json", data="mr", merge=tmp_path / "t.json")
     put(tmp_path / "other", "sup", 2, 0.7, labelled=100)
-    with pytest.raises(ValueError, match=r"different labelled subsets do not make one table \(100 labels, balanced: sup_s2; 692"):
+    with pytest.raises(ValueError, match=r"different labelled subsets or training lengths do not make one table "
+                                         r"\(100 labels, balanced, 2 epochs: sup_s2; 692"):
         ssl_table(tmp_path / "other", tmp_path / "y.json", merge=tmp_path / "t.json")
+    # found by a newcomer: a 1-epoch run merged into a 2-epoch table paired its seed against the longer runs
+    put(tmp_path / "short", "sup", 0, 0.55, epochs=1)
+    with pytest.raises(ValueError, match=r"training lengths .*692 labels, balanced, 1 epochs: sup_s0; "
+                                         r"692 labels, balanced, 2 epochs: enum_s0"):
+        ssl_table(tmp_path / "short", tmp_path / "y.json", merge=tmp_path / "t.json")
     (tmp_path / "junk.json").write_text("[1, 2]")
     with pytest.raises(ValueError, match="not a table of this module"):
         ssl_table(tmp_path / "new", tmp_path / "z.json", merge=tmp_path / "junk.json")
@@ -283,8 +289,9 @@ def test_ssl_table_refuses_mixed_subsets_and_tables_of_other_settings(tmp_path, 
         put(tmp_path / "smoke", "sup", s, epochs=1)
     put(tmp_path / "mixed", "sup", 0)
     put(tmp_path / "mixed", "enum", 0, sampling="balanced", labelled=492)
-    with pytest.raises(ValueError, match=r"492 labels, balanced: enum_s0; 491 labels, stratified: sup_s0|"
-                                         r"491 labels, stratified: sup_s0; 492 labels, balanced: enum_s0"):
+    with pytest.raises(ValueError, match=r"492 labels, balanced, 2 epochs: enum_s0; 491 labels, stratified, 2 epochs: "
+                                         r"sup_s0|491 labels, stratified, 2 epochs: sup_s0; 492 labels, balanced, "
+                                         r"2 epochs: enum_s0"):
         ssl_table(tmp_path / "mixed", tmp_path / "m.json", data="trec")
     out = tmp_path / "t.json"
     ssl_table(tmp_path / "two", out, data="trec")
@@ -302,6 +309,7 @@ def test_ssl_table_refuses_mixed_subsets_and_tables_of_other_settings(tmp_path, 
     (["--methods", "sup,gibbs"], "--methods: unknown 'gibbs'"),
     (["--methods", "sup,,enum"], "--methods: unknown ''"),
     (["--seeds", "a"], "--seeds: comma-separated integers"),
+    (["--seeds", "0,-1"], "--seeds: must be >= 0, got [0, -1]"),
     (["--data", "mnist"], "--data: 'mnist' is not a labelled text data set"),
     (["--epochs", "0"], "--epochs: must be >= 1, got 0"),
     (["--val-fraction", "1.5"], "--val-fraction: must be in (0, 1), got 1.5"),

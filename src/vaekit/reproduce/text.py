@@ -167,6 +167,11 @@ def ssl_run(data: str, method: str, seed: int, epochs: int, out_dir: str | Path,
     :func:`vaekit.models.text.build_text_m2`). Every method sees the same
     labelled batches; the semi-supervised ones add one unlabelled batch per step (an epoch = one pass over the
     unlabelled sentences).
+
+    The run folder (``{data}_{method}_s{seed}``) keeps the weights of the *last* epoch, so it resumes exactly; the
+    reported ``test_acc`` is the one measured after the best validation epoch, during training. The best epoch's
+    weights are not kept, so reloading the folder reproduces ``history[-1]``, not ``test_acc``, unless the best
+    epoch was the last.
     """
     from ..data import load_dataset
     from ..data.conditional import labelled_subset, stratified_subset
@@ -267,7 +272,8 @@ def ssl_table(out_dir: str | Path, out: str | Path, data: str = "sst2", force: b
     Raises:
         FileNotFoundError: no run under ``out_dir`` has a result (naming it).
         ValueError: ``merge`` is not such a table or is of another data set; the runs (with ``merge``'s) come
-            from different labelled subsets (label counts or sampling), so seeds cannot be paired.
+            from different labelled subsets (label counts or sampling) or were trained for different numbers of
+            epochs, so seeds cannot be paired.
         OutputError: writing ``out`` would drop runs it holds, or replace a table of another data set, labelled
             subset or epoch count (:func:`refuse_to_drop`, :func:`refuse_other_settings`), unless ``force``.
     """
@@ -287,15 +293,17 @@ def ssl_table(out_dir: str | Path, out: str | Path, data: str = "sst2", force: b
         if prior_data != data:
             raise ValueError(f"--merge {merge}: a table of {prior_data!r}, not of {data!r}")
     rows = [earlier[k] for k in sorted(earlier) if k not in found] + [found[k] for k in sorted(found)]
-    # one table is one labelled subset per seed: runs of other label counts or sampling cannot be paired
-    kinds: dict[tuple[Any, str], list[str]] = {}
+    # one table is one labelled subset per seed and one training length: runs of other label counts, sampling or
+    # epochs cannot be paired (a 2-epoch sup against a 10-epoch enum is not the claim)
+    kinds: dict[tuple[Any, str, Any], list[str]] = {}
     for r in rows:
-        kinds.setdefault((r.get("labelled"), r.get("label_sampling", "balanced")), []).append(
+        kinds.setdefault((r.get("labelled"), r.get("label_sampling", "balanced"), r.get("epochs")), []).append(
             f"{r['method']}_s{r['seed']}")
     if len(kinds) > 1:
-        where = "; ".join(f"{n} labels, {smp}: {', '.join(runs)}" for (n, smp), runs in sorted(kinds.items(), key=str))
+        where = "; ".join(f"{n} labels, {smp}, {ep} epochs: {', '.join(runs)}"
+                          for (n, smp, ep), runs in sorted(kinds.items(), key=str))
         raise ValueError(f"{out_dir}{' and --merge ' + str(merge) if merge is not None else ''}: runs of different "
-                         f"labelled subsets do not make one table ({where})")
+                         f"labelled subsets or training lengths do not make one table ({where})")
     by: dict[str, dict[int, float]] = {}
     for r in rows:
         by.setdefault(r["method"], {})[int(r["seed"])] = 100 * r["test_acc"]
@@ -378,7 +386,7 @@ def main(argv: list[str] | None = None) -> int:
                         "for the classifier, encoder and decoder) (default: sup,enum,sample)")
     b.add_argument("--seeds", type=int_list, default="0", help="comma-separated seeds (default: 0)")
     b.add_argument("--epochs", type=int, default=5,
-                   help="passes over the unlabelled sentences (default: 5; docs/results/text.md used 2)")
+                   help="passes over the unlabelled sentences (default: 5; docs/results/text.md used 2 and 10)")
     b.add_argument("--alpha", type=float, default=10.0, help="classifier weight per labelled sentence (default: 10)")
     b.add_argument("--labels", choices=("balanced", "stratified"), default="balanced",
                    help="labelled sentences: the same number per class (default), or in the classes' proportions "
@@ -405,6 +413,8 @@ def main(argv: list[str] | None = None) -> int:
     c.add_argument("--threads", type=int, default=1, help="torch threads (default: 1)")
     c.add_argument("--force", action="store_true", help="rewrite --out even if it drops runs it holds")
     args = p.parse_args(argv)
+    # errors found after parsing show the subcommand's usage line, as argparse's own do
+    p = {"ptb": a, "ssl": b, "ssl-table": t, "impute": c}[args.what]
     if args.threads < 1:
         p.error(f"--threads: must be >= 1, got {args.threads}")
     torch.set_num_threads(args.threads)
@@ -457,7 +467,8 @@ def main(argv: list[str] | None = None) -> int:
         p.error(f"--data: {args.data!r} is not a labelled text data set; choose from {', '.join(SSL_DATA)}")
     for flag, v, ok, allowed in (("--epochs", args.epochs, args.epochs >= 1, ">= 1"),
                                  ("--val-fraction", args.val_fraction, 0 < args.val_fraction < 1, "in (0, 1)"),
-                                 ("--alpha", args.alpha, args.alpha >= 0, ">= 0")):
+                                 ("--alpha", args.alpha, args.alpha >= 0, ">= 0"),
+                                 ("--seeds", args.seeds, min(args.seeds) >= 0, ">= 0")):
         if not ok:
             p.error(f"{flag}: must be {allowed}, got {v}")
     for seed in args.seeds:
