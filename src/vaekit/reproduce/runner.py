@@ -488,7 +488,8 @@ def reproduce(name: str | Reproduction, budget: str = "small", runs: str | Seque
     """
     rep = get_reproduction(name) if isinstance(name, str) else name
     b = rep.budget(budget)
-    # an explicit 0 is a bad value, not "use the budget's" (it used to train the budget's epochs)
+    # an explicit 0 is a bad value, not "use the budget's" (it used to train the budget's epochs); checked here, not
+    # left to EvalSettings/Budget, so the message names what the caller passed (they say iwae_k and n)
     for flag, v in (("epochs", epochs), ("eval_k", eval_k), ("eval_n", eval_n)):
         if v is not None and v < 1:
             raise ValueError(f"{flag} must be >= 1, got {v}")
