@@ -18,7 +18,7 @@ from typing import Sequence
 
 from ..registry import ConfigError
 from ..train.checkpoint import CheckpointError
-from ..train.loop import TrainingError
+from ..train.loop import LostPeerError, TrainingError
 from ..train.outputs import OutputError
 from . import eval as eval_cmd
 from . import complete, fewshot, generate, homotopy, impute, interpolate, reconstruct, report, sample, train
@@ -74,11 +74,27 @@ def main(argv: Sequence[str] | None = None) -> int:
         if os.environ.get("VAEKIT_DEBUG"):
             raise
         print(f"vaekit: error: {e}", file=sys.stderr)
+        if isinstance(e, LostPeerError):
+            _end_now(1)
         return 1
     except KeyboardInterrupt as e:  # a TrainingInterrupted says where training stopped and how to resume
         print(f"vaekit: interrupted: {e}" if str(e) else "vaekit: interrupted", file=sys.stderr)
         return 130
     return int(rc or 0)
+
+
+def _end_now(status: int) -> None:
+    """End the process with ``status`` at once, skipping the interpreter's teardown.
+
+    After a DDP peer is lost, gloo's transport threads can still hold the broken pairs; when the interpreter
+    then tears down, a C++ ``std::thread`` may be destroyed while joinable and the process aborts (SIGABRT,
+    "terminate called without an active exception", about 1 exit in 12 here) after the error was printed.
+    Nothing is left to clean up by then: the checkpoint and the metrics were written and closed before the
+    error reached us, so the streams are flushed and the process exits with the status it reported.
+    """
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(status)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -37,6 +37,8 @@ def _bernoulli_log_prob_sum(logits: Tensor, x: Tensor) -> Tensor:
     v = x * logits - 0.5 * (logits + a)
     t = torch.exp(-a)
     m = d - d % 16
+    if m == 0:  # fewer than 16 values: no lanes (and inductor cannot lower a (0, 16) view of a dynamic size)
+        return (v - torch.log1p(t)).sum(-1)
     lanes = (v[..., :m].unflatten(-1, (m // 16, 16)).sum(-2)
              - (1.0 + t[..., :m]).unflatten(-1, (m // 16, 16)).prod(-2).log())
     out = lanes.sum(-1)
