@@ -60,3 +60,22 @@ def test_oracle_summaries_separate_the_families_only_without_location_and_scale(
     assert got["shape"]["purity"] > 0.9 and got["shape"]["logreg_accuracy"] > 0.9
     assert got["loc_scale_shape"]["purity"] < 0.7
     assert got["loc_scale_shape2"]["logreg_accuracy"] > got["loc_scale_shape"]["logreg_accuracy"]
+
+
+def test_residual_purity_finds_families_hidden_behind_location_and_scale():
+    """Features = (set mean, set sd, a family offset far smaller than their spread): raw k-means mixes the
+    families, removing what the mean and sd explain leaves the offset alone, and k-means finds them."""
+    import numpy as np
+    from sklearn.cluster import KMeans
+
+    from vaekit.reproduce.sets import _purity, _residual_purity
+
+    g = torch.Generator().manual_seed(1)
+    fam = torch.arange(400) % 4
+    sets_ = torch.randn(400, 100, 1, generator=g) * (0.7 + torch.rand(400, 1, 1, generator=g)) \
+        + 4 * torch.rand(400, 1, 1, generator=g)
+    x = sets_.squeeze(-1).double().numpy()
+    feats = np.c_[x.mean(1), x.std(1), 0.3 * fam.numpy()]
+    feats = feats / feats.std(0) * np.array([3.0, 3.0, 1.0])
+    assert _purity(KMeans(4, n_init=10, random_state=0).fit_predict(feats), fam.numpy()) < 0.6
+    assert _residual_purity(feats, sets_, fam.numpy()) == 1.0

@@ -181,7 +181,22 @@ def synthetic_clusters(model: Any, data: Any, seed: int = 0) -> dict[str, Any]:
     km = KMeans(4, n_init=10, random_state=seed).fit(mu)
     logreg = cross_val_score(LogisticRegression(max_iter=2000), mu, fam, cv=5).mean()
     return {"purity": _purity(km.labels_, fam), "logreg_accuracy": float(logreg), "n_sets": len(fam),
-            "mean_r2": _mean_r2(mu, data.test), "context_means": mu.round(4).tolist(), "family": fam.tolist()}
+            "mean_r2": _mean_r2(mu, data.test), "purity_without_location_scale": _residual_purity(mu, data.test, fam, seed),
+            "context_means": mu.round(4).tolist(), "family": fam.tolist()}
+
+
+def _residual_purity(features: Any, sets: torch.Tensor, fam: Any, seed: int = 0) -> float:
+    """k-means purity (4 clusters) of ``features`` once the part a quadratic in each set's sample mean m and standard
+    deviation s explains (least squares on 1, m, s, m², ms, s²) is removed: whether the families are in the
+    context apart from its location and scale. No family label is used."""
+    import numpy as np
+    from sklearn.cluster import KMeans
+
+    x = sets.squeeze(-1).double().numpy()
+    m, s = x.mean(1), x.std(1)
+    design = np.c_[np.ones_like(m), m, s, m * m, m * s, s * s]
+    coef, *_ = np.linalg.lstsq(design, features, rcond=None)
+    return _purity(KMeans(4, n_init=10, random_state=seed).fit_predict(features - design @ coef), fam)
 
 
 def _mean_r2(features: Any, sets: torch.Tensor) -> float:
