@@ -480,3 +480,24 @@ def test_reproduce_refuses_a_zero_count_instead_of_using_the_budget(flag, tmp_pa
     assert main(["reproduce", "latents", "--runs", "gaussian_d2", flag, "0", "--out", str(out)]) == 2
     assert f"{flag[2:].replace('-', '_')} must be >= 1, got 0" in capsys.readouterr().err
     assert not out.exists()
+
+
+@pytest.mark.parametrize("joined", [False, True])
+def test_console_script_ends_a_ddp_process_at_once_with_the_status_of_main(monkeypatch, joined):
+    """The console script exits with main()'s status; a process that joined a process group skips the
+    interpreter's teardown (os._exit), where gloo's threads can abort it after it reported."""
+    import vaekit.cli.main as cli
+
+    calls = []
+
+    def fake_exit(status):
+        calls.append(status)
+        raise SystemExit(status)
+
+    monkeypatch.setattr(cli, "main", lambda: 3)
+    monkeypatch.setattr(cli, "joined_process_group", lambda: joined)
+    monkeypatch.setattr(cli.os, "_exit", fake_exit)
+    with pytest.raises(SystemExit) as info:
+        cli.console_main()
+    assert info.value.code == 3
+    assert calls == ([3] if joined else [])

@@ -42,6 +42,16 @@ class DistInfo:
         return self.rank == 0
 
 
+#: whether this process has joined a process group (set by :func:`init_distributed`; stays True after it left)
+_joined = False
+
+
+def joined_process_group() -> bool:
+    """True once this process has joined a DDP process group through :func:`init_distributed`, even after
+    :func:`shutdown_distributed`: gloo's transport threads may outlive the group (see ``vaekit.cli.main``)."""
+    return _joined
+
+
 def is_distributed_env() -> bool:
     """True when launched by ``torchrun`` (``RANK`` and ``WORLD_SIZE`` are set)."""
     return "RANK" in os.environ and "WORLD_SIZE" in os.environ
@@ -71,6 +81,8 @@ def init_distributed(device: torch.device, timeout: float | None = None) -> Dist
             torch.cuda.set_device(local)
         kw = {} if timeout is None else {"timeout": datetime.timedelta(seconds=timeout)}
         dist.init_process_group(backend=backend, **kw)
+        global _joined
+        _joined = True
     return DistInfo(rank=rank, local_rank=local, world_size=world)
 
 
