@@ -501,3 +501,26 @@ def test_console_script_ends_a_ddp_process_at_once_with_the_status_of_main(monke
         cli.console_main()
     assert info.value.code == 3
     assert calls == ([3] if joined else [])
+
+
+def test_console_script_ends_a_ddp_process_that_raised_with_status_1(monkeypatch, capsys):
+    """An exception escaping main() in a DDP process is printed with its traceback, then os._exit(1); outside a
+    process group it propagates as usual."""
+    import vaekit.cli.main as cli
+
+    def boom():
+        raise RuntimeError("unexpected")
+
+    def fake_exit(status):
+        raise SystemExit(("os._exit", status))
+
+    monkeypatch.setattr(cli, "main", boom)
+    monkeypatch.setattr(cli.os, "_exit", fake_exit)
+    monkeypatch.setattr(cli, "joined_process_group", lambda: True)
+    with pytest.raises(SystemExit) as info:
+        cli.console_main()
+    assert info.value.code == ("os._exit", 1)
+    assert "RuntimeError: unexpected" in capsys.readouterr().err
+    monkeypatch.setattr(cli, "joined_process_group", lambda: False)
+    with pytest.raises(RuntimeError, match="unexpected"):
+        cli.console_main()

@@ -41,11 +41,15 @@ def test_purity_and_mean_r2_against_hand_values():
     # clusters {0,0,0,1} {1,2} {2,2} {3,3}: majorities 3 + 1 + 2 + 2 of 10
     assert _purity(np.array([0, 0, 0, 0, 1, 1, 2, 2, 3, 3]), fam) == 0.8
     assert _purity(fam.copy(), fam) == 1.0
+    # one cluster holding everything: its majority family (2, three sets) is all that counts; the inverse
+    # (each family's majority cluster) would give 1.0
+    assert _purity(np.zeros(10, int), fam) == 0.3
     g = torch.Generator().manual_seed(0)
     sets_ = torch.randn(200, 50, 1, generator=g) + 3 * torch.rand(200, 1, 1, generator=g)
     means = sets_.mean(dim=(1, 2)).double().numpy()[:, None]
     assert _mean_r2(means, sets_) > 0.999  # the mean itself explains the mean
-    assert _mean_r2(torch.randn(200, 3, generator=g).numpy(), sets_) < 0.05  # noise does not
+    # noise does not; held-out R² of noise is below 0, where an in-sample R² could not be
+    assert _mean_r2(torch.randn(200, 3, generator=g).numpy(), sets_) < 0.0
 
 
 def test_oracle_summaries_separate_the_families_only_without_location_and_scale():
@@ -75,7 +79,13 @@ def test_residual_purity_finds_families_hidden_behind_location_and_scale():
     sets_ = torch.randn(400, 100, 1, generator=g) * (0.7 + torch.rand(400, 1, 1, generator=g)) \
         + 4 * torch.rand(400, 1, 1, generator=g)
     x = sets_.squeeze(-1).double().numpy()
-    feats = np.c_[x.mean(1), x.std(1), 0.3 * fam.numpy()]
+    m, s = x.mean(1), x.std(1)
+    feats = np.c_[m, s, 0.3 * fam.numpy()]
     feats = feats / feats.std(0) * np.array([3.0, 3.0, 1.0])
     assert _purity(KMeans(4, n_init=10, random_state=0).fit_predict(feats), fam.numpy()) < 0.6
     assert _residual_purity(feats, sets_, fam.numpy()) == 1.0
+    # the family offset added to a quadratic in m and s: only the quadratic terms of the design remove it
+    quad = np.c_[m, s, (m - m.mean()) ** 2 + 0.05 * fam.numpy() + (s - s.mean()) ** 2]
+    assert _residual_purity(quad, sets_, fam.numpy()) == 1.0
+    lin = quad - np.c_[np.ones_like(m), m, s] @ np.linalg.lstsq(np.c_[np.ones_like(m), m, s], quad, rcond=None)[0]
+    assert _purity(KMeans(4, n_init=10, random_state=0).fit_predict(lin), fam.numpy()) < 0.6

@@ -153,3 +153,28 @@ def test_sigma_parameterisation_has_the_same_law():
     assert torch.all((out.var(0) - var[0]).abs() < 4 * var[0] * math.sqrt(2 / 40000))
     with pytest.raises(ValueError, match="parameterization"):
         LinearVariance(2, 2, parameterization="std")
+
+
+def test_batchnorm_modes_switch_the_statistics_and_keep_the_draws(tmp_path, monkeypatch):
+    """--bn-modes: with BatchNorm running averages at their initial values (0, 1), scoring with each batch's
+    statistics gives other probabilities; the same seed gives the same draws (a rerun is identical)."""
+    from types import SimpleNamespace
+
+    import vaekit.reproduce.variance as rv
+    from vaekit.train.checkpoint import save_checkpoint
+
+    torch.manual_seed(0)
+    x = torch.rand(40, 784) * 3
+    fake = SimpleNamespace(test=SimpleNamespace(x=x, y=torch.arange(40) % 10))
+    monkeypatch.setattr(rv, "load_dataset", lambda name: fake)
+    model = rv.LeNet5(variance=True)
+    with torch.no_grad():
+        model.head[-1].sigma.mul_(20)  # a decisive head, so that accuracies move with the statistics
+    save_checkpoint(tmp_path / "variance_ens10" / "checkpoints", "last", model, torch.optim.Adam(model.parameters()),
+                    epoch=1, step=1, extra={"log": [], "epochs": 1, "train_ens": 10})
+    a = rv.batchnorm_modes(tmp_path, seeds=(0, 1), samples=4, batch=20)
+    b = rv.batchnorm_modes(tmp_path, seeds=(0, 1), samples=4, batch=20)
+    assert a == b
+    assert set(a) >= {"running", "batch_all", "batch_head"} and len(a["running"]["ensemble"]) == 2
+    assert all(0 <= v <= 1 for m in ("running", "batch_all", "batch_head") for v in a[m]["ensemble"] + a[m]["single"])
+    assert a["running"] != a["batch_all"]

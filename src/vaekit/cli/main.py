@@ -91,9 +91,23 @@ def console_main() -> None:
     process (SIGABRT, "terminate called without an active exception") after it has reported its result: about
     1 exit in 12 here after a lost peer, and about 1 in 100 after a run that ended normally. Nothing is left
     to clean up by then: checkpoints, metrics and reports were written and closed before :func:`main` returned.
-    :func:`main` itself returns, so a program that calls it keeps control.
+    An exception that escapes :func:`main` there (a bug, ``VAEKIT_DEBUG=1``) is printed with its traceback and
+    ends the process the same way, with status 1. :func:`main` itself returns, so a program that calls it keeps
+    control.
     """
-    status = main()
+    try:
+        status = main()
+    except SystemExit as e:
+        if not joined_process_group():
+            raise
+        status = e.code if isinstance(e.code, int) else 1
+    except BaseException:
+        if not joined_process_group():
+            raise
+        import traceback
+
+        traceback.print_exc()
+        status = 1
     if joined_process_group():
         sys.stdout.flush()
         sys.stderr.flush()

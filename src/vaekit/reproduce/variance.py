@@ -205,6 +205,44 @@ def evaluate(out: Path, samples: int = 20, seed: int = 0, train_ens: int = 1) ->
     return res
 
 
+@torch.no_grad()
+def batchnorm_modes(out: Path, train_ens: int = 10, seeds: tuple[int, ...] = (0, 1, 2), samples: int = 20,
+                    batch: int = 200) -> dict[str, Any]:
+    """Test accuracy of the trained variance network's ``samples``-draw ensemble when its BatchNorm layers use
+    their running averages (``model.eval()``, as :func:`evaluate`), the statistics of each test batch of ``batch``
+    images in every BatchNorm (the authors' ``net.train()`` at test time), or in the one after the first variance
+    layer only; and of one sample (mean over the draws). Each seed draws the noise anew, the same draws for the
+    three modes, so the spread over seeds is the Monte Carlo noise a difference between modes must exceed.
+
+    Returns:
+        ``{mode: {"ensemble": [accuracy per seed], "single": [...]}}`` with ``seeds``, ``samples``, ``batch``.
+    """
+    ds = load_dataset("mnist")
+    x, y = ds.test.x, ds.test.y
+    model = LeNet5(variance=True)
+    load_checkpoint(out / run_name("variance", train_ens) / "checkpoints", "last", model)
+    res: dict[str, Any] = {"seeds": list(seeds), "samples": samples, "batch": batch, "train_ens": train_ens}
+    for mode in ("running", "batch_all", "batch_head"):
+        ens, single = [], []
+        for seed in seeds:
+            model.eval()
+            if mode == "batch_all":
+                model.train()
+            elif mode == "batch_head":
+                model.head.train()
+            torch.manual_seed(seed)
+            right = right1 = 0.0
+            for i in range(0, x.shape[0], batch):
+                feats = model.features(x[i:i + batch].view(-1, 1, 28, 28))
+                probs = torch.stack([F.softmax(model.head(feats), 1) for _ in range(samples)])
+                right += float((probs.mean(0).argmax(1) == y[i:i + batch]).sum())
+                right1 += float((probs.argmax(2) == y[i:i + batch]).double().mean(0).sum())
+            ens.append(right / x.shape[0])
+            single.append(right1 / x.shape[0])
+        res[mode] = {"ensemble": ens, "single": single}
+    return res
+
+
 def dashboard(res: dict[str, Any]) -> dict[str, Any]:
     """The claims of PAPERS.md §16 (c) against these numbers, in the form :mod:`vaekit.reproduce.dashboard` reads;
     an accuracy's s.e. is the binomial ``sqrt(p(1-p)/n)``."""
@@ -261,11 +299,19 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--train-ens", type=int, default=10,
                    help="noise samples per example in the variance network's loss (default 10; 1 cannot learn, "
                         "see the module docstring)")
+    p.add_argument("--bn-modes", default=None, metavar="JSON",
+                   help="score the trained variance run with BatchNorm running averages against each test batch's "
+                        "statistics (3 noise seeds) into this JSON; no training")
     a = p.parse_args(argv)
     if a.train_ens < 1:
         raise SystemExit(f"--train-ens must be >= 1, got {a.train_ens}")
     torch.set_num_threads(a.threads)
     out = Path(a.out)
+    if a.bn_modes:
+        res = batchnorm_modes(out, train_ens=a.train_ens)
+        print(json.dumps(res))  # first: survives a failed write
+        write_output(a.bn_modes, json.dumps(res, indent=1) + "\n", payload=res)
+        return
     if a.report:
         res = evaluate(out, train_ens=a.train_ens)
         print(json.dumps(res))  # first, one line: the figures reach the terminal even if the write fails
