@@ -227,10 +227,10 @@ def test_the_longest_ais_of_the_longest_trained_models_decides_the_cvae_imputati
     shutil.copy(RESULTS / "conditional.json", tmp_path / "conditional.json")
     paper, = [p for p in dash.PAPERS if p.key == "cvae"]
 
-    def ais(name: str, T: int, epochs: int, diff: float) -> None:
+    def ais(name: str, T: int, epochs: int, diff: float, n: int = 50) -> None:
         nll = {"cvae_iwae_k100": {"mean": 70.0}, f"cvae_ais_T{T}": {"mean": 69.0}}
         pd = {"cvae_ais_minus_vae_ais": {"mean": diff, "se": 0.5}, "cvae_iwae_minus_vae_is": {"mean": 9.0, "se": 0.5}}
-        d = {"settings": {"n_images": 50, "T": [T], "k": 100, "epochs": {"vae": epochs, "cvae": epochs}},
+        d = {"settings": {"n_images": n, "T": [T], "k": 100, "epochs": {"vae": epochs, "cvae": epochs}},
              "nll": nll, "paired_differences": pd}
         (tmp_path / name).write_text(json.dumps(d))
 
@@ -239,6 +239,9 @@ def test_the_longest_ais_of_the_longest_trained_models_decides_the_cvae_imputati
     ais("conditional_ais_c.json", 500, 80, 5.0)  # a shorter AIS never decides
     claim = paper.evidence(tmp_path).claims[2]
     assert claim.holds is True and claim.ours.startswith("+2.00 ± 0.50") and "40 epochs" in claim.ours
+    ais("conditional_ais_a_n200.json", 2000, 40, 0.4, n=200)  # the same AIS and models on more images: decides
+    claim = paper.evidence(tmp_path).claims[2]
+    assert claim.holds is None and claim.ours.startswith("-0.40 ± 0.50") and "200 test images" in claim.ours
 
 
 def test_the_sets_first_bar_reads_fresh_episodes_of_the_best_run_in_its_models_row(tmp_path) -> None:

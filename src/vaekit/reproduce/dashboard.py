@@ -510,10 +510,10 @@ def _cvae(results: Path) -> Evidence | None:
                        _side(-cv["mean"], cv["se"]))
     sources = "conditional.json"
     # both sides by AIS (the importance-sampling estimate of the VAE's p(x_obs) is optimistic); the longest AIS
-    # decides, and of equally long ones that of the longest-trained pair of models
+    # decides, of equally long ones that of the longest-trained pair of models, and of those the one on most images
     found = [d for f in sorted(results.glob("conditional_ais*.json")) if (d := _load(results, f.name))]
-    ais = max(found, key=lambda d: (max(d["settings"]["T"]), min((d["settings"].get("epochs") or {"": 0}).values()))) \
-        if found else None
+    ais = max(found, key=lambda d: (max(d["settings"]["T"]), min((d["settings"].get("epochs") or {"": 0}).values()),
+                                    d["settings"].get("n_images", 0))) if found else None
     if ais:
         sources += ", " + ", ".join(sorted(f.name for f in results.glob("conditional_ais*.json")))
         st, pd, nll = ais["settings"], ais["paired_differences"], ais["nll"]
