@@ -183,7 +183,8 @@ def synthetic_clusters(model: Any, data: Any, seed: int = 0) -> dict[str, Any]:
     km = KMeans(4, n_init=10, random_state=seed).fit(mu)
     logreg = cross_val_score(LogisticRegression(max_iter=2000), mu, fam, cv=5).mean()
     return {"purity": _purity(km.labels_, fam), "logreg_accuracy": float(logreg), "n_sets": len(fam),
-            "mean_r2": _mean_r2(mu, data.test), "purity_without_location_scale": _residual_purity(mu, data.test, fam, seed),
+            "mean_r2": _mean_r2(mu, data.test),
+            "purity_without_location_scale": _residual_purity(mu, data.test, fam, seed),
             "context_means": mu.round(4).tolist(), "family": fam.tolist()}
 
 
@@ -224,9 +225,9 @@ def oracle_clusters(sets: torch.Tensor, family: torch.Tensor, seed: int = 0) -> 
     summary standardised per coordinate first (k-means is not scale-invariant, and the statistics have unrelated
     units); the context means are scored as they are.
 
-    No model is involved: the summaries show how far the families can be told apart at all. ``shape`` (standardised 5/25/50/75/95 %
-    quantiles of each set after removing its mean and standard deviation) says how separable the four families
-    are when location and scale are left out; ``loc_scale_shape`` (mean, standard deviation, mean absolute
+    No model is involved: the summaries show how far the families can be told apart at all. ``shape``
+    (standardised 5/25/50/75/95 % quantiles of each set after removing its mean and standard deviation) says how
+    separable the four families are when location and scale are left out; ``loc_scale_shape`` (mean, standard deviation, mean absolute
     deviation / standard deviation) is a 3-D summary that keeps location and scale, as a context must for the
     decoder to fit the set, and one shape statistic; ``loc_scale_shape2`` adds the skewness (4-D).
 
