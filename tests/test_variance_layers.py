@@ -178,3 +178,6 @@ def test_batchnorm_modes_switch_the_statistics_and_keep_the_draws(tmp_path, monk
     assert set(a) >= {"running", "batch_all", "batch_head"} and len(a["running"]["ensemble"]) == 2
     assert all(0 <= v <= 1 for m in ("running", "batch_all", "batch_head") for v in a[m]["ensemble"] + a[m]["single"])
     assert a["running"] != a["batch_all"]
+    # each mode starts from the checkpoint's running averages, whatever ran before it
+    alone = rv.batchnorm_modes(tmp_path, seeds=(0, 1), samples=4, batch=20, modes=("batch_head",))
+    assert alone["batch_head"] == a["batch_head"]

@@ -207,39 +207,47 @@ def evaluate(out: Path, samples: int = 20, seed: int = 0, train_ens: int = 1) ->
 
 @torch.no_grad()
 def batchnorm_modes(out: Path, train_ens: int = 10, seeds: tuple[int, ...] = (0, 1, 2), samples: int = 20,
-                    batch: int = 200) -> dict[str, Any]:
+                    batch: int = 200, modes: tuple[str, ...] = ("running", "batch_all", "batch_head")) -> dict[str, Any]:
     """Test accuracy of the trained variance network's ``samples``-draw ensemble when its BatchNorm layers use
     their running averages (``model.eval()``, as :func:`evaluate`), the statistics of each test batch of ``batch``
     images in every BatchNorm (the authors' ``net.train()`` at test time), or in the one after the first variance
     layer only; and of one sample (mean over the draws). Each seed draws the noise anew, the same draws for the
-    three modes, so the spread over seeds is the Monte Carlo noise a difference between modes must exceed.
+    three modes, so the spread over seeds is the Monte Carlo noise a difference between modes must exceed. Every
+    (mode, seed) starts from the checkpoint's weights and running averages (a BatchNorm in training mode updates
+    its running averages with the test batches it normalises).
 
     Returns:
-        ``{mode: {"ensemble": [accuracy per seed], "single": [...]}}`` with ``seeds``, ``samples``, ``batch``.
+        ``{mode: {"ensemble": [accuracy per seed], "single": [...], "ensemble_nll": [nats per image]}}`` with
+        ``seeds``, ``samples``, ``batch``.
     """
     ds = load_dataset("mnist")
     x, y = ds.test.x, ds.test.y
     model = LeNet5(variance=True)
     load_checkpoint(out / run_name("variance", train_ens) / "checkpoints", "last", model)
+    saved = {k: v.clone() for k, v in model.state_dict().items()}
     res: dict[str, Any] = {"seeds": list(seeds), "samples": samples, "batch": batch, "train_ens": train_ens}
-    for mode in ("running", "batch_all", "batch_head"):
-        ens, single = [], []
+    for mode in modes:
+        ens, single, nll = [], [], []
         for seed in seeds:
+            model.load_state_dict(saved)
             model.eval()
             if mode == "batch_all":
                 model.train()
             elif mode == "batch_head":
                 model.head.train()
             torch.manual_seed(seed)
-            right = right1 = 0.0
+            right = right1 = loss = 0.0
             for i in range(0, x.shape[0], batch):
                 feats = model.features(x[i:i + batch].view(-1, 1, 28, 28))
                 probs = torch.stack([F.softmax(model.head(feats), 1) for _ in range(samples)])
-                right += float((probs.mean(0).argmax(1) == y[i:i + batch]).sum())
-                right1 += float((probs.argmax(2) == y[i:i + batch]).double().mean(0).sum())
+                yb = y[i:i + batch]
+                right += float((probs.mean(0).argmax(1) == yb).sum())
+                right1 += float((probs.argmax(2) == yb).double().mean(0).sum())
+                loss += float(-probs.mean(0).gather(1, yb[:, None]).clamp_min(1e-12).log().sum())
             ens.append(right / x.shape[0])
             single.append(right1 / x.shape[0])
-        res[mode] = {"ensemble": ens, "single": single}
+            nll.append(loss / x.shape[0])
+        res[mode] = {"ensemble": ens, "single": single, "ensemble_nll": nll}
     return res
 
 
