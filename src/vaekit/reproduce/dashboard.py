@@ -618,7 +618,7 @@ PAPERS: tuple[Paper, ...] = (
           _need("vaekit.models:NeuralStatistician"), lambda r: _sets(r, "ns"), "sets.md"),
     Paper("ssvae_text", "Xu, Sun, Deng & Tan 2017, semi-supervised VAE for text", "semi-supervised text classification",
           _need("vaekit.models.text:TextM2"), _together(*(_generic(f"text_ssl{d}{e}.json") for e in ("", "_e10")
-                                                       for d in ("", "_mr", "_trec"))),
+                                                       for d in ("", "_mr", "_trec", "_short_yelp"))),
           "text.md"),
     Paper("bowman", "Bowman et al. 2016, sentence VAE", "sentence VAE", _need("vaekit.models:TextVAE"),
           _bowman, "text.md"),
