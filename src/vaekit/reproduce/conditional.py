@@ -24,6 +24,7 @@ and test classification error with its binomial standard error.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import math
 import re
@@ -220,49 +221,127 @@ def check_same_ais_settings(path: Path, out: Path, n: int, Ts: Sequence[int], k:
     refuse_other_settings(path, new, lambda d: d["settings"], force, "name another file with --json, or pass --force")
 
 
+def _piece_key(run: Path, **settings: Any) -> dict[str, Any]:
+    """What a cached AIS-imputation piece was computed from: its settings, the run's epoch and its weights' hash."""
+    weights = run / "model.safetensors"
+    digest = hashlib.sha256(weights.read_bytes()).hexdigest() if weights.exists() else None
+    return {**settings, "run": str(run), "epoch": (read_state(run) or {}).get("epoch"), "weights_sha256": digest}
+
+
+def _cached_piece(cache: Path, name: str, key: dict[str, Any], fn: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    """``fn()``, or its earlier result saved under ``cache/name.json`` when that was computed from the same ``key``.
+
+    Each piece (one model, one estimator, one T) takes minutes to tens of minutes; saving it as soon as it is done
+    means a crash or a stop in a later piece loses nothing computed before, and lets the two models' pieces run as
+    separate processes (``--ais-models``). A file of another key is recomputed and replaced, never reused.
+    """
+    f = cache / f"{name}.json"
+    if f.exists():
+        try:
+            held = json.loads(f.read_text())
+        except (OSError, json.JSONDecodeError):
+            held = None
+        if isinstance(held, dict) and held.get("key") == key:
+            print(f"[ais-imputation] {name}: reusing {f}", file=sys.stderr)
+            return held["result"]
+    t0 = time.perf_counter()
+    result = fn()
+    result["seconds"] = round(time.perf_counter() - t0, 1)
+    write_output(f, json.dumps({"key": key, "result": result}) + "\n", payload=result)
+    print(f"[ais-imputation] {name}: {result['seconds']} s, saved to {f}", file=sys.stderr)
+    return result
+
+
+AIS_MODELS = ("vae", "cvae")
+
+
 def ais_imputation(out: Path, n: int = 100, Ts: tuple[int, ...] = (100, 500), k: int = 100, chains: int = 8,
-                   leapfrog: int = 5, mask_name: str = "quadrant0", data_dir: str | None = None) -> dict[str, Any]:
+                   leapfrog: int = 5, mask_name: str = "quadrant0", data_dir: str | None = None,
+                   models: Sequence[str] = AIS_MODELS) -> dict[str, Any] | None:
     r"""The quadrant-completion comparison with AIS instead of importance sampling (``--ais-imputation``).
 
     On the first ``n`` test images (binarised with seed 0, as :func:`evaluate_steps_run`): the unconditional VAE's
     :math:`-\log p(y|x_{obs})` by :func:`vaekit.pipeline.conditional.ais_imputation_log_likelihood` at each ``T``
     and by the importance-sampling estimate of the main table (k = ``k``); the structured-output CVAE's IWAE-k
     bound and its AIS estimate (the path from p(z|x_obs) to p(z|x_obs, y)) at each ``T``. Reads the runs
-    ``out/vae_full`` and ``out/cvae_q0``. Returns the JSON of ``docs/results/conditional_ais.json``.
+    ``out/vae_full`` and ``out/cvae_q0``.
+
+    Every piece (model × estimator × T) is saved under ``out/ais_imputation/`` as soon as it is computed and reused
+    by a later call with the same settings and the same weights (:func:`_cached_piece`); each piece seeds its own
+    generator, so the numbers do not depend on which pieces were cached. ``models`` restricts the computation to
+    ``"vae"`` or ``"cvae"`` (two processes, one per model, then a call with both that reads the saved pieces).
+
+    Returns:
+        the JSON of ``docs/results/conditional_ais*.json`` (nats per image) when ``models`` holds both models,
+        else None (the pieces are saved).
+
+    Raises:
+        ValueError: an unknown name in ``models``.
     """
     from ..evaluation import ais
     from ..pipeline.conditional import ais_imputation_log_likelihood, imputation_log_likelihood, test_images
 
+    unknown = sorted(set(models) - set(AIS_MODELS))
+    if unknown or not models:
+        raise ValueError(f"--ais-models: {unknown or 'none given'}; choose from {', '.join(AIS_MODELS)}")
     x = test_images(data_dir)[0][:n]
     mask = make_mask(mask_name)
-    vae, cvae = load(out / "vae_full"), load(out / "cvae_q0")
-    per: dict[str, list[float]] = {}
-    mc: dict[str, float] = {}
-    seconds: dict[str, float] = {}
+    runs = {"vae": out / "vae_full", "cvae": out / "cvae_q0"}
+    cache = out / "ais_imputation"
+    common = {"n_images": n, "mask": mask_name}
+    loaded: dict[str, nn.Module] = {}
 
-    def timed(name: str, fn: Callable[[], Tensor]) -> None:
-        t0 = time.perf_counter()
-        per[name] = [float(v) for v in fn()]
-        seconds[name] = round(time.perf_counter() - t0, 1)
+    def model(name: str) -> nn.Module:
+        if name not in loaded:
+            loaded[name] = load(runs[name])
+        return loaded[name]
 
-    torch.manual_seed(0)
-    with torch.no_grad():
-        timed(f"vae_is_k{k}", lambda: -imputation_log_likelihood(vae, x, mask, k))
-        timed(f"cvae_iwae_k{k}", lambda: -iwae_estimate(cvae, x, k, mask=mask, observed=x))
+    def vae_is() -> dict[str, Any]:
+        torch.manual_seed(0)
+        with torch.no_grad():
+            return {"nll": [float(v) for v in -imputation_log_likelihood(model("vae"), x, mask, k)]}
+
+    def cvae_iwae() -> dict[str, Any]:
+        torch.manual_seed(0)
+        with torch.no_grad():
+            return {"nll": [float(v) for v in -iwae_estimate(model("cvae"), x, k, mask=mask, observed=x)]}
+
+    def vae_ais(T: int) -> dict[str, Any]:
+        r = ais_imputation_log_likelihood(model("vae"), x, mask, T, n_chains=chains, leapfrog_steps=leapfrog, seed=T)
+        return {"nll": [-float(v) for v in r["log_cond"]], "log_px": [float(v) for v in r["log_px"]],
+                "log_pobs": [float(v) for v in r["log_pobs"]],
+                "mc_se": float((r["log_px_se"].double() ** 2 + r["log_pobs_se"].double() ** 2).mean().sqrt()
+                               / math.sqrt(n))}
+
+    def cvae_ais(T: int) -> dict[str, Any]:
+        c = ais(model("cvae"), x, n_chains=chains, T=T, leapfrog_steps=leapfrog, seed=T + 7,
+                cond={"mask": mask, "observed": x})
+        return {"nll": [-float(v) for v in c.log_px], "mc_se": float((c.stderr.double() ** 2).mean().sqrt() / math.sqrt(n))}
+
+    pieces: dict[str, dict[str, Any]] = {}
+    if "vae" in models:
+        pieces[f"vae_is_k{k}"] = _cached_piece(cache, f"vae_is_k{k}_n{n}", _piece_key(runs["vae"], **common, k=k), vae_is)
+    if "cvae" in models:
+        pieces[f"cvae_iwae_k{k}"] = _cached_piece(cache, f"cvae_iwae_k{k}_n{n}",
+                                                  _piece_key(runs["cvae"], **common, k=k), cvae_iwae)
     for T in Ts:
-        t0 = time.perf_counter()
-        r = ais_imputation_log_likelihood(vae, x, mask, T, n_chains=chains, leapfrog_steps=leapfrog, seed=T)
-        per[f"vae_ais_T{T}"] = [-float(v) for v in r["log_cond"]]
-        per[f"vae_ais_T{T}_log_px"] = [float(v) for v in r["log_px"]]
-        per[f"vae_ais_T{T}_log_pobs"] = [float(v) for v in r["log_pobs"]]
-        mc[f"vae_ais_T{T}"] = float((r["log_px_se"].double() ** 2 + r["log_pobs_se"].double() ** 2).mean().sqrt()
-                                    / math.sqrt(n))
-        seconds[f"vae_ais_T{T}"] = round(time.perf_counter() - t0, 1)
-        t0 = time.perf_counter()
-        c = ais(cvae, x, n_chains=chains, T=T, leapfrog_steps=leapfrog, seed=T + 7, cond={"mask": mask, "observed": x})
-        per[f"cvae_ais_T{T}"] = [-float(v) for v in c.log_px]
-        mc[f"cvae_ais_T{T}"] = float((c.stderr.double() ** 2).mean().sqrt() / math.sqrt(n))
-        seconds[f"cvae_ais_T{T}"] = round(time.perf_counter() - t0, 1)
+        ais_set = {**common, "T": T, "chains": chains, "leapfrog_steps": leapfrog}
+        if "vae" in models:
+            pieces[f"vae_ais_T{T}"] = _cached_piece(cache, f"vae_ais_T{T}_n{n}", _piece_key(runs["vae"], **ais_set),
+                                                    lambda T=T: vae_ais(T))
+        if "cvae" in models:
+            pieces[f"cvae_ais_T{T}"] = _cached_piece(cache, f"cvae_ais_T{T}_n{n}",
+                                                     _piece_key(runs["cvae"], **ais_set), lambda T=T: cvae_ais(T))
+    if set(models) != set(AIS_MODELS):
+        return None
+    per: dict[str, list[float]] = {}
+    for name, p in pieces.items():
+        per[name] = p["nll"]
+        for extra in ("log_px", "log_pobs"):
+            if extra in p:
+                per[f"{name}_{extra}"] = p[extra]
+    mc = {name: p["mc_se"] for name, p in pieces.items() if "mc_se" in p}
+    seconds = {name: p["seconds"] for name, p in pieces.items()}
     summary = {name: _paired(v, [0.0] * len(v)) for name, v in per.items()}
     top = max(Ts)
     diffs = {"cvae_iwae_minus_vae_ais": _paired(per[f"cvae_iwae_k{k}"], per[f"vae_ais_T{top}"]),
@@ -270,9 +349,8 @@ def ais_imputation(out: Path, n: int = 100, Ts: tuple[int, ...] = (100, 500), k:
              "vae_ais_minus_vae_is": _paired(per[f"vae_ais_T{top}"], per[f"vae_is_k{k}"]),
              "cvae_iwae_minus_vae_is": _paired(per[f"cvae_iwae_k{k}"], per[f"vae_is_k{k}"])}
     return {"settings": {"n_images": n, "mask": mask_name, "T": list(Ts), "k": k, "ais_chains": chains,
-                         "leapfrog_steps": leapfrog, "runs": {"vae": str(out / "vae_full"), "cvae": str(out / "cvae_q0")},
-                         "epochs": {"vae": read_state(out / "vae_full")["epoch"],
-                                    "cvae": read_state(out / "cvae_q0")["epoch"]}},
+                         "leapfrog_steps": leapfrog, "runs": {m: str(r) for m, r in runs.items()},
+                         "epochs": {m: read_state(r)["epoch"] for m, r in runs.items()}},
             "nll": summary, "ais_mc_se": mc, "paired_differences": diffs, "seconds": seconds, "per_image": per,
             "note": "nats per image, -log p(x_hidden | x_obs); paired differences over the same images "
                     "(positive: the first is worse)"}
@@ -295,6 +373,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--ais-imputation", default=None, metavar="T1,T2",
                     help="compare the CVAE with the VAE's imputation using AIS (the trained cvae_q0 and vae_full under "
                          "--out) at these AIS lengths on the first --eval-n test images; writes --json")
+    ap.add_argument("--ais-models", default=",".join(AIS_MODELS), metavar="vae,cvae",
+                    help="--ais-imputation: the models to compute (default both; one of them saves its pieces under "
+                         "OUT/ais_imputation for a later call with both, so the two can run as separate processes)")
     ap.add_argument("--json", default="docs/results/conditional_ais.json",
                     help="--ais-imputation's output (default: docs/results/conditional_ais.json)")
     ap.add_argument("--docs", type=Path, default=Path(__file__).resolve().parents[3] / "docs" / "results",
@@ -307,12 +388,24 @@ def main(argv: list[str] | None = None) -> None:
     torch.set_num_threads(args.threads)
     out = Path(args.out)
     if args.ais_imputation:
-        Ts = tuple(int(t) for t in args.ais_imputation.split(","))
-        try:  # before the AIS (minutes to hours): a file of other settings is another result, not an old copy
-            check_same_ais_settings(Path(args.json), out, args.eval_n, Ts, args.eval_k, args.force)
-        except OutputError as e:
-            ap.error(str(e))
-        res = ais_imputation(out, args.eval_n, Ts, args.eval_k, data_dir=args.data_dir)
+        try:
+            Ts = tuple(int(t) for t in args.ais_imputation.split(","))
+        except ValueError:
+            ap.error(f"--ais-imputation: {args.ais_imputation!r} is not a comma-separated list of AIS lengths (integers)")
+        if any(T < 1 for T in Ts):
+            ap.error(f"--ais-imputation: AIS lengths must be ≥ 1, got {list(Ts)}")
+        models = [m.strip() for m in args.ais_models.split(",") if m.strip()]
+        if not models or set(models) - set(AIS_MODELS):
+            ap.error(f"--ais-models: {args.ais_models!r}; choose one or both of {', '.join(AIS_MODELS)}")
+        if set(models) == set(AIS_MODELS):
+            try:  # before the AIS (minutes to hours): a file of other settings is another result, not an old copy
+                check_same_ais_settings(Path(args.json), out, args.eval_n, Ts, args.eval_k, args.force)
+            except OutputError as e:
+                ap.error(str(e))
+        res = ais_imputation(out, args.eval_n, Ts, args.eval_k, data_dir=args.data_dir, models=models)
+        if res is None:
+            print(json.dumps({"saved": str(out / "ais_imputation"), "models": models}))
+            return
         print(json.dumps({k: v for k, v in res.items() if k != "per_image"}))  # first: survives a failed write
         write_output(args.json, json.dumps(res) + "\n", payload=res)
         return
