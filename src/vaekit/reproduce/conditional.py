@@ -18,7 +18,9 @@ with seed 0), Adam 1e-3, ReLU MLPs:
 
 Evaluation (cached in ``RUN/eval.json`` per epoch): conditional NLL of the hidden pixels (IWAE-k for the CVAE,
 exact for the baseline, a self-normalised importance estimate for the VAE, see :func:`imputation_log_likelihood`)
-and test classification error with its binomial standard error.
+and test classification error with its binomial standard error. ``--ais-imputation T`` scores the CVAE and the
+VAE's imputation by AIS on both sides (:func:`ais_imputation`); each piece is saved under ``OUT/ais_imputation``
+as it finishes, and ``--ais-models vae`` / ``cvae`` runs the two models as separate processes.
 """
 
 from __future__ import annotations
