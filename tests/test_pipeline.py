@@ -163,3 +163,60 @@ def test_image_grids_carry_a_caption_saying_what_is_where(tmp_path, digits):
     assert caption("samples", 16, mean=False) == "16 draws z ~ p(z), decoded: x ~ p(x|z)"
     with pytest.raises(ValueError, match="unknown caption 'grid'"):
         caption("grid")
+
+
+def test_an_interrupted_evaluation_keeps_its_finished_estimators_and_a_rerun_reuses_them(tmp_path, monkeypatch):
+    """``vaekit eval RUN --estimators elbo,iwae:50,ais:T`` kept every result in memory until the end, so an
+    interruption in the AIS lost the bounds already computed. Each estimator is now saved as it finishes
+    (``eval.partial.json``); the same evaluation run again reuses them (without running them: here they would
+    raise) and gives the numbers of an uninterrupted evaluation, bit for bit; the file goes once eval.json is
+    written. Saved results of another seed or checkpoint are not reused."""
+    import json
+
+    from vaekit.config import from_dict
+    from vaekit.evaluation import estimators as est_mod
+    from vaekit.train import fit
+
+    cfg = from_dict({"data": {"name": "digits"}, "model": {"type": "vae", "encoder": {"type": "mlp", "hidden": [16]},
+                     "latent": {"type": "gaussian", "dim": 2}, "decoder": {"type": "mlp", "hidden": [16]},
+                     "likelihood": {"type": "bernoulli"}}, "train": {"epochs": 1, "batch_size": 128},
+                     "seed": 2, "device": "cpu", "out_dir": str(tmp_path), "run_name": "r"})
+    run_dir = fit(cfg, tensorboard=False).run_dir
+    spec = dict(estimators="elbo,iwae:20,ais:5", n=30, seed=4, ais_chains=2, ais_leapfrog=2, progress=False)
+    fresh = evaluate_run(run_dir, out=tmp_path / "fresh.json", **spec).payload["estimates"]
+
+    real_ais, real_elbo, real_iwae = est_mod.ais, est_mod.elbo_estimate, est_mod.iwae_estimate
+
+    def interrupted(*a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(est_mod, "ais", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        evaluate_run(run_dir, **spec)
+    partial = run_dir / "eval.partial.json"
+    assert set(json.loads(partial.read_text())["estimates"]) == {"elbo", "iwae:20"}
+    assert not (run_dir / "eval.json").exists()
+
+    def must_not_run(*a, **k):
+        raise AssertionError("a saved estimator was run again")
+
+    monkeypatch.setattr(est_mod, "ais", real_ais)
+    monkeypatch.setattr(est_mod, "elbo_estimate", must_not_run)
+    monkeypatch.setattr(est_mod, "iwae_estimate", must_not_run)
+    again = evaluate_run(run_dir, **spec)
+    assert again.path == run_dir / "eval.json" and not partial.exists()
+    for tok in fresh:
+        assert {k: v for k, v in again.payload["estimates"][tok].items() if k != "seconds"} == \
+               {k: v for k, v in fresh[tok].items() if k != "seconds"}, tok
+
+    # a partial file of other settings (here: another seed) is not reused
+    monkeypatch.setattr(est_mod, "elbo_estimate", real_elbo)
+    monkeypatch.setattr(est_mod, "iwae_estimate", real_iwae)
+    monkeypatch.setattr(est_mod, "ais", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        evaluate_run(run_dir, out=tmp_path / "other.json", **spec)
+    assert (tmp_path / "other.partial.json").exists()
+    monkeypatch.setattr(est_mod, "ais", real_ais)
+    monkeypatch.setattr(est_mod, "elbo_estimate", must_not_run)
+    with pytest.raises(AssertionError, match="run again"):
+        evaluate_run(run_dir, out=tmp_path / "other.json", **{**spec, "seed": 5})

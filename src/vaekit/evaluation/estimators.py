@@ -7,6 +7,7 @@ wall time, so a result file says exactly what was computed.
 from __future__ import annotations
 
 import math
+import sys
 import time
 from typing import Any, Callable
 
@@ -68,6 +69,8 @@ def _summary(vals: Tensor, mc_se: Tensor | None) -> dict[str, Any]:
 def run_estimators(model: nn.Module, x: Tensor, spec: str, seed: int = 0, batch_size: int = 100,
                    progress: bool = False, desc: str = "eval", y: Tensor | None = None,
                    conditions: Callable[[Tensor, Tensor | None], dict[str, Any]] | None = None,
+                   done: dict[str, dict[str, Any]] | None = None,
+                   on_result: Callable[[str, dict[str, Any]], None] | None = None,
                    **opts: Any) -> dict[str, dict[str, Any]]:
     r"""Evaluate every estimator in ``spec`` on the rows of ``x``; per-estimator mean over rows and its s.e.
 
@@ -95,6 +98,10 @@ def run_estimators(model: nn.Module, x: Tensor, spec: str, seed: int = 0, batch_
         conditions: a conditional model's keyword arguments for a batch, ``conditions(x_b, y_b)``
             (:func:`vaekit.train.conditions.data_conditions`); the bounds are then of ``log p(x | c)``, and of the
             hidden pixels only for a mask condition (a conditional log-likelihood). None: an unconditional model.
+        done: results of spec tokens already computed with these data, seed and options (an interrupted
+            evaluation's, :func:`vaekit.pipeline.evaluate_run`): returned as they are, not run again. Every
+            estimator seeds itself (``seed + batch index``), so a reused result equals the one it replaces.
+        on_result: called as ``on_result(token, result)`` as soon as each estimator finishes (to save it).
         **opts: ``ais_chains`` (16), ``ais_leapfrog`` (10), ``ais_schedule`` ("sigmoid"), ``ais_obs_scale``
             (None), ``ais_batch_size`` (defaults to ``batch_size``).
 
@@ -127,6 +134,11 @@ def run_estimators(model: nn.Module, x: Tensor, spec: str, seed: int = 0, batch_
     try:
         for name, n in parse_spec(spec):
             key = name if name == "elbo" and n == 1 else f"{name}:{n}"
+            if done and key in done:
+                results[key] = dict(done[key])
+                if progress:
+                    print(f"{desc} {key}: reusing the result an interrupted evaluation saved", file=sys.stderr)
+                continue
             t0 = time.perf_counter()
             vals, ses, accs = [], [], []
             bs = ais_bs if name == "ais" else batch_size
@@ -160,6 +172,8 @@ def run_estimators(model: nn.Module, x: Tensor, spec: str, seed: int = 0, batch_
                 res["settings"] = {"k": n, "seed": seed, "batch_size": batch_size}
             res["seconds"] = time.perf_counter() - t0
             results[key] = res
+            if on_result is not None:
+                on_result(key, res)
     finally:
         model.train(was_training)
     return results

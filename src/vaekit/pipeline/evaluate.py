@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -66,6 +68,8 @@ class RunEvaluation:
     written: bool = False
     #: the rest of the report, written after the JSON (finish_run: the metrics record and the plots)
     after: Callable[[], list[Path]] | None = field(default=None, repr=False, compare=False)
+    #: the finished estimators saved during the evaluation (:func:`partial_path`), removed once the JSON is written
+    partial: Path | None = field(default=None, repr=False, compare=False)
 
     def to_json(self) -> str:
         """The payload as the indented JSON that :meth:`write` writes."""
@@ -81,6 +85,8 @@ class RunEvaluation:
 
         write_output(self.path, self.to_json(), self.payload)
         self.written = True
+        if self.partial is not None:
+            self.partial.unlink(missing_ok=True)
         if self.after is not None:
             self.plots = self.after()
         return self
@@ -131,9 +137,61 @@ def _open(run_dir: str | Path, checkpoint: str, device: str | None, data_dir: st
     return run, split, x, y
 
 
+def partial_path(path: Path) -> Path:
+    """Where an evaluation that will write ``path`` keeps the estimators it has finished (``eval.partial.json``)."""
+    return path.with_name(f"{path.stem}.partial{path.suffix or '.json'}")
+
+
+def _checkpoint_digest(run: Any) -> str:
+    """sha256 over the files of the run's loaded checkpoint (its JSON and weights)."""
+    h = hashlib.sha256()
+    for f in sorted((Path(run.run_dir) / "checkpoints").glob(f"{run.which}.*")):
+        h.update(f.name.encode())
+        h.update(f.read_bytes())
+    return h.hexdigest()
+
+
+def _partial_store(path: Path | None, key: dict[str, Any]) -> tuple[dict[str, dict[str, Any]], Callable | None]:
+    """The results an interrupted evaluation of the same ``key`` saved in ``path``, and the saver of new ones.
+
+    A file of another key (another checkpoint, split, rows, seed or options) is ignored and replaced. A failed
+    save is reported once and the evaluation goes on: the file only spares a rerun work, and the final JSON
+    is what the evaluation is for.
+    """
+    from ..train import OutputError, write_output
+
+    if path is None:
+        return {}, None
+    done: dict[str, dict[str, Any]] = {}
+    try:
+        held = json.loads(path.read_text())
+        if isinstance(held, dict) and held.get("key") == key and isinstance(held.get("estimates"), dict):
+            done = held["estimates"]
+    except (OSError, ValueError):
+        pass
+    saved = dict(done)
+    warned = []
+
+    def save(token: str, result: dict[str, Any]) -> None:
+        saved[token] = result
+        try:
+            write_output(path, json.dumps({"key": key, "estimates": saved}, default=float) + "\n")
+        except OutputError as e:
+            if not warned:
+                warned.append(True)
+                print(f"warning: {e}; finished estimators will not survive an interruption", file=sys.stderr)
+
+    return done, save
+
+
 def _estimate(run: Any, split: str, x: Tensor, y: Tensor | None, spec: str | None, seed: int | None,
-              batch_size: int | None, n: int | None, **opts: Any) -> dict[str, Any]:
-    """The payload of ``eval.json`` for the first ``n`` rows of ``x`` (defaults from the run's ``eval`` config)."""
+              batch_size: int | None, n: int | None, partial: Path | None = None, **opts: Any) -> dict[str, Any]:
+    """The payload of ``eval.json`` for the first ``n`` rows of ``x`` (defaults from the run's ``eval`` config).
+
+    Each estimator's result is saved to ``partial`` as it finishes and reused by a later call with the same
+    checkpoint (by content), rows, seed and options, so an interrupted evaluation loses at most the estimator
+    it was running.
+    """
     ev = run.config.eval
     n = ev.n if n is None else n
     if n is not None and n < 1:
@@ -143,8 +201,14 @@ def _estimate(run: Any, split: str, x: Tensor, y: Tensor | None, spec: str | Non
     seed = ev.seed if seed is None else seed
     if y is not None:
         y = (y if n is None else y[:n]).to(x.device)
+    key = {"run_dir": str(run.run_dir), "checkpoint": run.which, "checkpoint_sha256": _checkpoint_digest(run),
+           "split": split, "n": int(x.shape[0] if n is None else n), "seed": seed,
+           "batch_size": batch_size or ev.batch_size,
+           "options": {k: v for k, v in sorted(opts.items()) if k.startswith("ais_")}}
+    done, save = _partial_store(partial, key)
     res = evaluate_model(run.model, x if n is None else x[:n], spec or ev.estimators, seed,
-                         batch_size or ev.batch_size, y=y, image_shape=run.image_shape, **opts)  # opts: progress
+                         batch_size or ev.batch_size, y=y, image_shape=run.image_shape, done=done, on_result=save,
+                         **opts)  # opts: progress
     cond = (run.config.model or {}).get("condition")
     if isinstance(cond, dict) and cond.get("type") in ("label", "mask"):
         res["condition"] = dict(cond)  # the bounds are of log p(x | c): what the summary calls them
@@ -176,7 +240,10 @@ def evaluate_run(run_dir: str | Path, *, checkpoint: str = "best", estimators: s
     The evaluation rows are ``split`` of the run's data exactly as training saw them
     (:func:`vaekit.pipeline.eval_data`). ``None`` takes the run's ``eval`` config (``estimators``,
     ``split``, ``n``, ``seed``, ``batch_size``). Where the JSON goes is settled and checked before any
-    work (:func:`vaekit.train.plan_output`).
+    work (:func:`vaekit.train.plan_output`). Each estimator's result is saved beside it as it finishes
+    (``eval.partial.json``, :func:`partial_path`): the same evaluation run again after an interruption
+    reuses those results (the same numbers: each estimator seeds itself) and runs only the rest; the file is
+    removed once the JSON is written. BDMC is not saved piecewise.
 
     Args:
         run_dir: a run directory written by :func:`vaekit.train.fit` from a config.
@@ -227,7 +294,8 @@ def evaluate_run(run_dir: str | Path, *, checkpoint: str = "best", estimators: s
             raise ValueError(f"bdmc_n is {bdmc_n}, but the {split} split has {x.shape[0]} rows to take conditions from")
         # a conditional model: simulate from p(x|c) for the conditions of the split's first bdmc_n rows
         bdmc_cond = condition_kwargs(conditions, x, None if y is None else y.to(x.device), slice(0, bdmc_n))
-    payload = _estimate(run, split, x, y, estimators, seed, batch_size, n, ais_chains=ais_chains,
+    partial = partial_path(path)
+    payload = _estimate(run, split, x, y, estimators, seed, batch_size, n, partial=partial, ais_chains=ais_chains,
                         ais_leapfrog=ais_leapfrog, progress=progress)
     if bdmc_T:
         from ..evaluation import run_bdmc
@@ -236,7 +304,7 @@ def evaluate_run(run_dir: str | Path, *, checkpoint: str = "best", estimators: s
                                    leapfrog_steps=ais_leapfrog, progress=progress, cond=bdmc_cond)
         if bdmc_cond:
             payload["bdmc"]["settings"]["conditions"] = f"those of the first {bdmc_n} rows of the {split} split"
-    ev = RunEvaluation(payload, path)
+    ev = RunEvaluation(payload, path, partial=partial)
     return ev.write() if write else ev
 
 
@@ -267,7 +335,9 @@ def finish_run(run_dir: str | Path, device: str | None = None, plots: bool = Tru
     if plots:
         check_folder(run_dir / "plots", "plots")
     run, split, x, y = _open(run_dir, "best", device, None, None)
-    payload = _estimate(run, split, x, y, None, None, None, None, progress=progress, desc="final eval")
+    partial = partial_path(path)
+    payload = _estimate(run, split, x, y, None, None, None, None, partial=partial, progress=progress,
+                        desc="final eval")
     rec: dict[str, Any] = {"step": run.meta["step"], "epoch": run.meta["epoch"], "split": split,
                            "checkpoint": run.which, "time": run.meta.get("extra", {}).get("elapsed")}
     rec.update({tok.replace(":", "_"): r["mean"] for tok, r in payload["estimates"].items()})
@@ -288,5 +358,5 @@ def finish_run(run_dir: str | Path, device: str | None = None, plots: bool = Tru
             raise OutputError(f"could not write the plots ({where}): {e.strerror or e}; the evaluation is in {path}",
                               Path(where), payload) from None
 
-    ev = RunEvaluation(payload, path, after=rest)
+    ev = RunEvaluation(payload, path, after=rest, partial=partial)
     return ev.write() if write else ev
