@@ -194,7 +194,7 @@ def test_an_interrupted_evaluation_keeps_its_finished_estimators_and_a_rerun_reu
     with pytest.raises(KeyboardInterrupt):
         evaluate_run(run_dir, **spec)
     partial = run_dir / "eval.partial.json"
-    assert set(json.loads(partial.read_text())["estimates"]) == {"elbo", "iwae:20"}
+    assert set(json.loads(partial.read_text())["value"]) == {"elbo", "iwae:20"}
     assert not (run_dir / "eval.json").exists()
 
     def must_not_run(*a, **k):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import sys
 import time
@@ -13,6 +12,7 @@ from typing import Any, Callable, Sequence
 import torch
 from torch import Tensor, nn
 
+from ..train.outputs import files_sha256
 from .data import eval_data
 from .plots import write_plots
 
@@ -142,15 +142,6 @@ def partial_path(path: Path) -> Path:
     return path.with_name(f"{path.stem}.partial{path.suffix or '.json'}")
 
 
-def _checkpoint_digest(run: Any) -> str:
-    """sha256 over the files of the run's loaded checkpoint (its JSON and weights)."""
-    h = hashlib.sha256()
-    for f in sorted((Path(run.run_dir) / "checkpoints").glob(f"{run.which}.*")):
-        h.update(f.name.encode())
-        h.update(f.read_bytes())
-    return h.hexdigest()
-
-
 def _partial_store(path: Path | None, key: dict[str, Any]) -> tuple[dict[str, dict[str, Any]], Callable | None]:
     """The results an interrupted evaluation of the same ``key`` saved in ``path``, and the saver of new ones.
 
@@ -158,24 +149,19 @@ def _partial_store(path: Path | None, key: dict[str, Any]) -> tuple[dict[str, di
     save is reported once and the evaluation goes on: the file only spares a rerun work, and the final JSON
     is what the evaluation is for.
     """
-    from ..train import OutputError, write_output
+    from ..train.outputs import OutputError, read_keyed, write_keyed
 
     if path is None:
         return {}, None
-    done: dict[str, dict[str, Any]] = {}
-    try:
-        held = json.loads(path.read_text())
-        if isinstance(held, dict) and held.get("key") == key and isinstance(held.get("estimates"), dict):
-            done = held["estimates"]
-    except (OSError, ValueError):
-        pass
+    held = read_keyed(path, key)
+    done: dict[str, dict[str, Any]] = held if isinstance(held, dict) else {}
     saved = dict(done)
     warned = []
 
     def save(token: str, result: dict[str, Any]) -> None:
         saved[token] = result
         try:
-            write_output(path, json.dumps({"key": key, "estimates": saved}, default=float) + "\n")
+            write_keyed(path, key, saved)
         except OutputError as e:
             if not warned:
                 warned.append(True)
@@ -201,7 +187,8 @@ def _estimate(run: Any, split: str, x: Tensor, y: Tensor | None, spec: str | Non
     seed = ev.seed if seed is None else seed
     if y is not None:
         y = (y if n is None else y[:n]).to(x.device)
-    key = {"run_dir": str(run.run_dir), "checkpoint": run.which, "checkpoint_sha256": _checkpoint_digest(run),
+    key = {"run_dir": str(run.run_dir), "checkpoint": run.which,
+           "checkpoint_sha256": files_sha256((Path(run.run_dir) / "checkpoints").glob(f"{run.which}.*")),
            "split": split, "n": int(x.shape[0] if n is None else n), "seed": seed,
            "batch_size": batch_size or ev.batch_size,
            "options": {k: v for k, v in sorted(opts.items()) if k.startswith("ais_")}}

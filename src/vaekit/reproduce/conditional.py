@@ -26,7 +26,6 @@ as it finishes, and ``--ais-models vae`` / ``cvae`` runs the two models as separ
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import math
 import re
@@ -45,7 +44,8 @@ from ..models import build_from_spec
 from ..models.m2 import M1M2, standardised_active_features
 from ..pipeline.conditional import evaluate_steps_run
 from ..objectives.conditional import cvae_objective, m2_objective, paper_alpha
-from ..train.outputs import OutputError, refuse_other_settings, refuse_to_drop, write_output
+from ..train.outputs import (OutputError, files_sha256, read_keyed, refuse_other_settings, refuse_to_drop,
+                             write_keyed, write_output)
 from ..train.steps import RunFolderError, fit_steps, load_steps_run, read_state
 
 D = 784
@@ -225,9 +225,8 @@ def check_same_ais_settings(path: Path, out: Path, n: int, Ts: Sequence[int], k:
 
 def _piece_key(run: Path, **settings: Any) -> dict[str, Any]:
     """What a cached AIS-imputation piece was computed from: its settings, the run's epoch and its weights' hash."""
-    weights = run / "model.safetensors"
-    digest = hashlib.sha256(weights.read_bytes()).hexdigest() if weights.exists() else None
-    return {**settings, "run": str(run), "epoch": (read_state(run) or {}).get("epoch"), "weights_sha256": digest}
+    return {**settings, "run": str(run), "epoch": (read_state(run) or {}).get("epoch"),
+            "weights_sha256": files_sha256([run / "model.safetensors"])}
 
 
 def _cached_piece(cache: Path, name: str, key: dict[str, Any], fn: Callable[[], dict[str, Any]]) -> dict[str, Any]:
@@ -238,18 +237,14 @@ def _cached_piece(cache: Path, name: str, key: dict[str, Any], fn: Callable[[], 
     separate processes (``--ais-models``). A file of another key is recomputed and replaced, never reused.
     """
     f = cache / f"{name}.json"
-    if f.exists():
-        try:
-            held = json.loads(f.read_text())
-        except (OSError, json.JSONDecodeError):
-            held = None
-        if isinstance(held, dict) and held.get("key") == key:
-            print(f"[ais-imputation] {name}: reusing {f}", file=sys.stderr)
-            return held["result"]
+    held = read_keyed(f, key)
+    if held is not None:
+        print(f"[ais-imputation] {name}: reusing {f}", file=sys.stderr)
+        return held
     t0 = time.perf_counter()
     result = fn()
     result["seconds"] = round(time.perf_counter() - t0, 1)
-    write_output(f, json.dumps({"key": key, "result": result}) + "\n", payload=result)
+    write_keyed(f, key, result)
     print(f"[ais-imputation] {name}: {result['seconds']} s, saved to {f}", file=sys.stderr)
     return result
 

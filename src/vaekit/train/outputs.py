@@ -18,6 +18,7 @@ missing folder must not cost the result. So every command that computes and then
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
@@ -26,7 +27,8 @@ from typing import Any, Callable, Iterable
 
 from .checkpoint import atomic_write_bytes
 
-__all__ = ["OutputError", "plan_output", "check_folder", "write_output", "next_free", "refuse_to_drop"]
+__all__ = ["OutputError", "plan_output", "check_folder", "write_output", "next_free", "refuse_to_drop",
+           "files_sha256", "read_keyed", "write_keyed"]
 
 
 class OutputError(OSError):
@@ -190,3 +192,39 @@ def refuse_other_settings(path: str | Path, settings: dict[str, Any], read: Call
         raise OutputError(f"{path} holds this experiment at other settings ({'; '.join(differ)}); replacing it "
                           f"would lose that result. Write elsewhere, or {how}", Path(path))
 
+
+
+def files_sha256(paths: Iterable[str | Path]) -> str | None:
+    """sha256 over the names and bytes of ``paths`` in sorted order (what a saved result was computed from);
+    None when none exists."""
+    found = sorted(Path(p) for p in paths if Path(p).exists())
+    if not found:
+        return None
+    h = hashlib.sha256()
+    for f in found:
+        h.update(f.name.encode())
+        h.update(f.read_bytes())
+    return h.hexdigest()
+
+
+def read_keyed(path: str | Path, key: dict[str, Any]) -> Any:
+    """The value :func:`write_keyed` saved in ``path`` under exactly ``key``, else None (no file, an unreadable one,
+    or one saved under another key: another checkpoint, data or setting).
+
+    Long computations (AIS, estimators of an evaluation) save each finished part this way, so an interruption
+    loses only the part that was running and a rerun with the same key picks the rest up.
+    """
+    try:
+        held = json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return None
+    return held.get("value") if isinstance(held, dict) and held.get("key") == key else None
+
+
+def write_keyed(path: str | Path, key: dict[str, Any], value: Any) -> Path:
+    """Save ``value`` under ``key`` in ``path`` atomically, for :func:`read_keyed`.
+
+    Raises:
+        OutputError: as :func:`write_output` (its payload is ``value``).
+    """
+    return write_output(path, json.dumps({"key": key, "value": value}, default=float) + "\n", payload=value)
