@@ -142,7 +142,7 @@ def partial_path(path: Path) -> Path:
     return path.with_name(f"{path.stem}.partial{path.suffix or '.json'}")
 
 
-def _partial_store(path: Path | None, key: dict[str, Any]) -> tuple[dict[str, dict[str, Any]], Callable | None]:
+def _partial_store(path: Path, key: dict[str, Any]) -> tuple[dict[str, dict[str, Any]], Callable]:
     """The results an interrupted evaluation of the same ``key`` saved in ``path``, and the saver of new ones.
 
     A file of another key (another checkpoint, split, rows, seed or options) is ignored and replaced. A failed
@@ -151,8 +151,6 @@ def _partial_store(path: Path | None, key: dict[str, Any]) -> tuple[dict[str, di
     """
     from ..train.outputs import OutputError, read_keyed, write_keyed
 
-    if path is None:
-        return {}, None
     held = read_keyed(path, key)
     done: dict[str, dict[str, Any]] = held if isinstance(held, dict) else {}
     saved = dict(done)
@@ -171,7 +169,7 @@ def _partial_store(path: Path | None, key: dict[str, Any]) -> tuple[dict[str, di
 
 
 def _estimate(run: Any, split: str, x: Tensor, y: Tensor | None, spec: str | None, seed: int | None,
-              batch_size: int | None, n: int | None, partial: Path | None = None, **opts: Any) -> dict[str, Any]:
+              batch_size: int | None, n: int | None, *, partial: Path, **opts: Any) -> dict[str, Any]:
     """The payload of ``eval.json`` for the first ``n`` rows of ``x`` (defaults from the run's ``eval`` config).
 
     Each estimator's result is saved to ``partial`` as it finishes and reused by a later call with the same
