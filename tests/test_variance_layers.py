@@ -181,3 +181,37 @@ def test_batchnorm_modes_switch_the_statistics_and_keep_the_draws(tmp_path, monk
     # each mode starts from the checkpoint's running averages, whatever ran before it
     alone = rv.batchnorm_modes(tmp_path, seeds=(0, 1), samples=4, batch=20, modes=("batch_head",))
     assert alone["batch_head"] == a["batch_head"]
+
+
+def test_lenet_without_biases_and_the_runner_up_diagnostic(tmp_path, monkeypatch):
+    """--no-bias: the dense layers have no biases (the authors' layout), so the mean pass of the variance LeNet gives
+    all-zero logits; its runs get their own folder and a resume with the other layout is refused. runner_up: the
+    wrong class of largest probability per image, by hand on three images."""
+    import vaekit.reproduce.variance as rv
+    from vaekit.train.checkpoint import save_checkpoint
+
+    net = rv.LeNet5(variance=True, bias=False).eval()
+    assert all(m.bias is None for m in net.head if isinstance(m, LinearVariance))
+    assert all(m.bias is None for m in rv.LeNet5(variance=False, bias=False).head if isinstance(m, torch.nn.Linear))
+    set_noise(net, False)
+    assert torch.equal(net(torch.rand(3, 784)), torch.zeros(3, 10))
+    assert rv.run_name("variance", 10, bias=False) == "variance_ens10_nobias"
+    assert rv.run_name("deterministic", 10) == "deterministic"
+
+    # a checkpoint saved with biases cannot be resumed as the bias-free run
+    model = rv.LeNet5(variance=True, bias=False)
+    save_checkpoint(tmp_path / "variance_ens10_nobias" / "checkpoints", "last", model,
+                    torch.optim.Adam(model.parameters()), epoch=1, step=1,
+                    extra={"log": [], "epochs": 1, "train_ens": 10, "bias": True})
+    fake = type("D", (), {"train": type("S", (), {"x": torch.rand(4, 784), "y": torch.arange(4)})})
+    monkeypatch.setattr(rv, "load_dataset", lambda name: fake)
+    with pytest.raises(ValueError, match="bias=True, not False"):
+        rv.train("variance", tmp_path, 2, train_ens=10, bias=False)
+
+    probs = torch.tensor([[0.5, 0.3, 0.2], [0.1, 0.5, 0.4], [0.2, 0.2, 0.6]])
+    r = rv.runner_up(probs, torch.tensor([0, 1, 0]))
+    # runner-ups: class 1 (0.3), class 2 (0.4), class 2 (0.6: the true class 0 is not the largest)
+    assert r["class_shares"] == [0.0, pytest.approx(1 / 3, abs=1e-4), pytest.approx(2 / 3, abs=1e-4)]
+    assert r["top_class"] == 2 and r["top_share"] == pytest.approx(2 / 3)
+    assert r["mean_p_true"] == pytest.approx((0.5 + 0.5 + 0.2) / 3)
+    assert r["mean_p_runner_up"] == pytest.approx((0.3 + 0.4 + 0.6) / 3)

@@ -48,13 +48,19 @@ from ..train.outputs import OutputError, refuse_other_settings, write_output
 
 class LeNet5(nn.Module):
     """LeNet-5 as in da-molchanov/variance-networks; ``variance=True`` makes both dense layers variance layers.
+    ``bias=False`` builds the dense layers without biases, as the authors' script does (``bias=False``).
 
     Input ``(B, 784)`` grey levels in [0, 1]; output ``(B, 10)`` logits."""
 
-    def __init__(self, variance: bool) -> None:
+    def __init__(self, variance: bool, bias: bool = True) -> None:
         super().__init__()
         # sigma, not log sigma^2, as the authors' layers: Adam grows a variance fast enough only in sigma
-        dense = (lambda i, o: LinearVariance(i, o, parameterization="sigma")) if variance else nn.Linear
+        if variance:
+            def dense(i: int, o: int) -> nn.Module:
+                return LinearVariance(i, o, bias=bias, parameterization="sigma")
+        else:
+            def dense(i: int, o: int) -> nn.Module:
+                return nn.Linear(i, o, bias=bias)
         self.features = nn.Sequential(
             nn.Conv2d(1, 20, 5), nn.BatchNorm2d(20), nn.ReLU(), nn.MaxPool2d(2),
             nn.Conv2d(20, 50, 5), nn.BatchNorm2d(50), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten())
@@ -97,25 +103,28 @@ def ensemble_nll(model: LeNet5, x: Tensor, y: Tensor, samples: int) -> Tensor:
 ENSEMBLE_SIZES = (100, 500)
 
 
-def run_name(name: str, train_ens: int) -> str:
-    """The run folder: ``variance`` (one training sample), ``variance_ens{S}``, or ``deterministic``."""
-    return f"variance_ens{train_ens}" if name == "variance" and train_ens > 1 else name
+def run_name(name: str, train_ens: int, bias: bool = True) -> str:
+    """The run folder: ``variance`` (one training sample), ``variance_ens{S}``, or ``deterministic``, with
+    ``_nobias`` appended for dense layers without biases."""
+    base = f"variance_ens{train_ens}" if name == "variance" and train_ens > 1 else name
+    return base if bias else base + "_nobias"
 
 
 def train(name: str, out: Path, epochs: int, seed: int = 0, batch_size: int = 200, lr: float = 1e-3,
-          train_ens: int = 1) -> Path:
-    """Train ``name`` (``variance`` or ``deterministic``) into ``out/run_name(name, train_ens)``, a checkpoint per
-    epoch (resumes). ``train_ens``: noise samples in the variance network's loss (:func:`ensemble_nll`).
+          train_ens: int = 1, bias: bool = True) -> Path:
+    """Train ``name`` (``variance`` or ``deterministic``) into ``out/run_name(name, train_ens, bias)``, a checkpoint
+    per epoch (resumes). ``train_ens``: noise samples in the variance network's loss (:func:`ensemble_nll`);
+    ``bias``: whether the dense layers have biases (:class:`LeNet5`).
 
     Raises:
-        ValueError: a resume with another ``train_ens`` than the run was trained with.
+        ValueError: a resume with another ``train_ens`` or ``bias`` than the run was trained with.
     """
-    run = out / run_name(name, train_ens)
+    run = out / run_name(name, train_ens, bias)
     ckpt = run / "checkpoints"
     torch.manual_seed(seed)
     ds = load_dataset("mnist")
     x, y = ds.train.x, ds.train.y
-    model = LeNet5(variance=name == "variance")
+    model = LeNet5(variance=name == "variance", bias=bias)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     steps_per_epoch = math.ceil(x.shape[0] / batch_size)
     total = epochs * steps_per_epoch
@@ -126,6 +135,8 @@ def train(name: str, out: Path, epochs: int, seed: int = 0, batch_size: int = 20
         start, log = meta["epoch"], meta["extra"]["log"]
         if meta["extra"].get("train_ens", 1) != train_ens:
             raise ValueError(f"{run} was trained with train_ens={meta['extra'].get('train_ens', 1)}, not {train_ens}")
+        if meta["extra"].get("bias", True) != bias:
+            raise ValueError(f"{run} was trained with bias={meta['extra'].get('bias', True)}, not {bias}")
         sched.last_epoch = start * steps_per_epoch - 1
         sched.step()
     for epoch in range(start, epochs):
@@ -147,21 +158,21 @@ def train(name: str, out: Path, epochs: int, seed: int = 0, batch_size: int = 20
         log.append({"epoch": epoch + 1, "train_nll": tot / n, "seconds": time.perf_counter() - t0})
         print(f"[{name}] epoch {epoch + 1}/{epochs}: train NLL {tot / n:.4f}, {log[-1]['seconds']:.0f} s", flush=True)
         save_checkpoint(ckpt, "last", model, opt, epoch=epoch + 1, step=(epoch + 1) * steps_per_epoch,
-                        extra={"log": log, "epochs": epochs, "train_ens": train_ens})
+                        extra={"log": log, "epochs": epochs, "train_ens": train_ens, "bias": bias})
     return run
 
 
 @torch.no_grad()
-def evaluate(out: Path, samples: int = 20, seed: int = 0, train_ens: int = 1) -> dict[str, Any]:
+def evaluate(out: Path, samples: int = 20, seed: int = 0, train_ens: int = 1, bias: bool = True) -> dict[str, Any]:
     """The test-set numbers of both runs (see the module docstring); the variance run is the one trained with
-    ``train_ens`` samples."""
+    ``train_ens`` samples; both with (``bias``) or without biases in their dense layers."""
     torch.manual_seed(seed)
     ds = load_dataset("mnist")
     x, y = ds.test.x, ds.test.y
-    res: dict[str, Any] = {"n_test": int(x.shape[0]), "samples": samples, "train_ens": train_ens}
+    res: dict[str, Any] = {"n_test": int(x.shape[0]), "samples": samples, "train_ens": train_ens, "bias": bias}
     for name in ("variance", "deterministic"):
-        model = LeNet5(variance=name == "variance")
-        meta = load_checkpoint(out / run_name(name, train_ens) / "checkpoints", "last", model)
+        model = LeNet5(variance=name == "variance", bias=bias)
+        meta = load_checkpoint(out / run_name(name, train_ens, bias) / "checkpoints", "last", model)
         model.eval()
         feats = torch.cat([model.features(x[i:i + 1000].view(-1, 1, 28, 28)) for i in range(0, x.shape[0], 1000)])
         r: dict[str, Any] = {"epochs": meta["epoch"], "train_seconds": sum(e["seconds"] for e in meta["extra"]["log"])}
@@ -185,7 +196,8 @@ def evaluate(out: Path, samples: int = 20, seed: int = 0, train_ens: int = 1) ->
                       "single_sample_accuracy_sd": float(single.std()),
                       "mean_pass_accuracy": float((mean_pass.argmax(1) == y).double().mean()),
                       "ensemble_nll": float(F.nll_loss(ens.clamp_min(1e-12).log(), y)),
-                      "ensemble_ece": expected_calibration_error(ens.double(), y)})
+                      "ensemble_ece": expected_calibration_error(ens.double(), y),
+                      "runner_up": runner_up(ens, y)})
         else:
             probs = F.softmax(model.head(feats), 1)
             det_probs = probs.double()
@@ -207,7 +219,8 @@ def evaluate(out: Path, samples: int = 20, seed: int = 0, train_ens: int = 1) ->
 
 @torch.no_grad()
 def batchnorm_modes(out: Path, train_ens: int = 10, seeds: tuple[int, ...] = (0, 1, 2), samples: int = 20,
-                    batch: int = 200, modes: tuple[str, ...] = ("running", "batch_all", "batch_head")) -> dict[str, Any]:
+                    batch: int = 200, modes: tuple[str, ...] = ("running", "batch_all", "batch_head"),
+                    bias: bool = True) -> dict[str, Any]:
     """Test accuracy of the trained variance network's ``samples``-draw ensemble when its BatchNorm layers use
     their running averages (``model.eval()``, as :func:`evaluate`), the statistics of each test batch of ``batch``
     images in every BatchNorm (the authors' ``net.train()`` at test time), or in the one after the first variance
@@ -222,8 +235,8 @@ def batchnorm_modes(out: Path, train_ens: int = 10, seeds: tuple[int, ...] = (0,
     """
     ds = load_dataset("mnist")
     x, y = ds.test.x, ds.test.y
-    model = LeNet5(variance=True)
-    load_checkpoint(out / run_name("variance", train_ens) / "checkpoints", "last", model)
+    model = LeNet5(variance=True, bias=bias)
+    load_checkpoint(out / run_name("variance", train_ens, bias) / "checkpoints", "last", model)
     saved = {k: v.clone() for k, v in model.state_dict().items()}
     res: dict[str, Any] = {"seeds": list(seeds), "samples": samples, "batch": batch, "train_ens": train_ens}
     for mode in modes:
@@ -251,6 +264,28 @@ def batchnorm_modes(out: Path, train_ens: int = 10, seeds: tuple[int, ...] = (0,
     return res
 
 
+def runner_up(probs: Tensor, y: Tensor) -> dict[str, Any]:
+    """Where the ensemble's probability goes besides the true class: for each image the runner-up (the wrong class
+    of largest probability), and how concentrated those are on one class. ``probs`` ``(n, classes)``, ``y``
+    ``(n,)``.
+
+    Why: a last variance layer gives the true class at most about 1/2 of the ensemble's probability; which wrong
+    class takes the rest decides the accuracy. If the other logits have small variances, the largest of them is
+    the one with the largest bias, the same class for every image, and the argmax becomes a near tie with it.
+
+    Returns:
+        ``{"class_shares": [share of images whose runner-up is class k], "top_class": k, "top_share": float,
+        "mean_p_true": float, "mean_p_runner_up": float}``.
+    """
+    wrong = probs.clone()
+    wrong.scatter_(1, y[:, None], -1.0)
+    p_run, k_run = wrong.max(1)
+    shares = torch.bincount(k_run, minlength=probs.shape[1]).double() / y.numel()
+    top = int(shares.argmax())
+    return {"class_shares": [round(float(s), 4) for s in shares], "top_class": top, "top_share": float(shares[top]),
+            "mean_p_true": float(probs.gather(1, y[:, None]).mean()), "mean_p_runner_up": float(p_run.mean())}
+
+
 def dashboard(res: dict[str, Any]) -> dict[str, Any]:
     """The claims of PAPERS.md §16 (c) against these numbers, in the form :mod:`vaekit.reproduce.dashboard` reads;
     an accuracy's s.e. is the binomial ``sqrt(p(1-p)/n)``."""
@@ -268,7 +303,8 @@ def dashboard(res: dict[str, Any]) -> dict[str, Any]:
     c1 = ens - 0.98
     c2 = 0.20 - mean
     c3 = min(ens - single, single - mean)
-    return {"budget": f"LeNet-5, {v['epochs']} epochs (paper: 200), batch 200, {res.get('train_ens', 1)} noise "
+    layout = "" if res.get("bias", True) else ", dense layers without biases (the authors' layout)"
+    return {"budget": f"LeNet-5{layout}, {v['epochs']} epochs (paper: 200), batch 200, {res.get('train_ens', 1)} noise "
                       "sample(s) per training example, 1 seed, 10,000 test images, "
                       f"{round(v['train_seconds'] + d['train_seconds'])} s of training on 1 CPU thread",
             "claims": [
@@ -292,7 +328,8 @@ def _settings(res: dict[str, Any]) -> dict[str, Any]:
     """What makes a ``--report`` file one experiment: both networks' epochs, the loss's and the test ensemble's
     sample counts, the test images."""
     return {"epochs": {"variance": res["variance"]["epochs"], "deterministic": res["deterministic"]["epochs"]},
-            "train_ens": res["train_ens"], "samples": res["samples"], "n_test": res["n_test"]}
+            "train_ens": res["train_ens"], "samples": res["samples"], "n_test": res["n_test"],
+            "bias": res.get("bias", True)}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -310,18 +347,20 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--bn-modes", default=None, metavar="JSON",
                    help="score the trained variance run with BatchNorm running averages against each test batch's "
                         "statistics (3 noise seeds) into this JSON; no training")
+    p.add_argument("--no-bias", action="store_true",
+                   help="dense layers without biases, as the authors' lenet5-vn.py (runs named *_nobias)")
     a = p.parse_args(argv)
     if a.train_ens < 1:
         raise SystemExit(f"--train-ens must be >= 1, got {a.train_ens}")
     torch.set_num_threads(a.threads)
     out = Path(a.out)
     if a.bn_modes:
-        res = batchnorm_modes(out, train_ens=a.train_ens)
+        res = batchnorm_modes(out, train_ens=a.train_ens, bias=not a.no_bias)
         print(json.dumps(res))  # first: survives a failed write
         write_output(a.bn_modes, json.dumps(res, indent=1) + "\n", payload=res)
         return
     if a.report:
-        res = evaluate(out, train_ens=a.train_ens)
+        res = evaluate(out, train_ens=a.train_ens, bias=not a.no_bias)
         print(json.dumps(res))  # first, one line: the figures reach the terminal even if the write fails
         try:  # variance_layers.json (5 epochs) and variance_layers_e30.json differ only in these
             refuse_other_settings(a.report, _settings(res), _settings, a.force)
@@ -332,7 +371,7 @@ def main(argv: list[str] | None = None) -> None:
     for name in a.runs.split(","):
         if name not in ("variance", "deterministic"):
             raise SystemExit(f"--runs: unknown run {name!r}; choose variance, deterministic")
-        train(name, out, a.epochs, train_ens=a.train_ens)
+        train(name, out, a.epochs, train_ens=a.train_ens, bias=not a.no_bias)
 
 
 if __name__ == "__main__":
