@@ -12,7 +12,7 @@ from typing import Any, Callable, Sequence
 import torch
 from torch import Tensor, nn
 
-from ..train.outputs import files_sha256
+from ..train.outputs import OutputError, files_sha256, read_keyed, write_keyed
 from .data import eval_data
 from .plots import write_plots
 
@@ -149,8 +149,6 @@ def _partial_store(path: Path, key: dict[str, Any]) -> tuple[dict[str, dict[str,
     save is reported once and the evaluation goes on: the file only spares a rerun work, and the final JSON
     is what the evaluation is for.
     """
-    from ..train.outputs import OutputError, read_keyed, write_keyed
-
     held = read_keyed(path, key)
     done: dict[str, dict[str, Any]] = held if isinstance(held, dict) else {}
     saved = dict(done)
@@ -313,7 +311,7 @@ def finish_run(run_dir: str | Path, device: str | None = None, plots: bool = Tru
     Raises:
         what :func:`evaluate_run` raises.
     """
-    from ..train import OutputError, RunLogger, check_folder, plan_output
+    from ..train import RunLogger, check_folder, plan_output
 
     run_dir = _run_dir(run_dir)
     path = plan_output(None, run_dir / "eval.json")

@@ -193,7 +193,6 @@ def refuse_other_settings(path: str | Path, settings: dict[str, Any], read: Call
                           f"would lose that result. Write elsewhere, or {how}", Path(path))
 
 
-
 def files_sha256(paths: Iterable[str | Path]) -> str | None:
     """sha256 over the names and bytes of ``paths`` in sorted order (what a saved result was computed from);
     None when none exists."""
