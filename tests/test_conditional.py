@@ -16,6 +16,7 @@ from torch.distributions import kl_divergence
 from vaekit.data import labelled_subset, make_mask, paired_batches
 from vaekit.models import ConditionError, MaskedPredictor, build_masked_predictor, build_model
 from vaekit.objectives.conditional import cvae_objective, gsnn_bound, m2_objective, paper_alpha
+from vaekit.registry import ConfigError
 
 D, K = 6, 3
 
@@ -165,6 +166,57 @@ def test_masked_cvae_iwae_targets_the_conditional_likelihood():
     assert ((mean - 1).abs() < 4 * se).all(), (mean, se)
     gsnn = gsnn_bound(model, x, 40_000, **cond)
     assert (gsnn <= log_ref + 1e-3).all() and (gsnn > log_ref - 0.05).all(), (gsnn, log_ref)
+
+
+def _cvae_mixture_prior(components=3):
+    torch.manual_seed(0)
+    return build_model({"type": "cvae", "encoder": _net([8]), "latent": {"type": "gaussian", "dim": 1},
+                        "decoder": _net([8]), "likelihood": {"type": "bernoulli"}, "condition": {"type": "mask"},
+                        "prior_net": _net([8]), "prior_latent": {"type": "mixture", "dim": 1,
+                                                                  "components": components}}, data_dim=D).double()
+
+
+@torch.no_grad()
+def test_mixture_prior_cvae_targets_its_conditional_likelihood_and_kl():
+    """A Gaussian posterior under a mixture p(z|x_obs) (``model.prior_latent``): E[w] of the log-weights equals
+    p(y | x_obs) = int p(z|x_obs) p(y|z, x_obs) dz, and the forward pass's Monte Carlo KL averages to
+    KL(q || p) = int q log(q/p) dz, both by quadrature with the mixture density written out from its parameters."""
+    model, x = _cvae_mixture_prior(), _x()
+    mask = torch.arange(D) < 2
+    cond = {"mask": mask, "observed": x}
+    p, q = model.prior(**cond), model.posterior(x, **cond)
+    assert type(p).__name__ == "MixtureOfDiagonalNormals" and p.batch_shape == (4,)
+    g = GRID.view(-1, 1)
+    log_p = torch.logsumexp(torch.log_softmax(p.logits, -1)
+                            + _normal_logpdf(g.unsqueeze(-1), p.loc[..., 0], p.scale[..., 0]), -1)  # (G, B)
+    z = GRID.view(-1, 1, 1).expand(-1, x.shape[0], 1)
+    log_ref = _integrate(log_p + model.log_likelihood(x, z, **cond))
+    torch.manual_seed(6)
+    n = 40_000
+    ratio = (model.log_weights(x, n, **cond) - log_ref).exp()
+    mean, se = ratio.mean(0), ratio.std(0) / math.sqrt(n)
+    assert ((mean - 1).abs() < 4 * se).all(), (mean, se)
+    log_q = _normal_logpdf(g, q.base_dist.loc.view(1, -1), q.base_dist.scale.view(1, -1))
+    kl_ref = (log_q.exp() * (log_q - log_p)).sum(0) * (GRID[1] - GRID[0])
+    kl = model(x, k=3, **cond).kl
+    kls = torch.stack([model(x, **cond).kl for _ in range(20_000)])
+    assert kl.shape == (4,)
+    mean, se = kls.mean(0), kls.std(0) / math.sqrt(kls.shape[0])
+    assert ((mean - kl_ref).abs() < 4 * se).all(), (mean, se, kl_ref)
+    assert (kl_ref > 0.05).all()  # a test that can fail: the prior is not the posterior
+
+
+def test_prior_latent_is_refused_where_it_cannot_be_a_prior():
+    base = {"type": "cvae", "encoder": _net([8]), "latent": {"type": "gaussian", "dim": 2}, "decoder": _net([8]),
+            "likelihood": {"type": "bernoulli"}, "condition": {"type": "mask"}, "prior_net": _net([8])}
+    with pytest.raises(ConfigError, match=r"model\.prior_latent: .*euclidean of dimension 3.*dimension 2"):
+        build_model({**base, "prior_latent": {"type": "mixture", "dim": 3}}, data_dim=D)
+    with pytest.raises(ConfigError, match=r"model\.prior_latent: a 'vmf' prior lives on sphere"):
+        build_model({**base, "prior_latent": {"type": "vmf", "dim": 2}}, data_dim=D)
+    with pytest.raises(ConfigError, match=r"model\.prior_latent: a prior family needs a prior network"):
+        build_model({**base, "prior_net": None, "prior_latent": {"type": "mixture", "dim": 2}}, data_dim=D)
+    with pytest.raises(ConfigError, match=r"model\.prior_latent"):
+        build_model({**base, "prior_latent": {"type": "mixture", "dim": 2, "components": "five"}}, data_dim=D)
 
 
 def test_hybrid_objective_mixes_cvae_and_gsnn():

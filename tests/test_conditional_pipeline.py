@@ -294,6 +294,8 @@ def _tiny_steps_run(run_dir: Path, name: str, seed: int) -> None:
         if part in spec["model"]:
             spec["model"][part] = {"type": "mlp", "hidden": [8], "activation": "relu"}
     spec["model"]["latent"]["dim"] = 2
+    if "prior_latent" in spec["model"]:
+        spec["model"]["prior_latent"]["dim"] = 2
     torch.manual_seed(seed)
     model = build(spec)
     fit_steps(model, lambda e, g: [None], lambda m, b: (sum(p.sum() for p in m.parameters()) * 0.0, {}),
@@ -343,10 +345,32 @@ def test_ais_imputation_pieces_are_saved_and_reused_only_for_the_same_weights(tm
 
 @pytest.mark.parametrize("args, problem", [(["--ais-imputation", "20x0"], "not a comma-separated list"),
                                            (["--ais-imputation", "0"], "must be ≥ 1"),
-                                           (["--ais-imputation", "10", "--ais-models", "vae,gan"], "--ais-models")])
+                                           (["--ais-imputation", "10", "--ais-models", "vae,gan"], "--ais-models"),
+                                           (["--ais-imputation", "10", "--cvae-run", "vae_full"], "--cvae-run")])
 def test_ais_imputation_refuses_bad_arguments_by_name(tmp_path, capsys, args, problem):
     from vaekit.reproduce.conditional import main
 
     with pytest.raises(SystemExit) as e:
         main(["--out", str(tmp_path), *args])
     assert e.value.code == 2 and problem in capsys.readouterr().err
+
+
+def test_ais_imputation_of_another_cvae_keeps_its_own_pieces(tmp_path, capsys):
+    """``--cvae-run cvae_q0_mix`` (a mixture prior network) is compared with the same VAE pieces; its own pieces
+    carry its name, so they never replace or get mistaken for cvae_q0's, and the file records which CVAE it read."""
+    from vaekit.reproduce.conditional import main
+
+    out = tmp_path / "runs"
+    _tiny_steps_run(out / "vae_full", "vae_full", 0)
+    _tiny_steps_run(out / "cvae_q0_mix", "cvae_q0_mix", 1)
+    common = ["--out", str(out), "--ais-imputation", "3", "--eval-n", "2", "--eval-k", "20"]
+    main([*common, "--cvae-run", "cvae_q0_mix", "--json", str(tmp_path / "mix.json")])
+    names = sorted(p.name for p in (out / "ais_imputation").iterdir())
+    assert names == ["cvae_q0_mix_ais_T3_n2.json", "cvae_q0_mix_iwae_k20_n2.json", "vae_ais_T3_n2.json",
+                     "vae_is_k20_n2.json"]
+    res = json.loads((tmp_path / "mix.json").read_text())
+    assert res["settings"]["runs"]["cvae"] == str(out / "cvae_q0_mix")
+    assert len(res["per_image"]["cvae_ais_T3"]) == 2
+    with pytest.raises(SystemExit) as e:  # the same file for the other CVAE: another result, refused
+        main([*common, "--json", str(tmp_path / "mix.json")])
+    assert e.value.code == 2 and "cvae_q0_mix" in capsys.readouterr().err

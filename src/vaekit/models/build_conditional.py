@@ -9,7 +9,8 @@ from typing_extensions import Annotated
 
 from ..latents import LATENTS
 from ..likelihoods import LIKELIHOODS
-from ..registry import build
+from ..latents.space import latent_space_of
+from ..registry import ConfigError, build
 from .base import MODELS
 from .build import build_net
 from .conditional import ConditionalVAE, MaskedPredictor
@@ -19,12 +20,20 @@ from .m2 import M2, Classifier
 
 @MODELS.register("cvae")
 def build_cvae(data_dim: int, image_shape: Sequence[int] | None, encoder: dict, latent: dict, decoder: dict,
-               likelihood: dict, condition: dict, prior_net: dict | None = None) -> ConditionalVAE:
+               likelihood: dict, condition: dict, prior_net: dict | None = None,
+               prior_latent: dict | None = None) -> ConditionalVAE:
     """``model: {type: cvae, condition: {type: label, n_classes: 10} | {type: mask} | {type: tensor, dim: 4},
-    encoder, latent, decoder, likelihood, prior_net: null | {type: mlp, hidden: [...]}}``.
+    encoder, latent, decoder, likelihood, prior_net: null | {type: mlp, hidden: [...]}, prior_latent: null | {...}}``.
 
     With ``prior_net`` the prior p(z|c) is learned: that network reads the condition's features and a second
-    layer of the latent family (``latent``'s spec) turns them into the prior."""
+    latent layer turns them into the prior, of ``latent``'s family by default or of ``prior_latent``'s (for
+    example ``{type: mixture, dim: 20, components: 10}``: a multimodal p(z|c) under a Gaussian posterior; the KL is
+    then the Monte Carlo estimate).
+
+    Raises:
+        ConfigError: ``model.prior_latent`` without ``model.prior_net``, or a family whose space (geometry, dimension)
+            differs from ``model.latent``'s.
+    """
     cond = build_condition(condition, data_dim)
     lik = build(LIKELIHOODS, likelihood, "model.likelihood", data_dim=data_dim)
     enc = build_net(encoder, "model.encoder", data_dim + cond.dim, None, None,
@@ -35,7 +44,18 @@ def build_cvae(data_dim: int, image_shape: Sequence[int] | None, encoder: dict, 
     if prior_net is not None:
         pnet = build_net(prior_net, "model.prior_net", cond.dim, None, None,
                          not_image=f"reads the condition's {cond.dim} features")
-        plat = build(LATENTS, latent, "model.latent", in_features=pnet.out_features)
+        if prior_latent is None:
+            plat = build(LATENTS, latent, "model.latent", in_features=pnet.out_features)
+        else:
+            plat = build(LATENTS, prior_latent, "model.prior_latent", in_features=pnet.out_features)
+            sq, sp = latent_space_of(lat.prior()), latent_space_of(plat.prior())
+            if (sq.geometry, sq.dim, sq.n_categories) != (sp.geometry, sp.dim, sp.n_categories):
+                raise ConfigError(f"model.prior_latent: a {prior_latent.get('type')!r} prior lives on {sp.geometry} "
+                                  f"of dimension {sp.dim}, but the posterior (model.latent, {latent.get('type')!r}) "
+                                  f"on {sq.geometry} of dimension {sq.dim}; they must match")
+    elif prior_latent is not None:
+        raise ConfigError("model.prior_latent: a prior family needs a prior network; set model.prior_net "
+                          "(for example {type: mlp, hidden: [500]})")
     return ConditionalVAE(enc, lat, dec, lik, cond, pnet, plat)
 
 

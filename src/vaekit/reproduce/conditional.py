@@ -65,17 +65,21 @@ def _bern() -> dict:
 
 def spec_of(name: str) -> dict[str, Any]:
     """The run's spec: ``{"kind", "model" (a build_model spec) ..., "epochs"}``; ``ValueError`` for a bad name."""
-    m = re.fullmatch(r"cvae_q(\d)(_hybrid)?", name)
+    m = re.fullmatch(r"cvae_q(\d)(_hybrid|_deep|_mix)?", name)
     if name == "cvae_label":
         return {"kind": "cvae_label", "epochs": 10, "model": {
             "type": "cvae", "condition": {"type": "label", "n_classes": 10}, "encoder": _mlp([500, 500]),
             "latent": {"type": "gaussian", "dim": 20}, "decoder": _mlp([500, 500]), "likelihood": _bern()}}
     if m:
+        variant = m.group(2)
+        model = {"type": "cvae", "condition": {"type": "mask"}, "encoder": _mlp([500, 500]),
+                 "latent": {"type": "gaussian", "dim": 20}, "decoder": _mlp([500, 500]),
+                 "prior_net": _mlp([500, 500] if variant == "_deep" else [500]), "likelihood": _bern()}
+        if variant == "_mix":
+            # a multimodal p(z|x_obs): what the VAE used for imputation gets for free from Bayes' rule
+            model["prior_latent"] = {"type": "mixture", "dim": 20, "components": 10}
         return {"kind": "cvae_mask", "epochs": 10, "mask": f"quadrant{m.group(1)}",
-                "hybrid_alpha": 0.5 if m.group(2) else None, "model": {
-                    "type": "cvae", "condition": {"type": "mask"}, "encoder": _mlp([500, 500]),
-                    "latent": {"type": "gaussian", "dim": 20}, "decoder": _mlp([500, 500]),
-                    "prior_net": _mlp([500]), "likelihood": _bern()}}
+                "hybrid_alpha": 0.5 if variant == "_hybrid" else None, "model": model}
     m = re.fullmatch(r"baseline_q(\d)", name)
     if m:
         return {"kind": "baseline", "epochs": 10, "mask": f"quadrant{m.group(1)}",
@@ -103,7 +107,7 @@ def spec_of(name: str) -> dict[str, Any]:
             extra["data_dim"] = 50  # M1's code (m1m2s: its active dimensions, counted at training)
         extra["alpha"] = paper_alpha(60_000, n)  # recorded: an earlier m2_l100_s0 used 10 (a wrong conversion)
         return {"kind": kind, "epochs": 5 if kind == "m2" else 10, **common, **extra, "model": model}
-    raise ValueError(f"unknown run {name!r}: cvae_label, cvae_q<i>[_hybrid], baseline_q<i>, vae_full, m1, "
+    raise ValueError(f"unknown run {name!r}: cvae_label, cvae_q<i>[_hybrid|_deep|_mix], baseline_q<i>, vae_full, m1, "
                      "m2_l<n>_s<seed>, m2relaxed_l<n>_s<seed>, sup_l<n>_s<seed>, m1m2_l<n>_s<seed>, "
                      "m1m2s_l<n>_s<seed>")
 
@@ -208,7 +212,8 @@ def train_run(name: str, out: Path, data_dir: str | None, epochs: int | None = N
                      max_seconds=max_seconds, log=lambda s: print(s, file=sys.stderr, flush=True), after_epoch=monitor)
 
 
-def check_same_ais_settings(path: Path, out: Path, n: int, Ts: Sequence[int], k: int, force: bool = False) -> None:
+def check_same_ais_settings(path: Path, out: Path, n: int, Ts: Sequence[int], k: int, force: bool = False,
+                            cvae_run: str = "cvae_q0") -> None:
     """Refuse to let ``--ais-imputation`` replace ``path`` when it holds the comparison at other settings (images,
     AIS lengths, k, run folders or their epochs): each such file is its own result (conditional_ais.json,
     conditional_ais_T2000.json and conditional_ais_T2000_e40.json differ only there), and the default ``--json``
@@ -218,9 +223,15 @@ def check_same_ais_settings(path: Path, out: Path, n: int, Ts: Sequence[int], k:
         OutputError: naming the file, the settings that differ (old → new) and the ways out.
     """
     new = {"n_images": n, "T": list(Ts), "k": k,
-           "runs": {"vae": str(out / "vae_full"), "cvae": str(out / "cvae_q0")},
-           "epochs": {r: (read_state(out / d) or {}).get("epoch") for r, d in (("vae", "vae_full"), ("cvae", "cvae_q0"))}}
+           "runs": {"vae": str(out / "vae_full"), "cvae": str(out / cvae_run)},
+           "epochs": {r: (read_state(out / d) or {}).get("epoch") for r, d in (("vae", "vae_full"), ("cvae", cvae_run))}}
     refuse_other_settings(path, new, lambda d: d["settings"], force, "name another file with --json, or pass --force")
+
+
+def check_cvae_run(name: str) -> None:
+    """Refuse a ``--cvae-run`` that is not a quadrant CVAE of :func:`spec_of` (``ValueError`` naming the option)."""
+    if not re.fullmatch(r"cvae_q\d(_hybrid|_deep|_mix)?", name):
+        raise ValueError(f"--cvae-run: {name!r} is not a quadrant CVAE run (cvae_q<i>[_hybrid|_deep|_mix])")
 
 
 def _piece_key(run: Path, **settings: Any) -> dict[str, Any]:
@@ -254,14 +265,14 @@ AIS_MODELS = ("vae", "cvae")
 
 def ais_imputation(out: Path, n: int = 100, Ts: tuple[int, ...] = (100, 500), k: int = 100, chains: int = 8,
                    leapfrog: int = 5, mask_name: str = "quadrant0", data_dir: str | None = None,
-                   models: Sequence[str] = AIS_MODELS) -> dict[str, Any] | None:
+                   models: Sequence[str] = AIS_MODELS, cvae_run: str = "cvae_q0") -> dict[str, Any] | None:
     r"""The quadrant-completion comparison with AIS instead of importance sampling (``--ais-imputation``).
 
     On the first ``n`` test images (binarised with seed 0, as :func:`evaluate_steps_run`): the unconditional VAE's
     :math:`-\log p(y|x_{obs})` by :func:`vaekit.pipeline.conditional.ais_imputation_log_likelihood` at each ``T``
     and by the importance-sampling estimate of the main table (k = ``k``); the structured-output CVAE's IWAE-k
     bound and its AIS estimate (the path from p(z|x_obs) to p(z|x_obs, y)) at each ``T``. Reads the runs
-    ``out/vae_full`` and ``out/cvae_q0``.
+    ``out/vae_full`` and ``out/<cvae_run>`` (default ``cvae_q0``; any ``cvae_q<i>[_variant]`` of :func:`spec_of`).
 
     Every piece (model × estimator × T) is saved under ``out/ais_imputation/`` as soon as it is computed and reused
     by a later call with the same settings and the same weights (:func:`_cached_piece`); each piece seeds its own
@@ -273,18 +284,21 @@ def ais_imputation(out: Path, n: int = 100, Ts: tuple[int, ...] = (100, 500), k:
         else None (the pieces are saved).
 
     Raises:
-        ValueError: an unknown name in ``models``.
+        ValueError: an unknown name in ``models``; a ``cvae_run`` that is not a quadrant CVAE of :func:`spec_of`.
     """
     from ..evaluation import ais
     from ..pipeline.conditional import ais_imputation_log_likelihood, imputation_log_likelihood, test_images
 
+    check_cvae_run(cvae_run)
     unknown = sorted(set(models) - set(AIS_MODELS))
     if unknown or not models:
         raise ValueError(f"--ais-models: {unknown or 'none given'}; choose from {', '.join(AIS_MODELS)}")
     x = test_images(data_dir)[0][:n]
     mask = make_mask(mask_name)
-    runs = {"vae": out / "vae_full", "cvae": out / "cvae_q0"}
+    runs = {"vae": out / "vae_full", "cvae": out / cvae_run}
     cache = out / "ais_imputation"
+    # cvae_q0's pieces keep their original names; another CVAE's carry its run name
+    cv = "cvae" if cvae_run == "cvae_q0" else cvae_run
     common = {"n_images": n, "mask": mask_name}
     loaded: dict[str, nn.Module] = {}
 
@@ -319,7 +333,7 @@ def ais_imputation(out: Path, n: int = 100, Ts: tuple[int, ...] = (100, 500), k:
     if "vae" in models:
         pieces[f"vae_is_k{k}"] = _cached_piece(cache, f"vae_is_k{k}_n{n}", _piece_key(runs["vae"], **common, k=k), vae_is)
     if "cvae" in models:
-        pieces[f"cvae_iwae_k{k}"] = _cached_piece(cache, f"cvae_iwae_k{k}_n{n}",
+        pieces[f"cvae_iwae_k{k}"] = _cached_piece(cache, f"{cv}_iwae_k{k}_n{n}",
                                                   _piece_key(runs["cvae"], **common, k=k), cvae_iwae)
     for T in Ts:
         ais_set = {**common, "T": T, "chains": chains, "leapfrog_steps": leapfrog}
@@ -327,7 +341,7 @@ def ais_imputation(out: Path, n: int = 100, Ts: tuple[int, ...] = (100, 500), k:
             pieces[f"vae_ais_T{T}"] = _cached_piece(cache, f"vae_ais_T{T}_n{n}", _piece_key(runs["vae"], **ais_set),
                                                     lambda T=T: vae_ais(T))
         if "cvae" in models:
-            pieces[f"cvae_ais_T{T}"] = _cached_piece(cache, f"cvae_ais_T{T}_n{n}",
+            pieces[f"cvae_ais_T{T}"] = _cached_piece(cache, f"{cv}_ais_T{T}_n{n}",
                                                      _piece_key(runs["cvae"], **ais_set), lambda T=T: cvae_ais(T))
     if set(models) != set(AIS_MODELS):
         return None
@@ -368,8 +382,11 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--eval-k", type=int, default=100, help="importance samples of the IWAE bounds (default: 100)")
     ap.add_argument("--no-eval", action="store_true", help="train only")
     ap.add_argument("--ais-imputation", default=None, metavar="T1,T2",
-                    help="compare the CVAE with the VAE's imputation using AIS (the trained cvae_q0 and vae_full under "
-                         "--out) at these AIS lengths on the first --eval-n test images; writes --json")
+                    help="compare the CVAE with the VAE's imputation using AIS (the trained --cvae-run and vae_full "
+                         "under --out) at these AIS lengths on the first --eval-n test images; writes --json")
+    ap.add_argument("--cvae-run", default="cvae_q0", metavar="NAME",
+                    help="--ais-imputation: the CVAE run compared with vae_full (default: cvae_q0; also "
+                         "cvae_q0_hybrid, cvae_q0_deep, cvae_q0_mix)")
     ap.add_argument("--ais-models", default=",".join(AIS_MODELS), metavar="vae,cvae",
                     help="--ais-imputation: the models to compute (default both; one of them saves its pieces under "
                          "OUT/ais_imputation for a later call with both, so the two can run as separate processes)")
@@ -394,12 +411,17 @@ def main(argv: list[str] | None = None) -> None:
         models = [m.strip() for m in args.ais_models.split(",") if m.strip()]
         if not models or set(models) - set(AIS_MODELS):
             ap.error(f"--ais-models: {args.ais_models!r}; choose one or both of {', '.join(AIS_MODELS)}")
+        try:
+            check_cvae_run(args.cvae_run)
+        except ValueError as e:
+            ap.error(str(e))
         if set(models) == set(AIS_MODELS):
             try:  # before the AIS (minutes to hours): a file of other settings is another result, not an old copy
-                check_same_ais_settings(Path(args.json), out, args.eval_n, Ts, args.eval_k, args.force)
+                check_same_ais_settings(Path(args.json), out, args.eval_n, Ts, args.eval_k, args.force, args.cvae_run)
             except OutputError as e:
                 ap.error(str(e))
-        res = ais_imputation(out, args.eval_n, Ts, args.eval_k, data_dir=args.data_dir, models=models)
+        res = ais_imputation(out, args.eval_n, Ts, args.eval_k, data_dir=args.data_dir, models=models,
+                             cvae_run=args.cvae_run)
         if res is None:
             print(json.dumps({"saved": str(out / "ais_imputation"), "models": models}))
             return
