@@ -249,6 +249,15 @@ def test_the_longest_ais_of_the_longest_trained_models_decides_the_cvae_imputati
     ais("conditional_ais_a_n200.json", 2000, 40, 0.4, n=200)  # the same AIS and models on more images: decides
     claim = paper.evidence(tmp_path).claims[2]
     assert claim.holds is None and claim.ours.startswith("-0.40 ± 0.50") and "200 test images" in claim.ours
+    # another CVAE (--cvae-run) gets a claim of its own, after cvae_q0's, and never takes over cvae_q0's
+    ais("conditional_ais_mix.json", 2000, 200, -1.5, n=200)
+    d = json.loads((tmp_path / "conditional_ais_mix.json").read_text())
+    d["settings"]["runs"] = {"vae": "runs/x/vae_full", "cvae": "runs/x/cvae_q0_mix"}
+    (tmp_path / "conditional_ais_mix.json").write_text(json.dumps(d))
+    claims = paper.evidence(tmp_path).claims
+    assert len(claims) == 4 and claims[2].ours.startswith("-0.40 ± 0.50")
+    assert "CVAE (mixture prior network, K = 10) completes" in claims[3].claim
+    assert claims[3].holds is True and claims[3].ours.startswith("+1.50 ± 0.50") and "200 epochs" in claims[3].ours
 
 
 def test_the_sets_first_bar_reads_fresh_episodes_of_the_best_run_in_its_models_row(tmp_path) -> None:
