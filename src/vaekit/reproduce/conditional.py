@@ -6,9 +6,10 @@ with seed 0), Adam 1e-3, ReLU MLPs:
 
 * ``cvae_label`` — CVAE p(x|z, y) with a one-hot label, z = 20 Gaussian, prior N(0, I) (Doersch 2016 §4),
   encoder 794-500-500, decoder 30-500-500-784; for the label-conditioned samples.
-* ``cvae_q{i}`` / ``cvae_q{i}_hybrid`` / ``baseline_q{i}`` / ``vae_full`` — quadrant completion, quadrant ``i``
+* ``cvae_q{i}[_hybrid|_deep|_mix]`` / ``baseline_q{i}`` / ``vae_full`` — quadrant completion, quadrant ``i``
   observed and the other three predicted (Sohn et al. 2015's MNIST setting): a structured-output CVAE with a
-  prior network p(z|x_obs) (plain CVAE objective, or the hybrid with α = 0.5), the deterministic
+  prior network p(z|x_obs) (plain CVAE objective, or the hybrid with α = 0.5; ``_deep``: a 500-500 prior network;
+  ``_mix``: a mixture prior, K = 10, under the Gaussian posterior), the deterministic
   :class:`~vaekit.models.MaskedPredictor` with the decoder's widths, and an unconditional VAE (same widths)
   used for imputation.
 * ``m2_l{n}_s{seed}`` / ``m2relaxed_l{n}_s{seed}`` / ``sup_l{n}_s{seed}`` / ``m1`` / ``m1m2_l{n}_s{seed}`` —
@@ -55,6 +56,12 @@ BATCH = 100
 M2_HIDDEN = 300
 
 
+#: variants of the quadrant CVAE ``cvae_q<i>[_variant]``: Sohn et al.'s hybrid objective, a 500-500 prior network,
+#: a mixture prior network (K = 10)
+CVAE_VARIANTS = ("hybrid", "deep", "mix")
+_CVAE_NAMES = f"cvae_q<i>[_{'|_'.join(CVAE_VARIANTS)}]"
+
+
 def _mlp(hidden: list[int]) -> dict:
     return {"type": "mlp", "hidden": hidden, "activation": "relu"}
 
@@ -65,7 +72,7 @@ def _bern() -> dict:
 
 def spec_of(name: str) -> dict[str, Any]:
     """The run's spec: ``{"kind", "model" (a build_model spec) ..., "epochs"}``; ``ValueError`` for a bad name."""
-    m = re.fullmatch(r"cvae_q(\d)(_hybrid|_deep|_mix)?", name)
+    m = re.fullmatch(rf"cvae_q(\d)(_{'|_'.join(CVAE_VARIANTS)})?", name)
     if name == "cvae_label":
         return {"kind": "cvae_label", "epochs": 10, "model": {
             "type": "cvae", "condition": {"type": "label", "n_classes": 10}, "encoder": _mlp([500, 500]),
@@ -107,7 +114,7 @@ def spec_of(name: str) -> dict[str, Any]:
             extra["data_dim"] = 50  # M1's code (m1m2s: its active dimensions, counted at training)
         extra["alpha"] = paper_alpha(60_000, n)  # recorded: an earlier m2_l100_s0 used 10 (a wrong conversion)
         return {"kind": kind, "epochs": 5 if kind == "m2" else 10, **common, **extra, "model": model}
-    raise ValueError(f"unknown run {name!r}: cvae_label, cvae_q<i>[_hybrid|_deep|_mix], baseline_q<i>, vae_full, m1, "
+    raise ValueError(f"unknown run {name!r}: cvae_label, {_CVAE_NAMES}, baseline_q<i>, vae_full, m1, "
                      "m2_l<n>_s<seed>, m2relaxed_l<n>_s<seed>, sup_l<n>_s<seed>, m1m2_l<n>_s<seed>, "
                      "m1m2s_l<n>_s<seed>")
 
@@ -230,8 +237,12 @@ def check_same_ais_settings(path: Path, out: Path, n: int, Ts: Sequence[int], k:
 
 def check_cvae_run(name: str) -> None:
     """Refuse a ``--cvae-run`` that is not a quadrant CVAE of :func:`spec_of` (``ValueError`` naming the option)."""
-    if not re.fullmatch(r"cvae_q\d(_hybrid|_deep|_mix)?", name):
-        raise ValueError(f"--cvae-run: {name!r} is not a quadrant CVAE run (cvae_q<i>[_hybrid|_deep|_mix])")
+    try:
+        kind = spec_of(name)["kind"]
+    except ValueError:
+        kind = None
+    if kind != "cvae_mask":
+        raise ValueError(f"--cvae-run: {name!r} is not a quadrant CVAE run ({_CVAE_NAMES})")
 
 
 def _piece_key(run: Path, **settings: Any) -> dict[str, Any]:
@@ -370,7 +381,7 @@ def ais_imputation(out: Path, n: int = 100, Ts: tuple[int, ...] = (100, 500), k:
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(prog="python -m vaekit.reproduce.conditional",
                                  description="Train and evaluate issue 13's conditional runs (see the module doc).")
-    ap.add_argument("--runs", default="", help="comma-separated runs: cvae_label, cvae_q<i>[_hybrid], baseline_q<i>, "
+    ap.add_argument("--runs", default="", help=f"comma-separated runs: cvae_label, {_CVAE_NAMES}, baseline_q<i>, "
                     "vae_full, m1, ... (an unknown name lists them all)")
     ap.add_argument("--report", action="store_true", help="write docs/results/conditional.json, the tables "
                     "(OUT/table.md) and the figures from the evaluated runs under --out")
