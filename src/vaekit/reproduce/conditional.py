@@ -274,9 +274,28 @@ def _cached_piece(cache: Path, name: str, key: dict[str, Any], fn: Callable[[], 
 AIS_MODELS = ("vae", "cvae")
 
 
+def _join_blocks(blocks: Sequence[dict[str, dict[str, Any]]]) -> dict[str, dict[str, Any]]:
+    """One piece per estimator from its pieces over consecutive image blocks: per-image lists concatenated in
+    block order, seconds summed, and the Monte Carlo standard error of the mean over all images recombined from
+    the blocks' (each block's ``mc_se`` is ``sqrt(mean s_i^2 / n_b)``, so ``sum_b n_b^2 mc_b^2`` is ``sum_i s_i^2``)."""
+    out: dict[str, dict[str, Any]] = {}
+    for name in blocks[0]:
+        parts = [b[name] for b in blocks]
+        joined: dict[str, Any] = {"seconds": round(sum(p["seconds"] for p in parts), 1)}
+        for field in ("nll", "log_px", "log_pobs"):
+            if field in parts[0]:
+                joined[field] = [v for p in parts for v in p[field]]
+        if "mc_se" in parts[0]:
+            total = len(joined["nll"])
+            joined["mc_se"] = math.sqrt(sum((len(p["nll"]) * p["mc_se"]) ** 2 for p in parts)) / total
+        out[name] = joined
+    return out
+
+
 def ais_imputation(out: Path, n: int = 100, Ts: tuple[int, ...] = (100, 500), k: int = 100, chains: int = 8,
                    leapfrog: int = 5, mask_name: str = "quadrant0", data_dir: str | None = None,
-                   models: Sequence[str] = AIS_MODELS, cvae_run: str = "cvae_q0") -> dict[str, Any] | None:
+                   models: Sequence[str] = AIS_MODELS, cvae_run: str = "cvae_q0",
+                   block: int | None = None) -> dict[str, Any] | None:
     r"""The quadrant-completion comparison with AIS instead of importance sampling (``--ais-imputation``).
 
     On the first ``n`` test images (binarised with seed 0, as :func:`evaluate_steps_run`): the unconditional VAE's
@@ -289,13 +308,18 @@ def ais_imputation(out: Path, n: int = 100, Ts: tuple[int, ...] = (100, 500), k:
     by a later call with the same settings and the same weights (:func:`_cached_piece`); each piece seeds its own
     generator, so the numbers do not depend on which pieces were cached. ``models`` restricts the computation to
     ``"vae"`` or ``"cvae"`` (two processes, one per model, then a call with both that reads the saved pieces).
+    ``block``: split the ``n`` images into consecutive blocks of this many, one piece per block (so a larger ``n``
+    reuses the pieces of a smaller one and a stop loses at most one block); the first block's piece is named and
+    seeded as an unblocked piece of ``block`` images, a later block starting at image ``s`` carries ``_from{s}`` in
+    its name and ``s`` in its key and seed.
 
     Returns:
         the JSON of ``docs/results/conditional_ais*.json`` (nats per image) when ``models`` holds both models,
         else None (the pieces are saved).
 
     Raises:
-        ValueError: an unknown name in ``models``; a ``cvae_run`` that is not a quadrant CVAE of :func:`spec_of`.
+        ValueError: an unknown name in ``models``; a ``cvae_run`` that is not a quadrant CVAE of :func:`spec_of`;
+            ``block < 1``.
     """
     from ..evaluation import ais
     from ..pipeline.conditional import ais_imputation_log_likelihood, imputation_log_likelihood, test_images
@@ -304,13 +328,15 @@ def ais_imputation(out: Path, n: int = 100, Ts: tuple[int, ...] = (100, 500), k:
     unknown = sorted(set(models) - set(AIS_MODELS))
     if unknown or not models:
         raise ValueError(f"--ais-models: {unknown or 'none given'}; choose from {', '.join(AIS_MODELS)}")
-    x = test_images(data_dir)[0][:n]
+    if block is not None and block < 1:
+        raise ValueError(f"--ais-block must be >= 1, got {block}")
+    x_all = test_images(data_dir)[0][:n]
+    n = int(x_all.shape[0])
     mask = make_mask(mask_name)
     runs = {"vae": out / "vae_full", "cvae": out / cvae_run}
     cache = out / "ais_imputation"
     # cvae_q0's pieces keep their original names; another CVAE's carry its run name
     cv = "cvae" if cvae_run == "cvae_q0" else cvae_run
-    common = {"n_images": n, "mask": mask_name}
     loaded: dict[str, nn.Module] = {}
 
     def model(name: str) -> nn.Module:
@@ -318,42 +344,55 @@ def ais_imputation(out: Path, n: int = 100, Ts: tuple[int, ...] = (100, 500), k:
             loaded[name] = load(runs[name])
         return loaded[name]
 
-    def vae_is() -> dict[str, Any]:
+    def vae_is(x: Tensor) -> dict[str, Any]:
         torch.manual_seed(0)
         with torch.no_grad():
             return {"nll": [float(v) for v in -imputation_log_likelihood(model("vae"), x, mask, k)]}
 
-    def cvae_iwae() -> dict[str, Any]:
+    def cvae_iwae(x: Tensor) -> dict[str, Any]:
         torch.manual_seed(0)
         with torch.no_grad():
             return {"nll": [float(v) for v in -iwae_estimate(model("cvae"), x, k, mask=mask, observed=x)]}
 
-    def vae_ais(T: int) -> dict[str, Any]:
-        r = ais_imputation_log_likelihood(model("vae"), x, mask, T, n_chains=chains, leapfrog_steps=leapfrog, seed=T)
+    def vae_ais(x: Tensor, T: int, seed: int) -> dict[str, Any]:
+        r = ais_imputation_log_likelihood(model("vae"), x, mask, T, n_chains=chains, leapfrog_steps=leapfrog, seed=seed)
         return {"nll": [-float(v) for v in r["log_cond"]], "log_px": [float(v) for v in r["log_px"]],
                 "log_pobs": [float(v) for v in r["log_pobs"]],
                 "mc_se": float((r["log_px_se"].double() ** 2 + r["log_pobs_se"].double() ** 2).mean().sqrt()
-                               / math.sqrt(n))}
+                               / math.sqrt(x.shape[0]))}
 
-    def cvae_ais(T: int) -> dict[str, Any]:
-        c = ais(model("cvae"), x, n_chains=chains, T=T, leapfrog_steps=leapfrog, seed=T + 7,
+    def cvae_ais(x: Tensor, T: int, seed: int) -> dict[str, Any]:
+        c = ais(model("cvae"), x, n_chains=chains, T=T, leapfrog_steps=leapfrog, seed=seed,
                 cond={"mask": mask, "observed": x})
-        return {"nll": [-float(v) for v in c.log_px], "mc_se": float((c.stderr.double() ** 2).mean().sqrt() / math.sqrt(n))}
+        return {"nll": [-float(v) for v in c.log_px],
+                "mc_se": float((c.stderr.double() ** 2).mean().sqrt() / math.sqrt(x.shape[0]))}
 
-    pieces: dict[str, dict[str, Any]] = {}
-    if "vae" in models:
-        pieces[f"vae_is_k{k}"] = _cached_piece(cache, f"vae_is_k{k}_n{n}", _piece_key(runs["vae"], **common, k=k), vae_is)
-    if "cvae" in models:
-        pieces[f"cvae_iwae_k{k}"] = _cached_piece(cache, f"{cv}_iwae_k{k}_n{n}",
-                                                  _piece_key(runs["cvae"], **common, k=k), cvae_iwae)
-    for T in Ts:
-        ais_set = {**common, "T": T, "chains": chains, "leapfrog_steps": leapfrog}
+    size = n if block is None else block
+    blocks: list[dict[str, dict[str, Any]]] = []
+    for s in range(0, n, size):
+        x = x_all[s:s + size]
+        m = int(x.shape[0])
+        # the first block is named, keyed and seeded as an unblocked piece, so the earlier files stay valid
+        tag, where = (f"_n{m}", {}) if s == 0 else (f"_n{m}_from{s}", {"first_image": s})
+        common = {"n_images": m, "mask": mask_name, **where}
+        got: dict[str, dict[str, Any]] = {}
         if "vae" in models:
-            pieces[f"vae_ais_T{T}"] = _cached_piece(cache, f"vae_ais_T{T}_n{n}", _piece_key(runs["vae"], **ais_set),
-                                                    lambda T=T: vae_ais(T))
+            got[f"vae_is_k{k}"] = _cached_piece(cache, f"vae_is_k{k}{tag}", _piece_key(runs["vae"], **common, k=k),
+                                                lambda x=x: vae_is(x))
         if "cvae" in models:
-            pieces[f"cvae_ais_T{T}"] = _cached_piece(cache, f"{cv}_ais_T{T}_n{n}",
-                                                     _piece_key(runs["cvae"], **ais_set), lambda T=T: cvae_ais(T))
+            got[f"cvae_iwae_k{k}"] = _cached_piece(cache, f"{cv}_iwae_k{k}{tag}",
+                                                   _piece_key(runs["cvae"], **common, k=k), lambda x=x: cvae_iwae(x))
+        for T in Ts:
+            ais_set = {**common, "T": T, "chains": chains, "leapfrog_steps": leapfrog}
+            if "vae" in models:
+                got[f"vae_ais_T{T}"] = _cached_piece(cache, f"vae_ais_T{T}{tag}", _piece_key(runs["vae"], **ais_set),
+                                                     lambda x=x, T=T, s=s: vae_ais(x, T, T + s))
+            if "cvae" in models:
+                got[f"cvae_ais_T{T}"] = _cached_piece(cache, f"{cv}_ais_T{T}{tag}",
+                                                      _piece_key(runs["cvae"], **ais_set),
+                                                      lambda x=x, T=T, s=s: cvae_ais(x, T, T + 7 + s))
+        blocks.append(got)
+    pieces = _join_blocks(blocks)
     if set(models) != set(AIS_MODELS):
         return None
     per: dict[str, list[float]] = {}
@@ -370,7 +409,7 @@ def ais_imputation(out: Path, n: int = 100, Ts: tuple[int, ...] = (100, 500), k:
              "cvae_ais_minus_vae_ais": _paired(per[f"cvae_ais_T{top}"], per[f"vae_ais_T{top}"]),
              "vae_ais_minus_vae_is": _paired(per[f"vae_ais_T{top}"], per[f"vae_is_k{k}"]),
              "cvae_iwae_minus_vae_is": _paired(per[f"cvae_iwae_k{k}"], per[f"vae_is_k{k}"])}
-    return {"settings": {"n_images": n, "mask": mask_name, "T": list(Ts), "k": k, "ais_chains": chains,
+    return {"settings": {"n_images": n, "ais_block": block, "mask": mask_name, "T": list(Ts), "k": k, "ais_chains": chains,
                          "leapfrog_steps": leapfrog, "runs": {m: str(r) for m, r in runs.items()},
                          "epochs": {m: read_state(r)["epoch"] for m, r in runs.items()}},
             "nll": summary, "ais_mc_se": mc, "paired_differences": diffs, "seconds": seconds, "per_image": per,
@@ -401,6 +440,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--ais-models", default=",".join(AIS_MODELS), metavar="vae,cvae",
                     help="--ais-imputation: the models to compute (default both; one of them saves its pieces under "
                          "OUT/ais_imputation for a later call with both, so the two can run as separate processes)")
+    ap.add_argument("--ais-block", type=int, default=None, metavar="B",
+                    help="--ais-imputation: compute and save the pieces in blocks of B consecutive test images, so a "
+                         "larger --eval-n reuses a smaller one's pieces (default: one block of --eval-n)")
     ap.add_argument("--json", default="docs/results/conditional_ais.json",
                     help="--ais-imputation's output (default: docs/results/conditional_ais.json)")
     ap.add_argument("--docs", type=Path, default=Path(__file__).resolve().parents[3] / "docs" / "results",
@@ -419,6 +461,8 @@ def main(argv: list[str] | None = None) -> None:
             ap.error(f"--ais-imputation: {args.ais_imputation!r} is not a comma-separated list of AIS lengths (integers)")
         if any(T < 1 for T in Ts):
             ap.error(f"--ais-imputation: AIS lengths must be ≥ 1, got {list(Ts)}")
+        if args.ais_block is not None and args.ais_block < 1:
+            ap.error(f"--ais-block: must be >= 1, got {args.ais_block}")
         models = [m.strip() for m in args.ais_models.split(",") if m.strip()]
         if not models or set(models) - set(AIS_MODELS):
             ap.error(f"--ais-models: {args.ais_models!r}; choose one or both of {', '.join(AIS_MODELS)}")
@@ -432,7 +476,7 @@ def main(argv: list[str] | None = None) -> None:
             except OutputError as e:
                 ap.error(str(e))
         res = ais_imputation(out, args.eval_n, Ts, args.eval_k, data_dir=args.data_dir, models=models,
-                             cvae_run=args.cvae_run)
+                             cvae_run=args.cvae_run, block=args.ais_block)
         if res is None:
             print(json.dumps({"saved": str(out / "ais_imputation"), "models": models}))
             return
