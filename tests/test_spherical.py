@@ -17,7 +17,8 @@ from scipy import integrate, special, stats
 from torch.distributions import kl_divergence
 
 from vaekit.distributions import HypersphericalUniform, PowerSpherical, VonMisesFisher
-from vaekit.distributions.bessel import bessel_ratio, log_ive, log_ive_over_xv, log_iv_over_xv
+from vaekit.distributions.bessel import (bessel_ratio, log_ive, log_ive_over_xv, log_ive_over_xv_and_ratio,
+                                        log_iv_over_xv)
 from vaekit.distributions.von_mises_fisher import vmf_marginal_dw_dkappa
 from vaekit.latents import LATENTS
 from vaekit.models import build_model
@@ -109,6 +110,44 @@ def test_bessel_gradcheck():
         assert torch.autograd.gradcheck(lambda t: bessel_ratio(v, t), (x,))
     # second derivatives (the backward is itself differentiable)
     assert torch.autograd.gradgradcheck(lambda t: log_iv_over_xv(2.5, t), (x[1:3],))
+
+
+def test_one_recurrence_gives_both_the_log_normaliser_part_and_the_ratio():
+    """``log_ive_over_xv_and_ratio`` (the vMF entropy's one call) equals the two separate functions, values and
+    gradients, from x = 0 through the small-x series (< 1e-5) to 1e5, including float32 inputs."""
+    for dtype in (torch.float64, torch.float32):
+        x = torch.cat([torch.zeros(1), torch.logspace(-8, 5, 40)]).to(dtype)
+        for v in [0.0, 0.5, 1.5, 9.0, 49.0, 511.0]:
+            xa, xb = x.clone().requires_grad_(), x.clone().requires_grad_()
+            log_part, ratio = log_ive_over_xv_and_ratio(v, xa)
+            ref_log, ref_ratio = log_ive_over_xv(v, xb), bessel_ratio(v, xb)
+            tol = 1e-13 if dtype == torch.float64 else 1e-6
+            torch.testing.assert_close(log_part, ref_log, rtol=tol, atol=tol)
+            # the recurrence and the Debye start carry up to ~1e-12 relative; below 1e-5 this uses the (exact) series
+            torch.testing.assert_close(ratio, ref_ratio, rtol=max(tol, 1e-11), atol=1e-300)
+            w = torch.linspace(0.5, 2.0, x.numel(), dtype=dtype)  # weights so the two outputs' gradients mix
+            (ga,) = torch.autograd.grad((log_part * w + ratio * w.flip(0)).sum(), xa)
+            (gb,) = torch.autograd.grad((ref_log * w + ref_ratio * w.flip(0)).sum(), xb)
+            # dA/dx = 1 - A^2 - (2v+1) A / x cancels at small x (to 1/(2v+2)), amplifying A's last-bit
+            # differences between the series and the recurrence by up to ~(2v+1)(2v+2)
+            torch.testing.assert_close(ga, gb, rtol=max(tol, 1e-9), atol=tol)
+
+
+def test_bessel_first_and_second_derivatives_without_recomputation():
+    """The backward passes reuse the ratio of the forward pass instead of running the recurrence again; at small x
+    (the series branch of the log functions) that ratio is the series A_v(x) ~ x / (2v + 2), which must agree with
+    the recurrence at the same x, and the second derivatives must still be exact (gradgradcheck)."""
+    x = torch.tensor([1e-7, 3e-6, 9.9e-6], dtype=DT, requires_grad=True)
+    for v in [0.0, 1.5, 9.0]:
+        for fn, shift in ((log_iv_over_xv, 0.0), (log_ive_over_xv, 1.0)):  # derivatives A_v and A_v - 1
+            (g,) = torch.autograd.grad(fn(v, x).sum(), x)
+            torch.testing.assert_close(g, bessel_ratio(v, x.detach()) - shift, rtol=1e-12, atol=0.0)
+    x = torch.tensor([1e-3, 0.7, 5.0, 60.0], dtype=DT, requires_grad=True)
+    for v in [0.0, 1.5, 45.0]:
+        assert torch.autograd.gradgradcheck(lambda t: bessel_ratio(v, t), (x,))
+        assert torch.autograd.gradgradcheck(lambda t: log_ive_over_xv(v, t), (x,))
+        assert torch.autograd.gradcheck(lambda t: log_ive_over_xv_and_ratio(v, t), (x,))
+        assert torch.autograd.gradgradcheck(lambda t: log_ive_over_xv_and_ratio(v, t), (x,))
 
 
 def test_bessel_rejects_bad_input():

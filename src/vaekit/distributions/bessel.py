@@ -49,7 +49,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-__all__ = ["log_ive", "log_iv", "log_iv_over_xv", "log_ive_over_xv", "bessel_ratio"]
+__all__ = ["log_ive", "log_iv", "log_iv_over_xv", "log_ive_over_xv", "log_ive_over_xv_and_ratio", "bessel_ratio"]
 
 _V0 = 40.0  # smallest order at which the Debye series is used directly
 _N_TERMS = 14
@@ -98,18 +98,26 @@ def _debye_log_ive(v: float, x: Tensor) -> Tensor:
     return head - 0.5 * math.log(2 * math.pi * v) - 0.25 * torch.log1p(z * z) + torch.log(series)
 
 
-def _log_ive_and_ratio(v: float, x: Tensor) -> tuple[Tensor, Tensor]:
-    """(log ive_v(x), I_{v+1}(x)/I_v(x)) for float64 ``x > 0``; no autograd."""
+def _log_ive_and_ratio(v: float, x: Tensor, need_log: bool = True) -> tuple[Tensor | None, Tensor]:
+    """(log ive_v(x), I_{v+1}(x)/I_v(x)) for float64 ``x > 0``; no autograd. ``need_log=False`` skips the log
+    (returns ``None`` for it): the ratio alone needs no logarithm per step of the recurrence."""
     n = max(0, math.ceil(_V0 - v))
     top = v + n
     log_top = _debye_log_ive(top, x)
     r = torch.exp(_debye_log_ive(top + 1, x) - log_top)
-    log_i = log_top
+    log_i = log_top if need_log else None
+    two_over_x = 2 / x
     for j in range(n, 0, -1):
-        order = v + j
-        r = 1 / (2 * order / x + r)  # r_{order-1}
-        log_i = log_i - torch.log(r)
+        r = torch.reciprocal(two_over_x * (v + j) + r)  # r_{order-1}
+        if log_i is not None:
+            log_i = log_i - torch.log(r)
     return log_i, r
+
+
+def _small_x_ratio(v: float, x: Tensor) -> Tensor:
+    r""":math:`A_v(x) = \frac{x}{2(v+1)}\bigl(1 - \frac{x^2}{4(v+1)(v+2)}\bigr) + O(x^5)`: exact in float64 for
+    ``x < 1e-5`` (the next term is below 1e-20 relative)."""
+    return x / (2 * (v + 1)) * (1 - x * x / (4 * (v + 1) * (v + 2)))
 
 
 def _check(v: float, x: Tensor) -> None:
@@ -129,17 +137,18 @@ class _Ratio(torch.autograd.Function):
         x64 = x.detach().double()
         pos = x64 > 0
         xs = torch.where(pos, x64, torch.ones_like(x64))
-        _, r = _log_ive_and_ratio(v, xs)
-        r = torch.where(pos, r, torch.zeros_like(r))
-        ctx.save_for_backward(x)
+        _, r = _log_ive_and_ratio(v, xs, need_log=False)
+        out = torch.where(pos, r, torch.zeros_like(r)).to(x.dtype)
+        # the output is saved, not recomputed in backward: as a saved output it still carries this node's
+        # graph, so double backward differentiates through it
+        ctx.save_for_backward(x, out)
         ctx.v = v
-        return r.to(x.dtype)
+        return out
 
     @staticmethod
     def backward(ctx, grad: Tensor):  # type: ignore[override]
-        (x,) = ctx.saved_tensors
+        x, r = ctx.saved_tensors
         v = ctx.v
-        r = bessel_ratio(v, x)
         pos = x > 0
         xs = torch.where(pos, x, torch.ones_like(x))
         # A' = 1 - A^2 - (2v+1) A / x; the limit at x = 0 is 1/(2v+2)
@@ -154,22 +163,67 @@ class _LogIvOverXv(torch.autograd.Function):
         # below this the two-term series -v log 2 - lgamma(v+1) + x^2/(4(v+1)) is exact to 1e-18 relative
         small = x64 < 1e-5
         xs = torch.where(small, torch.ones_like(x64), x64)
-        log_i, _ = _log_ive_and_ratio(v, xs)
+        log_i, r = _log_ive_and_ratio(v, xs)
         big = log_i + xs - v * torch.log(xs)
         series = -v * math.log(2) - math.lgamma(v + 1) + x64 * x64 / (4 * (v + 1))
         out = torch.where(small, series, big)
         if scaled:  # subtract x in float64, before the cast, so large x loses nothing
             out = out - x64
-        ctx.save_for_backward(x)
+        # the derivative A_v(x) came with the forward's recurrence: kept for a first-order backward
+        ratio = torch.where(small, _small_x_ratio(v, x64.clamp_min(0)), r).to(x.dtype)
+        ctx.save_for_backward(x, ratio)
         ctx.v = v
         ctx.scaled = scaled
         return out.to(x.dtype)
 
     @staticmethod
     def backward(ctx, grad: Tensor):  # type: ignore[override]
-        (x,) = ctx.saved_tensors
-        d = bessel_ratio(ctx.v, x)
+        x, ratio = ctx.saved_tensors
+        # a graph of the backward (double backward) needs A_v(x) as a function of x: recompute it differentiably
+        d = bessel_ratio(ctx.v, x) if torch.is_grad_enabled() else ratio
         return grad * (d - 1 if ctx.scaled else d), None, None
+
+
+class _LogIveOverXvAndRatio(torch.autograd.Function):
+    """Both of :func:`log_ive_over_xv_and_ratio`'s outputs from one recurrence; the ratio is saved as an output,
+    so the backward needs no second recurrence and double backward still differentiates through it."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor, v: float) -> tuple[Tensor, Tensor]:  # type: ignore[override]
+        x64 = x.detach().double()
+        small = x64 < 1e-5  # as _LogIvOverXv: the series there, exact in float64
+        xs = torch.where(small, torch.ones_like(x64), x64)
+        log_i, r = _log_ive_and_ratio(v, xs)
+        series = -v * math.log(2) - math.lgamma(v + 1) + x64 * x64 / (4 * (v + 1))
+        log_part = torch.where(small, series, log_i + xs - v * torch.log(xs)) - x64
+        ratio = torch.where(small, _small_x_ratio(v, x64.clamp_min(0)), r).to(x.dtype)
+        ctx.save_for_backward(x, ratio)
+        ctx.v = v
+        return log_part.to(x.dtype), ratio
+
+    @staticmethod
+    def backward(ctx, grad_log: Tensor, grad_ratio: Tensor):  # type: ignore[override]
+        x, r = ctx.saved_tensors
+        v = ctx.v
+        pos = x > 0
+        xs = torch.where(pos, x, torch.ones_like(x))
+        d_ratio = torch.where(pos, 1 - r * r - (2 * v + 1) * r / xs, torch.full_like(x, 1 / (2 * v + 2)))
+        return grad_log * (r - 1) + grad_ratio * d_ratio, None
+
+
+def log_ive_over_xv_and_ratio(v: float, x: Tensor) -> tuple[Tensor, Tensor]:
+    r"""(:func:`log_ive_over_xv`, :func:`bessel_ratio`) of the same ``x`` from one Bessel recurrence: what the vMF
+    entropy needs, at half the cost of the two calls (the recurrence is most of a vMF training step's latent cost).
+
+    Args:
+        v: order ``>= 0``. x: tensor ``>= 0``.
+
+    Returns:
+        :math:`\log(x^{-v}e^{-x}I_v(x))` and :math:`A_v(x)`, each of ``x``'s shape and dtype; differentiable (also
+        twice) with the derivatives :math:`A_v - 1` and :math:`1 - A_v^2 - (2v+1)A_v/x`.
+    """
+    _check(v, x)
+    return _LogIveOverXvAndRatio.apply(x, float(v))
 
 
 def bessel_ratio(v: float, x: Tensor) -> Tensor:

@@ -10,7 +10,7 @@ from torch import Tensor
 from torch.autograd.function import once_differentiable
 
 from ._sphere import DirectionalDistribution, assemble, householder, uniform_sphere
-from .bessel import bessel_ratio, log_ive_over_xv
+from .bessel import bessel_ratio, log_ive_over_xv, log_ive_over_xv_and_ratio
 
 __all__ = ["VonMisesFisher", "vmf_marginal_dw_dkappa"]
 
@@ -243,8 +243,8 @@ class VonMisesFisher(DirectionalDistribution):
 
     def _entropy64(self) -> Tensor:
         k = self.concentration.double()
-        a = bessel_ratio(self._v, k)
-        return log_ive_over_xv(self._v, k) + (self._v + 1) * math.log(2 * math.pi) + k * (1 - a)
+        log_part, a = log_ive_over_xv_and_ratio(self._v, k)
+        return log_part + (self._v + 1) * math.log(2 * math.pi) + k * (1 - a)
 
     # ----- sampling ------------------------------------------------------------------------------
     def rsample(self, sample_shape: torch.Size | tuple[int, ...] = torch.Size()) -> Tensor:
