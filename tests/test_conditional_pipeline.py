@@ -347,7 +347,8 @@ def test_ais_imputation_pieces_are_saved_and_reused_only_for_the_same_weights(tm
                                            (["--ais-imputation", "0"], "must be ≥ 1"),
                                            (["--ais-imputation", "10", "--ais-models", "vae,gan"], "--ais-models"),
                                            (["--ais-imputation", "10", "--cvae-run", "vae_full"], "--cvae-run"),
-                                           (["--ais-imputation", "10", "--ais-block", "0"], "--ais-block")])
+                                           (["--ais-imputation", "10", "--ais-block", "0"], "--ais-block"),
+                                           (["--ais-imputation", "10", "--eval-n", "0"], "--eval-n")])
 def test_ais_imputation_refuses_bad_arguments_by_name(tmp_path, capsys, args, problem):
     from vaekit.reproduce.conditional import main
 

@@ -319,7 +319,7 @@ def ais_imputation(out: Path, n: int = 100, Ts: tuple[int, ...] = (100, 500), k:
 
     Raises:
         ValueError: an unknown name in ``models``; a ``cvae_run`` that is not a quadrant CVAE of :func:`spec_of`;
-            ``block < 1``.
+            ``block < 1``; no test image (``n < 1``).
     """
     from ..evaluation import ais
     from ..pipeline.conditional import ais_imputation_log_likelihood, imputation_log_likelihood, test_images
@@ -332,6 +332,8 @@ def ais_imputation(out: Path, n: int = 100, Ts: tuple[int, ...] = (100, 500), k:
         raise ValueError(f"--ais-block must be >= 1, got {block}")
     x_all = test_images(data_dir)[0][:n]
     n = int(x_all.shape[0])
+    if n < 1:
+        raise ValueError(f"--eval-n must be >= 1, got {n}")
     mask = make_mask(mask_name)
     runs = {"vae": out / "vae_full", "cvae": out / cvae_run}
     cache = out / "ais_imputation"
@@ -461,6 +463,8 @@ def main(argv: list[str] | None = None) -> None:
             ap.error(f"--ais-imputation: {args.ais_imputation!r} is not a comma-separated list of AIS lengths (integers)")
         if any(T < 1 for T in Ts):
             ap.error(f"--ais-imputation: AIS lengths must be ≥ 1, got {list(Ts)}")
+        if args.eval_n < 1:
+            ap.error(f"--eval-n: must be >= 1, got {args.eval_n}")
         if args.ais_block is not None and args.ais_block < 1:
             ap.error(f"--ais-block: must be >= 1, got {args.ais_block}")
         models = [m.strip() for m in args.ais_models.split(",") if m.strip()]
