@@ -120,6 +120,18 @@ def _small_x_ratio(v: float, x: Tensor) -> Tensor:
     return x / (2 * (v + 1)) * (1 - x * x / (4 * (v + 1) * (v + 2)))
 
 
+def _log_iv_over_xv_and_ratio64(v: float, x64: Tensor) -> tuple[Tensor, Tensor]:
+    """(log(x^{-v} I_v(x)), A_v(x)) for float64 ``x >= 0`` from one recurrence; below 1e-5 both come from their
+    series, exact in float64 there (the log's two-term series -v log 2 - lgamma(v+1) + x^2/(4(v+1)) to 1e-18
+    relative), which also avoids the cancellation of v log x."""
+    small = x64 < 1e-5
+    xs = torch.where(small, torch.ones_like(x64), x64)
+    log_i, r = _log_ive_and_ratio(v, xs)
+    series = -v * math.log(2) - math.lgamma(v + 1) + x64 * x64 / (4 * (v + 1))
+    value = torch.where(small, series, log_i + xs - v * torch.log(xs))
+    return value, torch.where(small, _small_x_ratio(v, x64.clamp_min(0)), r)
+
+
 def _check(v: float, x: Tensor) -> None:
     if not isinstance(v, (int, float)) or isinstance(v, bool):
         raise TypeError(f"the Bessel order v must be a Python number, got {type(v).__name__}")
@@ -160,17 +172,11 @@ class _LogIvOverXv(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x: Tensor, v: float, scaled: bool) -> Tensor:  # type: ignore[override]
         x64 = x.detach().double()
-        # below this the two-term series -v log 2 - lgamma(v+1) + x^2/(4(v+1)) is exact to 1e-18 relative
-        small = x64 < 1e-5
-        xs = torch.where(small, torch.ones_like(x64), x64)
-        log_i, r = _log_ive_and_ratio(v, xs)
-        big = log_i + xs - v * torch.log(xs)
-        series = -v * math.log(2) - math.lgamma(v + 1) + x64 * x64 / (4 * (v + 1))
-        out = torch.where(small, series, big)
+        out, ratio = _log_iv_over_xv_and_ratio64(v, x64)
         if scaled:  # subtract x in float64, before the cast, so large x loses nothing
             out = out - x64
         # the derivative A_v(x) came with the forward's recurrence: kept for a first-order backward
-        ratio = torch.where(small, _small_x_ratio(v, x64.clamp_min(0)), r).to(x.dtype)
+        ratio = ratio.to(x.dtype)
         ctx.save_for_backward(x, ratio)
         ctx.v = v
         ctx.scaled = scaled
@@ -191,12 +197,8 @@ class _LogIveOverXvAndRatio(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x: Tensor, v: float) -> tuple[Tensor, Tensor]:  # type: ignore[override]
         x64 = x.detach().double()
-        small = x64 < 1e-5  # as _LogIvOverXv: the series there, exact in float64
-        xs = torch.where(small, torch.ones_like(x64), x64)
-        log_i, r = _log_ive_and_ratio(v, xs)
-        series = -v * math.log(2) - math.lgamma(v + 1) + x64 * x64 / (4 * (v + 1))
-        log_part = torch.where(small, series, log_i + xs - v * torch.log(xs)) - x64
-        ratio = torch.where(small, _small_x_ratio(v, x64.clamp_min(0)), r).to(x.dtype)
+        log_part, ratio = _log_iv_over_xv_and_ratio64(v, x64)
+        log_part, ratio = log_part - x64, ratio.to(x.dtype)
         ctx.save_for_backward(x, ratio)
         ctx.v = v
         return log_part.to(x.dtype), ratio
