@@ -132,6 +132,14 @@ def _log_iv_over_xv_and_ratio64(v: float, x64: Tensor) -> tuple[Tensor, Tensor]:
     return value, torch.where(small, _small_x_ratio(v, x64.clamp_min(0)), r)
 
 
+def _ratio_derivative(v: float, x: Tensor, r: Tensor) -> Tensor:
+    """:math:`A_v'(x) = 1 - A_v^2 - (2v+1) A_v / x` from ``r = A_v(x)`` (DLMF 10.29.2); its limit at x = 0 is
+    1/(2v+2). Differentiable in ``x`` and ``r``, so a backward built on it can be differentiated again."""
+    pos = x > 0
+    xs = torch.where(pos, x, torch.ones_like(x))
+    return torch.where(pos, 1 - r * r - (2 * v + 1) * r / xs, torch.full_like(x, 1 / (2 * v + 2)))
+
+
 def _check(v: float, x: Tensor) -> None:
     if not isinstance(v, (int, float)) or isinstance(v, bool):
         raise TypeError(f"the Bessel order v must be a Python number, got {type(v).__name__}")
@@ -160,12 +168,7 @@ class _Ratio(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad: Tensor):  # type: ignore[override]
         x, r = ctx.saved_tensors
-        v = ctx.v
-        pos = x > 0
-        xs = torch.where(pos, x, torch.ones_like(x))
-        # A' = 1 - A^2 - (2v+1) A / x; the limit at x = 0 is 1/(2v+2)
-        d = torch.where(pos, 1 - r * r - (2 * v + 1) * r / xs, torch.full_like(x, 1 / (2 * v + 2)))
-        return grad * d, None
+        return grad * _ratio_derivative(ctx.v, x, r), None
 
 
 class _LogIvOverXv(torch.autograd.Function):
@@ -206,11 +209,7 @@ class _LogIveOverXvAndRatio(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_log: Tensor, grad_ratio: Tensor):  # type: ignore[override]
         x, r = ctx.saved_tensors
-        v = ctx.v
-        pos = x > 0
-        xs = torch.where(pos, x, torch.ones_like(x))
-        d_ratio = torch.where(pos, 1 - r * r - (2 * v + 1) * r / xs, torch.full_like(x, 1 / (2 * v + 2)))
-        return grad_log * (r - 1) + grad_ratio * d_ratio, None
+        return grad_log * (r - 1) + grad_ratio * _ratio_derivative(ctx.v, x, r), None
 
 
 def log_ive_over_xv_and_ratio(v: float, x: Tensor) -> tuple[Tensor, Tensor]:
