@@ -80,6 +80,12 @@ class _Decoding(nn.Module):
     def _step_inputs(self, tok: Tensor) -> Tensor:
         return torch.full_like(tok, UNK_ID) if self.word_keep <= 0.0 else tok
 
+    def evaluation_order(self, x: Tensor) -> Tensor:
+        """The rows of ``x`` ``(N, L)`` by sentence length (stable), ``(N,)`` int64: the order in which
+        :func:`vaekit.evaluation.run_estimators` batches them, so each batch's LSTM runs to about its own
+        sentences' length rather than to the longest sentence of a random batch."""
+        return torch.argsort(sentence_lengths(x), stable=True)
+
     def _scores(self, x: Tensor, c: Tensor | None) -> Tensor:
         """``log p(x|c)`` ``(*S, B)``; ``c`` ``(*S, B, C)`` or None."""
         x = _trim(x)

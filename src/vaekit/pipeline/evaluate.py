@@ -188,6 +188,8 @@ def _estimate(run: Any, split: str, x: Tensor, y: Tensor | None, spec: str | Non
            "split": split, "n": int(x.shape[0] if n is None else n), "seed": seed,
            "batch_size": batch_size or ev.batch_size,
            "options": {k: v for k, v in sorted(opts.items()) if k.startswith("ais_")}}
+    if callable(getattr(run.model, "evaluation_order", None)):
+        key["row_order"] = "evaluation_order"  # batches by length: not the results of a row-order evaluation
     done, save = _partial_store(partial, key)
     res = evaluate_model(run.model, x if n is None else x[:n], spec or ev.estimators, seed,
                          batch_size or ev.batch_size, y=y, image_shape=run.image_shape, done=done, on_result=save,
