@@ -444,7 +444,7 @@ def _random_sentences(n, v, max_len, seed):
 
 def test_evaluation_batches_sentences_by_length_and_scores_the_same():
     """run_estimators batches a text model's rows by length (each batch's LSTM then stops near its own
-    sentences' length); the LM's exact log p(x) summed over the rows is the same as in row order."""
+    sentences' length); the mean of the LM's exact log p(x) over the rows is the same as in row order."""
     from vaekit.evaluation import run_estimators
 
     torch.manual_seed(0)
