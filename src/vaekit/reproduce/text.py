@@ -30,19 +30,33 @@ from ..train.outputs import OutputError, refuse_other_settings, refuse_to_drop, 
 __all__ = ["ptb_table", "ssl_run", "ssl_table", "main"]
 
 
-def _train_seconds(run_dir: Path) -> float | None:
-    """Training wall time of a run: the ``time`` of its last training record in ``metrics.jsonl``."""
-    t = None
+def _records(run_dir: Path) -> list[dict[str, Any]]:
+    """The readable records of a run's ``metrics.jsonl`` (none if it has no such file)."""
     p = run_dir / "metrics.jsonl"
+    out = []
     if p.is_file():
         for line in p.read_text().splitlines():
             try:
-                r = json.loads(line)
+                out.append(json.loads(line))
             except json.JSONDecodeError:
                 continue
-            if r.get("split") == "train" and "time" in r:
-                t = r["time"]
+    return out
+
+
+def _train_seconds(run_dir: Path) -> float | None:
+    """Training wall time of a run: the ``time`` of its last training record in ``metrics.jsonl``."""
+    t = None
+    for r in _records(run_dir):
+        if r.get("split") == "train" and "time" in r:
+            t = r["time"]
     return t
+
+
+def _best_val_elbo(run_dir: Path) -> float | None:
+    """The best per-epoch validation ELBO of a run (nats per sentence), what a setting is chosen by (κ, say)
+    without looking at the test set; None without validation records."""
+    vals = [r["elbo"] for r in _records(run_dir) if r.get("split") == "val" and "elbo" in r]
+    return max(vals) if vals else None
 
 
 def paired_nll(run_a: str | Path, run_b: str | Path, seed: int = 1234, batch: int = 100) -> dict[str, Any]:
@@ -110,6 +124,7 @@ def ptb_table(runs_dir: str | Path, out: str | Path, pairs: int = 5, seed: int =
         s = text_summary(run)
         s["summary_seconds"] = round(time.perf_counter() - t0, 1)
         s["train_seconds"] = _train_seconds(run)
+        s["best_val_elbo"] = _best_val_elbo(run)
         s["epochs"] = last["epoch"]
         s["steps"] = last["step"]
         s["model"] = cfg["model"]
