@@ -65,6 +65,30 @@ def test_text_verdicts_follow_the_numbers(tmp_path) -> None:
     assert paper.evidence(tmp_path).claims[0].holds is False
 
 
+def test_the_vmf_kappa_is_chosen_on_validation_and_judged_paired(tmp_path) -> None:
+    """The κ sweep's claim takes the vMF run with the best validation ELBO, whatever its test NLL, and judges its
+    paired difference to the annealed Gaussian at 2 s.e."""
+    _copy(tmp_path, "text_ptb.json", "text_ptb_e8.json")
+    e8 = json.loads((RESULTS / "text_ptb_e8.json").read_text())
+    run = {k: e8["V_long_vmf_k35"][k] for k in ("elbo", "kl", "model")}
+    d = {"B_long_anneal3000_wd": e8["B_long_anneal3000_wd"], "paired": {}}
+    for kappa, val, test_nll in ((10.0, -118.0, 114.0), (20.0, -117.0, 119.0)):
+        name = f"V_long_vmf_k{int(kappa)}"
+        d[name] = json.loads(json.dumps(run))
+        d[name]["model"]["latent"]["fixed_kappa"] = kappa
+        d[name]["best_val_elbo"], d[name]["elbo"]["nll"] = val, test_nll
+    paper, = [p for p in dash.PAPERS if p.key == "xu_durrett"]
+    assert len(paper.evidence(tmp_path).claims) == 3  # no sweep file: the κ = 35 claims only
+    for mean, holds in ((-0.5, True), (0.1, None), (0.5, False)):
+        d["paired"] = {"V_long_vmf_k20-B_long_anneal3000_wd": {"mean": mean, "se": 0.1, "sentences": 3761},
+                       "V_long_vmf_k10-B_long_anneal3000_wd": {"mean": -9.0, "se": 0.1, "sentences": 3761}}
+        (tmp_path / "text_ptb_e8_kappa.json").write_text(json.dumps(d))
+        ev = paper.evidence(tmp_path)
+        claim = ev.claims[-1]
+        assert "κ = 20.0" in claim.ours and claim.holds is holds, mean  # chosen by validation (-117 > -118)
+        assert "text_ptb_e8_kappa.json" in ev.source
+
+
 def _copy(tmp_path: Path, *names: str) -> Path:
     for n in names:
         shutil.copy(RESULTS / n, tmp_path / n)
