@@ -215,3 +215,16 @@ def test_lenet_without_biases_and_the_runner_up_diagnostic(tmp_path, monkeypatch
     assert r["top_class"] == 2 and r["top_share"] == pytest.approx(2 / 3)
     assert r["mean_p_true"] == pytest.approx((0.5 + 0.5 + 0.2) / 3)
     assert r["mean_p_runner_up"] == pytest.approx((0.3 + 0.4 + 0.6) / 3)
+
+
+def test_the_dashboard_budget_names_the_deterministic_nets_epochs_when_they_differ():
+    """A 200-epoch variance network compared with a 100-epoch deterministic one says so in its budget."""
+    from vaekit.reproduce.variance import dashboard
+
+    res = {"variance": {"epochs": 200, "train_seconds": 10.0, "ensemble_accuracy": 0.9, "mean_pass_accuracy": 0.1,
+                        "single_sample_accuracy": 0.45, "single_sample_accuracy_sd": 0.01, "ensemble_ece": 0.5},
+           "deterministic": {"epochs": 100, "train_seconds": 5.0, "ece": 0.01}, "n_test": 10000, "train_ens": 10,
+           "bias": False, "ece_difference": 0.49, "ece_difference_se": 0.01}
+    assert "200 (the deterministic net 100) epochs" in dashboard(res)["budget"]
+    res["deterministic"]["epochs"] = 200
+    assert ", 200 epochs (paper: 200)" in dashboard(res)["budget"]

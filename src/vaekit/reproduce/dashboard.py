@@ -680,7 +680,7 @@ PAPERS: tuple[Paper, ...] = (
           _need("vaekit.models:ACN"), _generic("acn.json"), "stein_acn.md"),
     Paper("variance", "Neklyudov et al. 2018, variance layers", "variance layers", _need("vaekit.nets:LinearVariance"),
           _together(_generic("variance_layers.json"), _generic("variance_layers_nobias_e30.json"),
-                    _generic("variance_layers_nobias_e100.json")),
+                    _generic("variance_layers_nobias_e100.json"), _generic("variance_layers_nobias_e200.json")),
           "objectives_architectures.md"),
     Paper("vhe", "Hewitt et al. 2018, variational homoencoder", "Variational Homoencoder",
           _need("vaekit.models:HomoEncoder"), lambda r: _sets(r, "vhe"), "sets.md"),

@@ -308,7 +308,9 @@ def dashboard(res: dict[str, Any]) -> dict[str, Any]:
     layout = "" if res.get("bias", True) else ", dense layers without biases (the authors' layout)"
     # the claims of a file of another layout read apart from the 5-epoch file's on the dashboard
     tag = "" if res.get("bias", True) else f" (no dense biases, {v['epochs']} epochs)"
-    return {"budget": f"LeNet-5{layout}, {v['epochs']} epochs (paper: 200), batch 200, {res.get('train_ens', 1)} noise "
+    # the deterministic net of a longer run may be an earlier run's (its epochs are then said)
+    epochs = f"{v['epochs']}" + ("" if d["epochs"] == v["epochs"] else f" (the deterministic net {d['epochs']})")
+    return {"budget": f"LeNet-5{layout}, {epochs} epochs (paper: 200), batch 200, {res.get('train_ens', 1)} noise "
                       "sample(s) per training example, 1 seed, 10,000 test images, "
                       f"{round(v['train_seconds'] + d['train_seconds'])} s of training on 1 CPU thread",
             "claims": [
