@@ -429,8 +429,8 @@ def _kappa_sweep(results: Path) -> Claim | None:
     pv = (d.get("paired") or {}).get(f"{name}-{_PTB_E8['B']}")
     if pv is None:
         return None
-    kappas = ", ".join(str(v["model"]["latent"]["fixed_kappa"]) for v in runs.values())
-    k = runs[name]["model"]["latent"]["fixed_kappa"]
+    kappas = ", ".join(f"{k:g}" for k in sorted(v["model"]["latent"]["fixed_kappa"] for v in runs.values()))
+    k = f"{runs[name]['model']['latent']['fixed_kappa']:g}"
     return Claim(f"the vMF VAE with κ chosen by validation ELBO (κ ∈ {{{kappas}}}) matches or beats the annealed "
                  "Gaussian VAE in NLL", f"κ = {k}: {_nll(runs[name])[0]:.2f} vs {_nll(d[_PTB_E8['B']])[0]:.2f} nats "
                  f"(vMF − Gaussian {pv['mean']:+.2f} ± {pv['se']:.2f}, paired over {pv['sentences']} sentences; KL "
