@@ -30,32 +30,19 @@ from ..train.outputs import OutputError, refuse_other_settings, refuse_to_drop, 
 __all__ = ["ptb_table", "ssl_run", "ssl_table", "main"]
 
 
-def _records(run_dir: Path) -> list[dict[str, Any]]:
-    """The readable records of a run's ``metrics.jsonl`` (none if it has no such file)."""
-    p = run_dir / "metrics.jsonl"
-    out = []
-    if p.is_file():
-        for line in p.read_text().splitlines():
-            try:
-                out.append(json.loads(line))
-            except json.JSONDecodeError:
-                continue
-    return out
-
-
-def _train_seconds(run_dir: Path) -> float | None:
-    """Training wall time of a run: the ``time`` of its last training record in ``metrics.jsonl``."""
+def _train_seconds(records: list[dict[str, Any]]) -> float | None:
+    """Training wall time of a run from its metrics records: the ``time`` of its last training record."""
     t = None
-    for r in _records(run_dir):
+    for r in records:
         if r.get("split") == "train" and "time" in r:
             t = r["time"]
     return t
 
 
-def _best_val_elbo(run_dir: Path) -> float | None:
-    """The best per-epoch validation ELBO of a run (nats per sentence), what a setting is chosen by (κ, say)
-    without looking at the test set; None without validation records."""
-    vals = [r["elbo"] for r in _records(run_dir) if r.get("split") == "val" and "elbo" in r]
+def _best_val_elbo(records: list[dict[str, Any]]) -> float | None:
+    """The best per-epoch validation ELBO in a run's metrics records (nats per sentence), what a setting is chosen
+    by (κ, say) without looking at the test set; None without validation records."""
+    vals = [r["elbo"] for r in records if r.get("split") == "val" and "elbo" in r]
     return max(vals) if vals else None
 
 
@@ -103,6 +90,7 @@ def ptb_table(runs_dir: str | Path, out: str | Path, pairs: int = 5, seed: int =
     from ..models.text import TextVAE
     from ..pipeline import evaluate_run
     from ..pipeline.text import generate_text, homotopy_pairs, open_text_run, text_summary
+    from ..train import read_metrics
 
     res: dict[str, Any] = {}
     finished = []
@@ -123,8 +111,9 @@ def ptb_table(runs_dir: str | Path, out: str | Path, pairs: int = 5, seed: int =
         t0 = time.perf_counter()
         s = text_summary(run)
         s["summary_seconds"] = round(time.perf_counter() - t0, 1)
-        s["train_seconds"] = _train_seconds(run)
-        s["best_val_elbo"] = _best_val_elbo(run)
+        records = read_metrics(run) if (run / "metrics.jsonl").is_file() else []
+        s["train_seconds"] = _train_seconds(records)
+        s["best_val_elbo"] = _best_val_elbo(records)
         s["epochs"] = last["epoch"]
         s["steps"] = last["step"]
         s["model"] = cfg["model"]
