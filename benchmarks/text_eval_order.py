@@ -57,6 +57,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     means: dict[str, float] = {}
 
     def block(ordered: bool):
+        tag = "by_length" if ordered else "row_order"
+
         def run() -> None:
             if not ordered:
                 model.evaluation_order = None  # an instance attribute that hides the method: row order
@@ -64,8 +66,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 r = run_estimators(model, x, spec, seed=0, batch_size=a.batch_size)[spec]
             finally:
                 model.__dict__.pop("evaluation_order", None)
-            means["by_length" if ordered else "row_order"] = r["mean"]
-            means[("by_length" if ordered else "row_order") + "_stderr"] = r["stderr"]
+            means[tag], means[tag + "_stderr"] = r["mean"], r["stderr"]
         return run
 
     timing = interleave({"by_length": block(True), "row_order": block(False)}, a.rounds, label="text_eval_order",
